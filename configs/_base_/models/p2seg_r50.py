@@ -1,0 +1,83 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+# P2Seg network with ResNet-50 + Panoptic-DeepLab decoder (METHOD §2.2).
+custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+
+num_classes = 20
+model = dict(
+    type='P2Seg',
+    data_preprocessor=dict(
+        type='P2SegDataPreprocessor',
+        # ImageNet mean/std (METHOD §1.3); images are loaded as BGR.
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32,
+        seg_pad_value=255,
+        s2i_pad_value=0),
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        style='pytorch',
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
+    neck=dict(
+        type='P2SegDeepLabDecoder',
+        in_channels=[256, 512, 1024, 2048],
+        channels=256,
+        aspp_channels=256,
+        aspp_dilations=(3, 6, 9),
+        proj_channels=(128, 64, 32),
+        dropout_ratio=0.5,
+        # BN momentum of the release's ResNet decoder (METHOD §2.2).
+        norm_cfg=dict(type='BN', momentum=0.01)),
+    # Heads: conv3x3 -> ReLU -> conv1x1, init N(0, 0.001^2) (METHOD §2.1).
+    semantic_head=dict(
+        type='P2SegSemanticHead',
+        num_classes=num_classes,
+        in_channels=256,
+        feat_channels=256,
+        top_k_percent=0.2,
+        ignore_index=255,
+        loss_weight=1.0),
+    center_offset_head=dict(
+        type='P2SegCenterOffsetHead',
+        num_classes=num_classes,
+        in_channels=256,
+        feat_channels=256,
+        # Loss weights (METHOD §5): centre 0 on VOC / 200 on COCO; each
+        # offset term 0.5 x 0.01.
+        loss_center_weight=0.0,
+        loss_offset_static_weight=0.005,
+        loss_offset_online_weight=0.005),
+    affinity_head=dict(
+        type='P2SegAffinityHead',
+        in_channels=256,
+        embed_dims=256,
+        # Stream the N x N affinity in row blocks (METHOD §0.5).
+        blockwise=True,
+        block_size=1024,
+        loss_sem_weight=0.5,
+        loss_inst_weight=0.5),
+    # Online S2I target generator (METHOD §3.3).
+    online_target=dict(type='OnlineS2ITarget'),
+    # MDM switches (METHOD §0.4, §11).
+    train_cfg=dict(
+        num_stages=1,
+        use_online_s2i=True,
+        use_i2s=True,
+        use_inst_affinity=True,
+        aff_stride=4),
+    # Test-time decoding (METHOD §6): one mask per given point; 'center'
+    # decodes centre peaks instead (no points needed).
+    test_cfg=dict(
+        mode='point',
+        fallback_half_size=32,
+        fallback_score=0.5,
+        center_threshold=0.1,
+        nms_kernel=7,
+        top_k=200,
+        min_area=0))

@@ -1,0 +1,47 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+# Small CPU demo: ResNet-18 (32 base channels, random init), small decoder,
+# 64-d affinity, 2 cell classes, 300 iterations of 4 x 256^2 crops.
+_base_ = [
+    '../_base_/models/p2seg_r50.py',
+    '../_base_/datasets/demo_cells_point.py',
+    '../_base_/schedules/p2seg_50k.py', '../_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+
+num_classes = 2
+max_iters = 300
+model = dict(
+    backbone=dict(depth=18, base_channels=32, init_cfg=None),
+    neck=dict(
+        in_channels=[32, 64, 128, 256],
+        channels=64,
+        aspp_channels=64,
+        proj_channels=(32, 16, 8),
+        norm_cfg=dict(type='BN')),
+    semantic_head=dict(
+        num_classes=num_classes, in_channels=64, feat_channels=64),
+    center_offset_head=dict(
+        num_classes=num_classes, in_channels=64, feat_channels=64),
+    affinity_head=dict(in_channels=64, embed_dims=64))
+
+optim_wrapper = dict(
+    optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=50),
+    dict(
+        type='PolyLR',
+        power=0.9,
+        eta_min=0,
+        by_epoch=False,
+        begin=0,
+        end=max_iters)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(by_epoch=False, interval=max_iters))
+auto_scale_lr = dict(enable=False, base_batch_size=4)
+
+randomness = dict(seed=3407)

@@ -1,0 +1,11 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+# P2Seg stage A (MDM network), ResNet-50 + DeepLab decoder, VOC 2012
+# train_aug points + semantic pseudo-maps, 50k iterations at 8 images.
+_base_ = [
+    '../_base_/models/p2seg_r50.py',
+    '../_base_/datasets/voc_instance_point.py',
+    '../_base_/schedules/p2seg_50k.py', '../_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+
+randomness = dict(seed=3407)

@@ -1,0 +1,101 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+# Stage 2 on the offline demo cells (E. coli, HeLa nuclei): stock Mask R-CNN
+# FPN shrunk to run on 2 CPU cores (ResNet-18 trained from scratch: no
+# download, 512 px images, 300 iterations, one evaluation at the end).
+custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+
+data_root = 'data/demo_cells/'
+metainfo = dict(classes=('ecoli', 'hela_nucleus'))
+# Written by tools/export_pseudo_masks.py from the stage-1 demo model.
+pseudo_ann_file = 'annotations/train_p2seg_pseudo.json'
+val_ann_file = 'annotations/val_gt.json'
+image_scale = (512, 512)
+max_iters = 300
+
+# ResNet-18 without pretrained weights: train every stage and its BN.
+model = dict(
+    backbone=dict(
+        depth=18, frozen_stages=-1, norm_eval=False, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512]),
+    roi_head=dict(
+        bbox_head=dict(num_classes=2), mask_head=dict(num_classes=2)),
+    # A HeLa frame holds about 160 nuclei: keep more than 100 per image.
+    test_cfg=dict(rcnn=dict(max_per_img=300)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file=pseudo_ann_file,
+        data_prefix=dict(img='images/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file=val_ann_file,
+        data_prefix=dict(img='images/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = [
+    dict(
+        type='CocoMetric', ann_file=data_root + val_ann_file,
+        metric='segm'),
+    dict(
+        type='VOCInstanceMetric',
+        ann_file=data_root + val_ann_file,
+        iou_thrs=[0.25, 0.5, 0.7, 0.75])
+]
+test_evaluator = val_evaluator
+
+# Short iteration-based schedule: warm-up, then two LR steps.
+train_cfg = dict(
+    _delete_=True,
+    type='IterBasedTrainLoop',
+    max_iters=max_iters,
+    val_interval=max_iters)
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=50),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_iters,
+        by_epoch=False,
+        milestones=[200, 270],
+        gamma=0.1)
+]
+optim_wrapper = dict(
+    optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+
+# NOTE: `auto_scale_lr` is for automatically scaling LR,
+# USER SHOULD NOT CHANGE ITS VALUES.
+# base_batch_size = (1 CPU process) x (2 samples per process)
+auto_scale_lr = dict(base_batch_size=2)

@@ -1,0 +1,196 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Point-aware versions of mmdet's geometric transforms.
+
+mmdet's transforms move images, boxes, masks and ``gt_seg_map`` but not
+points; they record the change of coordinates in ``homography_matrix``.
+Each ``Point*`` transform here runs the stock transform and maps
+``gt_points`` (continuous ``(x, y)`` pixel coordinates, see
+``docs/design.md``) by ``H_after @ inv(H_before)``. This is exact for the
+conventions mmdet uses: resize ``x' = x * sx``, horizontal flip
+``x' = W - x``, crop ``x' = x - x0``; padding (bottom/right only) does not
+move coordinates. Points that end outside the new image
+(``not (0 <= x < W and 0 <= y < H)``) get ``gt_ignore_flags = True``; points
+are never removed from the arrays, so labels and flags stay aligned.
+"""
+from typing import Optional
+
+import numpy as np
+from mmcv.transforms import RandomChoiceResize, RandomResize
+
+from mmdet.datasets.transforms import Pad, RandomCrop, RandomFlip, Resize
+from mmdet.registry import TRANSFORMS
+
+
+class PointTransformMixin:
+    """Map ``gt_points`` by the homography the wrapped transform records.
+
+    Put it first in the bases, before the mmdet/mmcv transform class.
+
+    Required Keys:
+
+    - img
+    - gt_points (np.float32, optional): shape (N, 2)
+    - gt_ignore_flags (bool, optional): shape (N,)
+    - homography_matrix (np.float32, optional): shape (3, 3)
+
+    Modified Keys:
+
+    - gt_points
+    - gt_ignore_flags (created if absent and there are points)
+    - everything the wrapped transform modifies
+    """
+
+    def _expects_homography(self, results: dict) -> bool:
+        """Whether the wrapped transform must have recorded a new
+        ``homography_matrix`` (guards against a silent no-op mapping)."""
+        return True
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Run the wrapped transform, then map the points.
+
+        Args:
+            results (dict): Result dict of the pipeline.
+
+        Returns:
+            dict | None: The transformed results, or None when the wrapped
+            transform rejects the sample (e.g. mmdet ``RandomCrop`` without
+            any box left), so the dataset draws another one.
+        """
+        h_before = results.get('homography_matrix', None)
+        results = super().transform(results)
+        if results is None:
+            return None
+        h_after = results.get('homography_matrix', None)
+        if self._expects_homography(results) and (h_after is None
+                                                  or h_after is h_before):
+            raise RuntimeError(
+                f'{type(self).__name__}: the wrapped transform did not record '
+                'homography_matrix, so points cannot be moved. Use mmdet '
+                'transforms (e.g. resize_type="Resize" built from mmdet\'s '
+                'registry), not the mmcv ones.')
+        if results.get('gt_points', None) is not None:
+            matrix = _relative_homography(h_before, h_after)
+            self._map_points(results, matrix)
+        return results
+
+    @staticmethod
+    def _map_points(results: dict, matrix: Optional[np.ndarray]) -> None:
+        """Apply ``matrix`` to ``gt_points`` and flag points outside."""
+        points = np.asarray(results['gt_points'], dtype=np.float32)
+        points = points.reshape(-1, 2)
+        if matrix is not None and len(points):
+            homo = np.concatenate(
+                [points.astype(np.float64),
+                 np.ones((len(points), 1))], axis=1) @ matrix.T
+            points = (homo[:, :2] / homo[:, 2:3]).astype(np.float32)
+        height, width = results['img_shape'][:2]
+        inside = ((points[:, 0] >= 0) & (points[:, 0] < width)
+                  & (points[:, 1] >= 0) & (points[:, 1] < height))
+        flags = results.get('gt_ignore_flags', None)
+        if flags is None:
+            flags = np.zeros(len(points), dtype=bool)
+        results['gt_points'] = points
+        results['gt_ignore_flags'] = np.asarray(flags, dtype=bool) | ~inside
+
+
+def _relative_homography(
+        h_before: Optional[np.ndarray],
+        h_after: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """``H_after @ inv(H_before)`` in float64; None means identity."""
+    if h_after is None or h_after is h_before:
+        return None
+    h_after = np.asarray(h_after, dtype=np.float64)
+    if h_before is None:
+        return h_after
+    return h_after @ np.linalg.inv(np.asarray(h_before, dtype=np.float64))
+
+
+@TRANSFORMS.register_module()
+class PointResize(PointTransformMixin, Resize):
+    """mmdet :class:`Resize` that also rescales ``gt_points``.
+
+    Args are those of mmdet ``Resize``.
+    """
+
+
+class _MMDetResizeMixin:
+    """Rebuild the inner resize of mmcv's random resizes from mmdet's
+    registry, so ``resize_type='Resize'`` is mmdet's ``Resize`` (which
+    records ``homography_matrix``) whatever the default scope."""
+
+    def _build_mmdet_resize(self) -> None:
+        if str(self.resize_cfg['type']).startswith('Point'):
+            raise ValueError(
+                f'{type(self).__name__} maps the points itself: use '
+                f'resize_type="Resize", not {self.resize_cfg["type"]!r}.')
+        cfg = dict(self.resize_cfg)
+        if cfg['type'] in ('Resize', 'mmdet.Resize', Resize):
+            cfg.pop('type')
+            self.resize = Resize(scale=0, **cfg)
+        else:
+            self.resize = TRANSFORMS.build({'scale': 0, **cfg})
+
+
+@TRANSFORMS.register_module()
+class PointRandomResize(PointTransformMixin, _MMDetResizeMixin, RandomResize):
+    """mmcv :class:`RandomResize` (inner mmdet ``Resize``) that also rescales
+    ``gt_points``.
+
+    Args are those of mmcv ``RandomResize``; ``resize_kwargs`` (e.g.
+    ``keep_ratio``) go to mmdet ``Resize``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._build_mmdet_resize()
+
+
+@TRANSFORMS.register_module()
+class PointRandomChoiceResize(PointTransformMixin, _MMDetResizeMixin,
+                              RandomChoiceResize):
+    """mmcv :class:`RandomChoiceResize` (inner mmdet ``Resize``) that also
+    rescales ``gt_points``.
+
+    Args are those of mmcv ``RandomChoiceResize``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._build_mmdet_resize()
+
+
+@TRANSFORMS.register_module()
+class PointRandomFlip(PointTransformMixin, RandomFlip):
+    """mmdet :class:`RandomFlip` that also flips ``gt_points``
+    (horizontal: ``x' = W - x``).
+
+    Args are those of mmdet ``RandomFlip``.
+    """
+
+    def _expects_homography(self, results: dict) -> bool:
+        # mmcv's RandomFlip records nothing when it does not flip.
+        return bool(results.get('flip', False))
+
+
+@TRANSFORMS.register_module()
+class PointRandomCrop(PointTransformMixin, RandomCrop):
+    """mmdet :class:`RandomCrop` that also shifts ``gt_points`` and flags the
+    points cropped away (they stay in the arrays).
+
+    Without ``gt_bboxes`` (the P2Seg pipeline) the crop is never rejected,
+    as in the release: a crop may hold no point. Args are those of mmdet
+    ``RandomCrop``.
+    """
+
+
+@TRANSFORMS.register_module()
+class PointPad(PointTransformMixin, Pad):
+    """mmdet :class:`Pad` that keeps ``gt_points`` consistent.
+
+    Padding is added at the bottom/right, so coordinates do not change; the
+    points' inside test is redone on the padded ``img_shape``. Args are those
+    of mmdet ``Pad``.
+    """
+
+    def _expects_homography(self, results: dict) -> bool:
+        return False

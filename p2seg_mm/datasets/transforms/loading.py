@@ -1,0 +1,181 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+import io
+from typing import Optional, Tuple
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.fileio import exists, get
+from PIL import Image
+
+from mmdet.registry import TRANSFORMS
+
+# PIL modes that hold one integer index per pixel.
+_INDEX_MODES = ('P', 'L', '1', 'I', 'I;16', 'I;16B', 'I;16L')
+
+
+@TRANSFORMS.register_module()
+class LoadP2SegAnnotations(BaseTransform):
+    """Load the points and the semantic pseudo-map of one image.
+
+    Points come from ``results['instances']`` (made by
+    :class:`CocoPointDataset`); the pseudo-map is a single-channel PNG
+    (``0`` = background, ``c + 1`` = class ``c``, ``255`` = ignore). Palette
+    ('P' mode) PNGs give their palette indices, not colours. Run it after
+    ``LoadImageFromFile``: the map must have the image's size.
+
+    Required Keys:
+
+    - instances (list[dict]): each with ``point`` ``[x, y]``,
+      ``bbox_label`` and ``ignore_flag``
+    - seg_map_path (str, only with ``with_seg=True``)
+    - img_shape or ori_shape (optional, used to check the map size)
+
+    Modified Keys:
+
+    - seg_fields (appended ``'gt_seg_map'``, only with ``with_seg=True``)
+
+    Added Keys:
+
+    - gt_points (np.float32): shape (N, 2), ``(x, y)`` per point
+    - gt_points_labels (np.int64): shape (N,), 0-based class
+    - gt_ignore_flags (bool): shape (N,), True for crowd points
+    - gt_seg_map (np.uint8): shape (H, W) (only with ``with_seg=True``)
+    - ignore_index (int): 255 (only with ``with_seg=True``)
+
+    Args:
+        with_seg (bool): Whether to load the semantic pseudo-map.
+            Defaults to True.
+        num_classes (int, optional): Number of foreground classes C. When
+            given, the map may only hold ``0..C`` and ``255``. Defaults to
+            None (values not checked).
+        backend_args (dict, optional): Arguments of the file backend.
+            Defaults to None.
+    """
+
+    ignore_index = 255
+
+    def __init__(self,
+                 with_seg: bool = True,
+                 num_classes: Optional[int] = None,
+                 backend_args: Optional[dict] = None) -> None:
+        if num_classes is not None and not 0 < num_classes < 255:
+            raise ValueError(
+                f'num_classes must be in 1..254, got {num_classes}.')
+        self.with_seg = with_seg
+        self.num_classes = num_classes
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> dict:
+        """Add the point arrays and, optionally, ``gt_seg_map``.
+
+        Args:
+            results (dict): Result dict from the dataset.
+
+        Returns:
+            dict: ``results`` with the added keys.
+        """
+        self._load_points(results)
+        if self.with_seg:
+            self._load_seg_map(results)
+        return results
+
+    @staticmethod
+    def _load_points(results: dict) -> None:
+        """Turn ``results['instances']`` into the point arrays."""
+        instances = results.get('instances', [])
+        points, labels, flags = [], [], []
+        for i, instance in enumerate(instances):
+            if 'point' not in instance:
+                raise ValueError(
+                    f'{results.get("img_path")}: instance {i} has no '
+                    '"point". Fix: load the data with CocoPointDataset.')
+            points.append(instance['point'])
+            labels.append(instance['bbox_label'])
+            flags.append(bool(instance.get('ignore_flag', 0)))
+        results['gt_points'] = np.array(
+            points, dtype=np.float32).reshape(-1, 2)
+        results['gt_points_labels'] = np.array(labels, dtype=np.int64)
+        results['gt_ignore_flags'] = np.array(flags, dtype=bool)
+
+    def _load_seg_map(self, results: dict) -> None:
+        """Read, check and store the semantic pseudo-map."""
+        path = results.get('seg_map_path')
+        if path is None:
+            raise ValueError(
+                f'{results.get("img_path")}: no seg_map_path. Fix: set '
+                'data_prefix=dict(seg=...) in the dataset config or use '
+                'LoadP2SegAnnotations(with_seg=False).')
+        if not exists(path, backend_args=self.backend_args):
+            raise FileNotFoundError(
+                f'Semantic pseudo-map {path} does not exist. Fix: create it '
+                'or point data_prefix["seg"] / seg_map_suffix at the '
+                'pseudo-map folder.')
+        seg_map = self._read_index_png(path)
+        expected = _expected_shape(results)
+        if expected is not None and seg_map.shape != expected:
+            raise ValueError(
+                f'Semantic pseudo-map {path} has size {seg_map.shape} '
+                f'(H, W) but its image {results.get("img_path")} has '
+                f'{expected}. Fix: write the map at the image resolution.')
+        self._check_values(seg_map, path)
+        results['gt_seg_map'] = seg_map.astype(np.uint8)
+        results['ignore_index'] = self.ignore_index
+        seg_fields = results.setdefault('seg_fields', [])
+        if 'gt_seg_map' not in seg_fields:
+            seg_fields.append('gt_seg_map')
+
+    def _read_index_png(self, path: str) -> np.ndarray:
+        """Read a single-channel index image as an integer (H, W) array."""
+        with Image.open(io.BytesIO(get(path, self.backend_args))) as img:
+            mode = img.mode
+            if mode not in _INDEX_MODES:
+                raise ValueError(
+                    f'Semantic pseudo-map {path} has PIL mode {mode!r}; it '
+                    'must be a single-channel index PNG (mode L or P) whose '
+                    'values are 0 = background, c + 1 = class c, 255 = '
+                    'ignore. Fix: save the label array itself, not a '
+                    'colour rendering (RGB/RGBA) of it.')
+            seg_map = np.array(img)
+        if seg_map.dtype == bool:
+            seg_map = seg_map.astype(np.uint8)
+        if seg_map.ndim != 2 or not np.issubdtype(seg_map.dtype, np.integer):
+            raise ValueError(
+                f'Semantic pseudo-map {path} is not a (H, W) integer map '
+                f'(shape {seg_map.shape}, dtype {seg_map.dtype}). Fix: save '
+                'a single-channel uint8 index PNG.')
+        return seg_map
+
+    def _check_values(self, seg_map: np.ndarray, path: str) -> None:
+        """Check that the map only holds 0..C and 255."""
+        values = np.unique(seg_map)
+        if self.num_classes is None:
+            bad = values[(values < 0) | (values > 255)]
+        else:
+            bad = values[((values < 0) | (values > self.num_classes))
+                         & (values != self.ignore_index)]
+        if bad.size:
+            if self.num_classes is None:
+                allowed = '0..255 (uint8)'
+            else:
+                allowed = (f'0 (background), 1..{self.num_classes} (class '
+                           f'+ 1) and {self.ignore_index} (ignore)')
+            raise ValueError(
+                f'Semantic pseudo-map {path} holds values {bad.tolist()[:10]}'
+                f'; allowed are {allowed}. Fix the map or num_classes.')
+
+    def __repr__(self) -> str:
+        repr_str = self.__class__.__name__
+        repr_str += f'(with_seg={self.with_seg}, '
+        repr_str += f'num_classes={self.num_classes}, '
+        repr_str += f'backend_args={self.backend_args})'
+        return repr_str
+
+
+def _expected_shape(results: dict) -> Optional[Tuple[int, int]]:
+    """(H, W) the map must have: the loaded image's, if known."""
+    for key in ('img_shape', 'ori_shape'):
+        if results.get(key) is not None:
+            return tuple(int(v) for v in results[key][:2])
+    if results.get('height') is not None and results.get('width'):
+        return int(results['height']), int(results['width'])
+    return None

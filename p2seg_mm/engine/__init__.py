@@ -1,0 +1,2 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+from . import hooks  # noqa: F401

@@ -1,0 +1,289 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""P2Seg stage-A network: MDM (S2I + I2S) as an MMDetection detector."""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from mmdet.models.detectors import BaseDetector
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from ..task_modules.target_generators.affinity_target import (
+    instance_membership, semantic_membership)
+from .p2seg_utils import (decode_single, image_labels, points_of,
+                          refine_channels, refined_semantic_map,
+                          resize_bilinear, s2i_coverage, stack_s2i,
+                          stack_sem_seg)
+
+DEFAULT_TRAIN_CFG = dict(
+    num_stages=1,
+    use_online_s2i=True,
+    use_i2s=True,
+    use_inst_affinity=True,
+    aff_stride=4)
+DEFAULT_TEST_CFG = dict(
+    mode='point',
+    fallback_half_size=32,
+    fallback_score=0.5,
+    center_threshold=0.1,
+    nms_kernel=7,
+    top_k=200,
+    min_area=0)
+
+
+@MODELS.register_module()
+class P2Seg(BaseDetector):
+    """Implementation of `P2Seg <https://arxiv.org/abs/2401.09709>`_.
+
+    ``backbone -> neck`` gives one stride-4 feature; the semantic, centre /
+    offset and affinity heads run on it. Training runs ``num_stages`` MDM
+    stages (METHOD §0.4): S2I groups the foreground by the predicted offsets
+    (online targets + instance ids), I2S refines the semantic map by a random
+    walk on the affinity; stage k's refined map is stage k+1's S2I
+    foreground and stage k+1's walk starts from stage k's probabilities.
+
+    Args:
+        backbone (dict): Backbone config.
+        neck (dict): Neck returning a one-tuple stride-4 map.
+        semantic_head (dict): ``P2SegSemanticHead`` config.
+        center_offset_head (dict): ``P2SegCenterOffsetHead`` config.
+        affinity_head (dict, optional): ``P2SegAffinityHead`` config;
+            required when ``train_cfg.use_i2s``. Defaults to None.
+        online_target (dict): TASK_UTILS config of the online S2I target.
+            Defaults to ``dict(type='OnlineS2ITarget')``.
+        train_cfg (dict, optional): ``num_stages`` (K, default 1),
+            ``use_online_s2i``, ``use_i2s``, ``use_inst_affinity`` (T2),
+            ``aff_stride`` (4).
+        test_cfg (dict, optional): ``mode`` ('point' or 'center'),
+            ``fallback_half_size``, ``fallback_score`` (point mode),
+            ``center_threshold``, ``nms_kernel``, ``top_k``, ``min_area``
+            (center mode).
+        data_preprocessor (dict, optional): Defaults to None.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 neck: OptConfigType,
+                 semantic_head: ConfigType,
+                 center_offset_head: ConfigType,
+                 affinity_head: OptConfigType = None,
+                 online_target: ConfigType = dict(type='OnlineS2ITarget'),
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self.semantic_head = MODELS.build(semantic_head)
+        self.center_offset_head = MODELS.build(center_offset_head)
+        self.affinity_head = MODELS.build(affinity_head) \
+            if affinity_head is not None else None
+        self.online_target = TASK_UTILS.build(online_target)
+        self.train_cfg = {**DEFAULT_TRAIN_CFG, **dict(train_cfg or {})}
+        self.test_cfg = {**DEFAULT_TEST_CFG, **dict(test_cfg or {})}
+        if self.train_cfg['use_i2s'] and self.affinity_head is None:
+            raise ValueError('train_cfg.use_i2s=True needs an affinity_head; '
+                             'add one or set use_i2s=False.')
+        if int(self.train_cfg['num_stages']) < 1:
+            raise ValueError('train_cfg.num_stages must be >= 1, got '
+                             f'{self.train_cfg["num_stages"]}.')
+        if self.test_cfg['mode'] not in ('point', 'center'):
+            raise ValueError("test_cfg.mode must be 'point' or 'center', "
+                             f"got {self.test_cfg['mode']!r}.")
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        """(B, 3, H, W) -> one-tuple (B, C_feat, H/4, W/4)."""
+        x = self.backbone(batch_inputs)
+        return self.neck(x) if self.neck is not None else x
+
+    def _forward(self,
+                 batch_inputs: Tensor,
+                 batch_data_samples: Optional[SampleList] = None
+                 ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+        """Raw stride-4 outputs (no ground truth is read).
+
+        Returns:
+            tuple: ``sem_logits`` (B, C+1, h, w), ``center`` (B, C, h, w),
+            ``offset`` (B, 2, h, w) in input pixels, ``embedding``
+            (B, D, h, w) or None without an affinity head.
+        """
+        feats = self.extract_feat(batch_inputs)
+        sem_logits = self.semantic_head(feats)
+        center, offset = self.center_offset_head(feats)
+        embed = self.affinity_head(feats) \
+            if self.affinity_head is not None else None
+        return sem_logits, center, offset, embed
+
+    # ------------------------------------------------------------- training
+    def _online_s2i(self, offset: Tensor, fg_map: Tensor,
+                    batch_data_samples: SampleList
+                    ) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        """Online S2I targets of the batch (no gradient).
+
+        Returns:
+            tuple: offset targets (B, 2, H, W), weights (B, 1, H, W) and the
+            per-image (H, W) instance-id maps.
+        """
+        targets, weights, ids = [], [], []
+        for off, seg, sample in zip(offset, fg_map, batch_data_samples):
+            points, labels = points_of(sample)
+            target, weight, inst = self.online_target(
+                off.detach(), seg, points.to(off.device),
+                labels.to(off.device))
+            targets.append(target)
+            weights.append(weight)
+            ids.append(inst)
+        return torch.stack(targets), torch.stack(weights), ids
+
+    def _inst_memberships(self, ids: List[Tensor],
+                          batch_data_samples: SampleList) -> List[Tensor]:
+        stride = self.train_cfg['aff_stride']
+        return [
+            instance_membership(inst, len(sample.gt_instances), stride)
+            for inst, sample in zip(ids, batch_data_samples)
+        ]
+
+    def loss(self, batch_inputs: Tensor,
+             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Losses of ``num_stages`` MDM stages (METHOD §3-§5, §0.4).
+
+        Returns:
+            dict[str, Tensor]: ``loss_sem_seg``, ``loss_center``,
+            ``loss_offset_static`` and, when switched on,
+            ``loss_offset_online``, ``loss_affinity_sem``,
+            ``loss_affinity_inst``; plus the ``s2i_coverage`` diagnostic.
+        """
+        sem_logits, center, offset, embed = self._forward(batch_inputs)
+        size = batch_inputs.shape[-2:]
+        gt_sem = stack_sem_seg(batch_data_samples, size).to(offset.device)
+        labels = [
+            image_labels(s).to(offset.device) for s in batch_data_samples
+        ]
+        offset = resize_bilinear(offset, size)
+        losses = self._static_s2i_losses(
+            resize_bilinear(center, size), offset, batch_data_samples)
+        log_probs, stage_losses = self._mdm_stages(sem_logits, offset, embed,
+                                                   gt_sem, labels,
+                                                   batch_data_samples)
+        losses.update(stage_losses)
+        # Bilinear upsampling of log-probs is renormalised like logits.
+        losses.update(
+            self.semantic_head.loss_by_feat(
+                resize_bilinear(log_probs, size).log_softmax(dim=1), gt_sem))
+        if self.train_cfg['use_i2s']:
+            stride = self.train_cfg['aff_stride']
+            sem_members = [
+                semantic_membership(seg, lab.tolist(), stride)
+                for seg, lab in zip(gt_sem, labels)
+            ]
+            losses['loss_affinity_sem'] = self.affinity_head.loss(
+                embed, sem_members, 'sem')
+        return losses
+
+    def _static_s2i_losses(self, center: Tensor, offset: Tensor,
+                           batch_data_samples: SampleList
+                           ) -> Dict[str, Tensor]:
+        """Centre and static offset losses at the input resolution."""
+        size = offset.shape[-2:]
+        head = self.center_offset_head
+        weight = stack_s2i(batch_data_samples, 'offset_weight', size)
+        return dict(
+            loss_center=head.loss_center(
+                center, stack_s2i(batch_data_samples, 'center_heatmap',
+                                  size), weight),
+            loss_offset_static=head.loss_offset(
+                offset, stack_s2i(batch_data_samples, 'offset', size),
+                weight))
+
+    def _mdm_stages(self, sem_logits: Tensor, offset: Tensor,
+                    embed: Optional[Tensor], gt_sem: Tensor,
+                    labels: List[Tensor], batch_data_samples: SampleList
+                    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Run the K stages S2I -> I2S (METHOD §0.4).
+
+        Stage 1 groups the pseudo-map's foreground; stage k+1 groups stage
+        k's refined map (ignore pixels kept) and walks from stage k's
+        refined probabilities. Online offset and T2 losses are averaged
+        over the stages.
+
+        Returns:
+            tuple: final (B, C+1, h, w) log-probs (logits without I2S) and
+            the stage losses / diagnostics.
+        """
+        cfg = self.train_cfg
+        use_i2s = bool(cfg['use_i2s'])
+        use_t2 = use_i2s and bool(cfg['use_inst_affinity'])
+        num_stages = int(cfg['num_stages']) if use_i2s else 1
+        channels = [refine_channels(lab) for lab in labels]
+        log_probs, fg_map = sem_logits, gt_sem
+        online, inst, coverage = [], [], []
+        for stage in range(num_stages):
+            if cfg['use_online_s2i'] or use_t2:
+                targets, weights, ids = self._online_s2i(
+                    offset, fg_map, batch_data_samples)
+                coverage.append(s2i_coverage(weights, fg_map))
+                if cfg['use_online_s2i']:
+                    online.append(
+                        self.center_offset_head.loss_offset(
+                            offset, targets, weights, online=True))
+                if use_t2:
+                    inst.append(
+                        self.affinity_head.loss(
+                            embed, self._inst_memberships(
+                                ids, batch_data_samples), 'inst'))
+            if use_i2s:
+                log_probs = self.affinity_head.refine(log_probs, embed,
+                                                      channels)
+                if stage + 1 < num_stages:
+                    fg_map = refined_semantic_map(
+                        resize_bilinear(log_probs.detach(),
+                                        gt_sem.shape[-2:]), channels,
+                        gt_sem)
+        losses = dict()
+        if online:
+            losses['loss_offset_online'] = torch.stack(online).mean()
+        if inst:
+            losses['loss_affinity_inst'] = torch.stack(inst).mean()
+        if coverage:
+            losses['s2i_coverage'] = torch.stack(coverage).mean().detach()
+        return log_probs, losses
+
+    # ------------------------------------------------------------ inference
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """One mask per given point (``mode='point'``) or centre decoding.
+
+        Returns:
+            list[DetDataSample]: With ``pred_instances`` = InstanceData of
+            ``masks`` (N, H0, W0) bool, ``bboxes`` (N, 4), ``labels`` (N,),
+            ``scores`` (N,), at ``ori_shape`` when ``rescale``.
+        """
+        sem_logits, center, offset, embed = self._forward(batch_inputs)
+        num_ch = sem_logits.shape[1]
+        point_mode = self.test_cfg['mode'] == 'point'
+        if point_mode:
+            channels = [
+                refine_channels(image_labels(s).to(sem_logits.device))
+                for s in batch_data_samples
+            ]
+        else:
+            channels = [torch.arange(num_ch, device=sem_logits.device)
+                        ] * len(batch_data_samples)
+        if embed is not None:
+            log_probs = self.affinity_head.refine(sem_logits, embed, channels)
+        else:
+            log_probs = sem_logits
+        size = batch_inputs.shape[-2:]
+        outputs = [
+            resize_bilinear(x, size) for x in (log_probs, center, offset)
+        ]
+        for i, sample in enumerate(batch_data_samples):
+            sample.pred_instances = decode_single(
+                *(x[i] for x in outputs), sample, self.test_cfg, rescale)
+        return batch_data_samples

@@ -1,0 +1,219 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmdet.registry import DATASETS
+from p2seg_mm.datasets import coco_point
+from p2seg_mm.datasets.coco_point import CocoPointDataset
+
+CLASSES = ('cat', 'dog')
+
+
+def _images():
+    return [
+        dict(id=1, file_name='a.jpg', width=10, height=8),
+        dict(id=2, file_name='b.jpg', width=6, height=5),
+        dict(id=3, file_name='c.jpg', width=4, height=4),
+    ]
+
+
+def _anns():
+    return [
+        # category ids are not contiguous on purpose
+        dict(
+            id=11,
+            image_id=1,
+            category_id=7,
+            point=[0.5, 7.5],
+            bbox=[0, 0, 3, 3],
+            segmentation=[[0, 0, 3, 0, 3, 3]],
+            area=9,
+            iscrowd=0),
+        dict(id=12, image_id=1, category_id=3, point=[9.5, 0.0], iscrowd=1),
+        dict(id=13, image_id=2, category_id=3, point=[2, 3]),
+        dict(id=14, image_id=2, category_id=7, point=[1, 1], ignore=1),
+    ]
+
+
+def _write(tmp_path,
+           images=None,
+           anns=None,
+           categories=None,
+           write_images=True):
+    images = _images() if images is None else images
+    anns = _anns() if anns is None else anns
+    if categories is None:
+        categories = [dict(id=3, name='cat'), dict(id=7, name='dog')]
+    (tmp_path / 'imgs').mkdir(exist_ok=True)
+    if write_images:
+        for img in images:
+            Image.fromarray(
+                np.zeros((img.get('height', 4), img.get('width', 4), 3),
+                         np.uint8)).save(tmp_path / 'imgs' / img['file_name'])
+    ann_file = tmp_path / 'ann.json'
+    ann_file.write_text(
+        json.dumps(
+            dict(images=images, annotations=anns, categories=categories)))
+    return str(ann_file)
+
+
+def _build(tmp_path, ann_file, **kwargs):
+    cfg = dict(
+        type='CocoPointDataset',
+        data_root=str(tmp_path),
+        ann_file=ann_file,
+        metainfo=dict(classes=CLASSES),
+        data_prefix=dict(img='imgs/', seg='sem/'),
+        pipeline=[])
+    cfg.update(kwargs)
+    return DATASETS.build(cfg)
+
+
+def test_load_points_labels_and_paths(tmp_path):
+    ann_file = _write(tmp_path)
+    dataset = _build(tmp_path, ann_file, test_mode=True)
+    assert isinstance(dataset, CocoPointDataset)
+    assert len(dataset) == 3
+    assert dataset.cat_ids == [3, 7]
+    info = dataset.get_data_info(0)
+    assert info['img_path'] == osp.join(str(tmp_path), 'imgs/', 'a.jpg')
+    assert info['seg_map_path'] == osp.join(str(tmp_path), 'sem/', 'a.png')
+    assert (info['height'], info['width']) == (8, 10)
+    assert info['instances'] == [
+        dict(point=[0.5, 7.5], bbox_label=1, ignore_flag=0),
+        dict(point=[9.5, 0.0], bbox_label=0, ignore_flag=1),
+    ]
+    # 'ignore' annotations are skipped; boxes/masks never loaded
+    info = dataset.get_data_info(1)
+    assert info['instances'] == [
+        dict(point=[2.0, 3.0], bbox_label=0, ignore_flag=0)
+    ]
+    assert dataset.get_data_info(2)['instances'] == []
+    assert dataset.get_cat_ids(0) == [1, 0]
+
+
+def test_seg_map_suffix_and_no_seg_prefix(tmp_path):
+    ann_file = _write(tmp_path)
+    dataset = _build(
+        tmp_path, ann_file, test_mode=True, seg_map_suffix='_sem.png')
+    assert dataset.get_data_info(1)['seg_map_path'].endswith('b_sem.png')
+    dataset = _build(
+        tmp_path, ann_file, test_mode=True, data_prefix=dict(img='imgs/'))
+    assert dataset.get_data_info(0)['seg_map_path'] is None
+
+
+def test_filter_empty_images_in_training(tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(coco_point, 'print_log',
+                        lambda msg, **kw: logged.append((msg, kw)))
+    ann_file = _write(tmp_path)
+    dataset = _build(tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
+    # image 3 has no point; image 1 and 2 have a non-crowd point
+    assert [dataset.get_data_info(i)['img_id'] for i in range(2)] == [1, 2]
+    assert len(dataset) == 2
+    assert len(logged) == 1
+    msg, kwargs = logged[0]
+    assert 'filtered out 1 images without points' in msg
+    assert kwargs['level'] == 30  # logging.WARNING
+    # min_size filter
+    dataset = _build(
+        tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=False, min_size=6))
+    assert [dataset.get_data_info(i)['img_id']
+            for i in range(len(dataset))] == [1]
+
+
+def test_crowd_only_image_is_filtered(tmp_path, monkeypatch):
+    monkeypatch.setattr(coco_point, 'print_log', lambda *a, **k: None)
+    anns = _anns()
+    anns[2]['iscrowd'] = 1  # image 2 keeps only a crowd point
+    ann_file = _write(tmp_path, anns=anns)
+    dataset = _build(tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
+    assert len(dataset) == 1
+
+
+def test_empty_dataset_after_filtering(tmp_path, monkeypatch):
+    monkeypatch.setattr(coco_point, 'print_log', lambda *a, **k: None)
+    ann_file = _write(tmp_path, anns=[])
+    with pytest.raises(ValueError, match='no image is left') as err:
+        _build(tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
+    assert ann_file in str(err.value)
+    assert 'filter_cfg' in str(err.value)
+    # test mode keeps images without points
+    assert len(_build(tmp_path, ann_file, test_mode=True)) == 3
+
+
+@pytest.mark.parametrize('point, match', [
+    (None, 'has no "point"'),
+    ([1.0], 'list of 2 finite numbers'),
+    ([1.0, 2.0, 3.0], 'list of 2 finite numbers'),
+    (['1', 2], 'list of 2 finite numbers'),
+    ([float('nan'), 2], 'list of 2 finite numbers'),
+    ([10.0, 2.0], 'outside the image'),
+    ([-0.1, 2.0], 'outside the image'),
+    ([3.0, 8.0], 'outside the image'),
+])
+def test_bad_points(tmp_path, point, match):
+    anns = _anns()
+    if point is None:
+        del anns[0]['point']
+    else:
+        anns[0]['point'] = point
+    ann_file = _write(tmp_path, anns=anns)
+    with pytest.raises(ValueError, match=match) as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    msg = str(err.value)
+    assert ann_file in msg and 'image id 1' in msg and "'a.jpg'" in msg
+    assert 'annotation id 11' in msg
+
+
+def test_bad_category(tmp_path):
+    anns = _anns()
+    anns[2]['category_id'] = 5
+    ann_file = _write(tmp_path, anns=anns)
+    with pytest.raises(ValueError, match='category_id 5') as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    assert 'annotation id 13' in str(err.value)
+    assert 'image id 2' in str(err.value)
+
+
+def test_classes_missing_or_reordered(tmp_path):
+    ann_file = _write(tmp_path)
+    with pytest.raises(ValueError, match=r"\['bird'\]"):
+        _build(tmp_path, ann_file, metainfo=dict(classes=('cat', 'bird')))
+    with pytest.raises(ValueError, match='order'):
+        _build(tmp_path, ann_file, metainfo=dict(classes=('dog', 'cat')))
+
+
+def test_missing_image_file(tmp_path):
+    ann_file = _write(tmp_path, write_images=False)
+    with pytest.raises(FileNotFoundError) as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    assert osp.join('imgs/', 'a.jpg') in str(err.value)
+
+
+def test_json_without_images(tmp_path):
+    ann_file = _write(tmp_path, images=[], anns=[])
+    with pytest.raises(ValueError, match='no "images"') as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    assert ann_file in str(err.value)
+
+
+def test_missing_image_size(tmp_path):
+    images = _images()
+    del images[1]['height']
+    ann_file = _write(tmp_path, images=images)
+    with pytest.raises(ValueError, match='width"/"height') as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    assert 'image id 2' in str(err.value)
+
+
+def test_duplicated_annotation_ids(tmp_path):
+    anns = _anns()
+    anns[2]['id'] = 11
+    ann_file = _write(tmp_path, anns=anns)
+    with pytest.raises(ValueError, match=r'annotation ids \[11\]'):
+        _build(tmp_path, ann_file, test_mode=True)

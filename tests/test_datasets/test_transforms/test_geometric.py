@@ -1,0 +1,192 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+import numpy as np
+import pytest
+from mmcv.transforms import Resize as MMCVResize
+from mmengine.registry import DefaultScope
+
+from mmdet.datasets.transforms import Resize as MMDetResize
+from mmdet.registry import TRANSFORMS
+from mmdet.structures.bbox import HorizontalBoxes
+from p2seg_mm.datasets.transforms.geometric import (
+    PointPad, PointRandomChoiceResize, PointRandomCrop, PointRandomFlip,
+    PointRandomResize, PointResize, PointTransformMixin)
+
+
+def _results(h=8, w=10, points=((0.5, 1.5), (9.5, 7.5)), flags=None):
+    points = np.array(points, np.float32).reshape(-1, 2)
+    results = dict(
+        img=np.zeros((h, w, 3), np.uint8),
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        gt_seg_map=np.zeros((h, w), np.uint8),
+        gt_points=points,
+        gt_points_labels=np.arange(len(points), dtype=np.int64))
+    if flags is not None:
+        results['gt_ignore_flags'] = np.array(flags, bool)
+    return results
+
+
+def test_flip_continuous_convention():
+    flip = TRANSFORMS.build(dict(type='PointRandomFlip', prob=1.0))
+    assert isinstance(flip, PointRandomFlip)
+    results = flip(_results(points=[(0.5, 1.5), (9.99, 0.0)]))
+    np.testing.assert_allclose(
+        results['gt_points'], [[9.5, 1.5], [0.01, 0.0]], atol=1e-5)
+    np.testing.assert_array_equal(results['gt_ignore_flags'], [0, 0])
+    flip = PointRandomFlip(prob=1.0, direction='vertical')
+    results = flip(_results(points=[(0.5, 1.5)]))
+    np.testing.assert_allclose(results['gt_points'], [[0.5, 6.5]])
+    flip = PointRandomFlip(prob=1.0, direction='diagonal')
+    results = flip(_results(points=[(0.5, 1.5)]))
+    np.testing.assert_allclose(results['gt_points'], [[9.5, 6.5]])
+
+
+def test_flip_twice_is_identity_and_no_flip_is_noop():
+    flip = PointRandomFlip(prob=1.0)
+    results = flip(flip(_results()))
+    np.testing.assert_allclose(results['gt_points'], _results()['gt_points'])
+    results = PointRandomFlip(prob=0.0)(_results())
+    assert results['flip'] is False
+    np.testing.assert_array_equal(results['gt_points'],
+                                  _results()['gt_points'])
+
+
+def test_resize_times_two():
+    resize = PointResize(scale_factor=2.0, keep_ratio=True)
+    results = resize(_results(points=[(1.5, 2.5)]))
+    assert results['img_shape'] == (16, 20)
+    np.testing.assert_allclose(results['gt_points'], [[3.0, 5.0]])
+    resize = PointResize(scale=(5, 2), keep_ratio=False)
+    results = resize(_results(points=[(1.5, 2.5)]))
+    assert results['img_shape'] == (2, 5)
+    np.testing.assert_allclose(results['gt_points'], [[0.75, 0.625]])
+
+
+def test_crop_offset_and_ignored_points():
+    img = np.zeros((20, 30, 3), np.uint8)
+    points = np.array([[x + 0.5, y + 0.5] for y in range(0, 20, 3)
+                       for x in range(0, 30, 4)], np.float32)
+    for i, (x, y) in enumerate(points.astype(int)):
+        img[y, x] = i + 1  # marker under each point
+    crop = TRANSFORMS.build(dict(type='PointRandomCrop', crop_size=(12, 7)))
+    assert isinstance(crop, PointRandomCrop)
+    for seed in range(5):
+        np.random.seed(seed)
+        results = _results(20, 30, points)
+        results['img'] = img.copy()
+        results = crop(results)
+        assert results['img_shape'] == (7, 12)
+        offset = -results['homography_matrix'][:2, 2]
+        np.testing.assert_allclose(results['gt_points'], points - offset)
+        # points are never dropped; the ones cropped away are ignored
+        assert len(results['gt_points']) == len(points)
+        assert len(results['gt_points_labels']) == len(points)
+        x, y = results['gt_points'].T
+        outside = (x < 0) | (x >= 12) | (y < 0) | (y >= 7)
+        np.testing.assert_array_equal(results['gt_ignore_flags'], outside)
+        assert 0 < (~outside).sum() < len(points)
+        for i in np.flatnonzero(~outside):
+            px, py = np.floor(results['gt_points'][i]).astype(int)
+            assert results['img'][py, px, 0] == i + 1
+
+
+def test_crop_keeps_existing_flags_and_handles_none():
+    results = _results(flags=[True, False])
+    results = PointRandomCrop(crop_size=(20, 20))(results)
+    np.testing.assert_array_equal(results['gt_ignore_flags'], [True, False])
+    # with boxes and none left in the crop, mmdet's RandomCrop gives None
+    results = _results(20, 30)
+    results['gt_bboxes'] = HorizontalBoxes(
+        np.array([[0, 0, 1, 1]], np.float32))
+    np.random.seed(0)
+    crop = PointRandomCrop(crop_size=(5, 5))
+    crop._rand_offset = lambda margin: (10, 10)
+    assert crop(results) is None
+
+
+def test_pad_keeps_points_and_flags():
+    pad = TRANSFORMS.build(
+        dict(type='PointPad', size=(16, 12), pad_val=dict(img=0, seg=255)))
+    assert isinstance(pad, PointPad)
+    results = pad(_results(flags=[False, True]))
+    assert results['img_shape'] == (12, 16)
+    assert results['gt_seg_map'][11, 15] == 255
+    np.testing.assert_array_equal(results['gt_points'],
+                                  _results()['gt_points'])
+    np.testing.assert_array_equal(results['gt_ignore_flags'], [False, True])
+    assert 'homography_matrix' not in results
+
+
+def test_random_resize_uses_mmdet_resize():
+    cfg = dict(
+        type='PointRandomResize',
+        scale=(20, 16),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True)
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        resize = TRANSFORMS.build(cfg)
+    assert isinstance(resize, PointRandomResize)
+    assert isinstance(resize.resize, MMDetResize)
+    for seed in range(4):
+        np.random.seed(seed)
+        results = resize(_results(points=[(1.5, 2.5), (9.9, 7.9)]))
+        sx, sy = results['scale_factor']
+        np.testing.assert_allclose(
+            results['gt_points'], [[1.5 * sx, 2.5 * sy], [9.9 * sx, 7.9 * sy]],
+            rtol=1e-5)
+        assert not results['gt_ignore_flags'].any()
+    with pytest.raises(ValueError, match='resize_type="Resize"'):
+        PointRandomResize(
+            scale=(20, 16), ratio_range=(0.5, 2.0), resize_type='PointResize')
+
+
+def test_random_choice_resize():
+    resize = TRANSFORMS.build(
+        dict(
+            type='PointRandomChoiceResize',
+            scales=[(20, 16), (5, 4)],
+            keep_ratio=False))
+    assert isinstance(resize, PointRandomChoiceResize)
+    assert isinstance(resize.resize, MMDetResize)
+    seen = set()
+    for seed in range(8):
+        np.random.seed(seed)
+        results = resize(_results(points=[(1.5, 2.5)]))
+        seen.add(results['img_shape'])
+        sx, sy = results['scale_factor']
+        np.testing.assert_allclose(
+            results['gt_points'], [[1.5 * sx, 2.5 * sy]], rtol=1e-6)
+    assert seen == {(16, 20), (4, 5)}
+
+
+def test_chain_composes_with_previous_homography():
+    results = _results(points=[(1.5, 2.5), (9.5, 0.5)])
+    results = PointResize(scale_factor=2.0, keep_ratio=True)(results)
+    results = PointRandomFlip(prob=1.0)(results)  # width 20
+    crop = PointRandomCrop(crop_size=(10, 10))
+    crop._rand_offset = lambda margin: (3, 4)  # (offset_h, offset_w)
+    results = crop(results)
+    results = PointPad(size=(12, 12))(results)
+    # (1.5, 2.5) -> (3, 5) -> (17, 5) -> (13, 2): right of the crop
+    # (9.5, 0.5) -> (19, 1) -> (1, 1) -> (-3, -2): left of the crop
+    np.testing.assert_allclose(results['gt_points'], [[13, 2], [-3, -2]])
+    np.testing.assert_array_equal(results['gt_ignore_flags'], [True, True])
+
+
+def test_empty_points_and_no_points_key():
+    results = PointRandomFlip(prob=1.0)(_results(points=[]))
+    assert results['gt_points'].shape == (0, 2)
+    assert results['gt_ignore_flags'].shape == (0, )
+    results = _results()
+    del results['gt_points']
+    results = PointResize(scale_factor=2.0)(results)
+    assert 'gt_points' not in results and 'gt_ignore_flags' not in results
+
+
+def test_missing_homography_is_an_error():
+
+    class BadResize(PointTransformMixin, MMCVResize):
+        pass
+
+    with pytest.raises(RuntimeError, match='homography_matrix'):
+        BadResize(scale_factor=2.0)(_results())

