@@ -205,7 +205,12 @@ def run_parent(args):
     notes = []
     for crop in args.crops:
         num = (crop // 4)**2
-        res = {m: _run_one(args, m, crop) for m in ('dense', 'block')}
+        res = {
+            m:
+            _run_one(args, m, crop) if m in args.methods else dict(
+                skip='not run')
+            for m in ('dense', 'block')
+        }
         dense, block = res['dense'], res['block']
         ratio_t = ratio_m = '-'
         if 'time' in dense and 'time' in block:
@@ -231,7 +236,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         '--crops', type=int, nargs='+', default=[320, 416, 512, 640, 1024])
-    parser.add_argument('--block-size', type=int, default=256)
+    parser.add_argument('--block-size', type=int, default=1024)
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        choices=['dense', 'block'],
+        default=['dense', 'block'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--budget-gib', type=float, default=16.0)

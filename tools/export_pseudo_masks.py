@@ -19,6 +19,8 @@ from mmengine.dist import (broadcast_object_list, get_rank, init_dist,
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from mmdet.registry import DATASETS
+
 from p2seg_mm.engine.pseudo_export import (build_export_cfg,
                                            export_dataset_cfg,
                                            pending_indices, resolve_ann_file)
@@ -73,7 +75,6 @@ def pending_export_indices(cfg: Config, split: str, out_file: str):
         tuple: ``(indices or None, dataset or None)``; the dataset is the
         built export dataset when the sidecar held images.
     """
-    from mmdet.registry import DATASETS
     done = [load_done_image_ids(out_file) if get_rank() == 0 else None]
     broadcast_object_list(done)
     if not done[0]:

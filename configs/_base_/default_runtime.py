@@ -2,8 +2,6 @@
 # mmdet's runtime, switched to iteration-based logging and checkpoints.
 _base_ = 'mmdet::_base_/default_runtime.py'
 
-custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
-
 default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook',

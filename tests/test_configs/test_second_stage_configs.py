@@ -102,9 +102,12 @@ def test_voc_style_evaluators(name):
             'torchvision://resnet50'
 
 
-def test_coco_config_only_swaps_train_json():
+def test_coco_config_only_swaps_train_json(tmp_path):
     cfg = load('mask-rcnn_r50_fpn_1x_coco-p2seg-pseudo.py')
-    stock = Config.fromfile('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    stock_path = tmp_path / 'stock.py'
+    stock_path.write_text(
+        "_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n")
+    stock = Config.fromfile(str(stock_path))
     assert cfg.model == stock.model
     assert cfg.val_evaluator == stock.val_evaluator
     assert cfg.train_cfg == stock.train_cfg

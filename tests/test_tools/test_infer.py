@@ -15,6 +15,26 @@ _spec.loader.exec_module(infer)
 
 CLASSES = ('ecoli', 'hela_nucleus', '7')
 
+# Shrunk P2Seg (as the demo config) with the design's test pipeline.
+TINY_P2SEG = '''
+_base_ = ['{}']
+custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(depth=18, base_channels=16, init_cfg=None),
+    neck=dict(in_channels=[16, 32, 64, 128], channels=32, aspp_channels=32,
+              proj_channels=(16, 8, 8), norm_cfg=dict(type='BN')),
+    semantic_head=dict(num_classes=2, in_channels=32, feat_channels=32),
+    center_offset_head=dict(num_classes=2, in_channels=32, feat_channels=32),
+    affinity_head=dict(in_channels=32, embed_dims=16))
+test_dataloader = dict(dataset=dict(
+    metainfo=dict(classes=('not', 'used')),
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadP2SegAnnotations', with_seg=True),
+        dict(type='PackP2SegInputs'),
+    ]))
+'''
+
 
 def write(path, text):
     path.write_text(text)
@@ -235,7 +255,21 @@ def test_infer_end_to_end(tmp_path):
 
     import p2seg_mm  # noqa: F401
     from mmdet.registry import MODELS
-    config = osp.join(REPO_ROOT, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py')
+
+    # The modules the tiny config uses (registered here even where a
+    # subpackage __init__ does not import them).
+    for module in ('datasets.transforms.loading',
+                   'datasets.transforms.formatting',
+                   'models.data_preprocessors.data_preprocessor',
+                   'models.necks.deeplab_decoder',
+                   'models.dense_heads.semantic_head',
+                   'models.dense_heads.center_offset_head',
+                   'models.dense_heads.affinity_head',
+                   'models.detectors.p2seg'):
+        importlib.import_module(f'p2seg_mm.{module}')
+    model_base = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
+                          'p2seg_r50.py')
+    config = write(tmp_path / 'tiny_p2seg.py', TINY_P2SEG.format(model_base))
     init_default_scope('mmdet')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(config).model)

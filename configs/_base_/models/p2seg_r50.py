@@ -1,6 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # P2Seg network with ResNet-50 + Panoptic-DeepLab decoder (METHOD §2.2).
-custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+# custom_imports lives in the leaf configs (mmengine refuses a key that
+# two bases define).
 
 num_classes = 20
 model = dict(

@@ -1,1 +1,4 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
+from .pseudo_mask_export_hook import PseudoMaskExportHook
+
+__all__ = ['PseudoMaskExportHook']

@@ -164,3 +164,70 @@ def test_interval_export_and_final_copy(runner):
     check_json(osp.join(runner.work_dir, 'pseudo.json'))
     with pytest.raises(ValueError, match='interval'):
         PseudoMaskExportHook(interval=0)
+
+
+def test_export_with_the_real_p2seg_model(tmp_path):
+    """Integration: the shrunk demo P2Seg model, one mask per point."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from p2seg_mm.models.data_preprocessors import \
+        data_preprocessor  # noqa: F401
+    from p2seg_mm.models.dense_heads import (affinity_head,  # noqa: F401
+                                             center_offset_head,
+                                             semantic_head)
+    from p2seg_mm.models.detectors import p2seg  # noqa: F401
+    from p2seg_mm.models.necks import deeplab_decoder  # noqa: F401
+    register_all_modules()
+    repo = osp.join(osp.dirname(__file__), '..', '..', '..')
+    cfg = Config.fromfile(
+        osp.join(repo, 'configs', '_base_', 'models', 'p2seg_r50.py'))
+    cfg.model.backbone.update(depth=18, base_channels=16, init_cfg=None)
+    cfg.model.neck.update(in_channels=[16, 32, 64, 128], channels=16,
+                          aspp_channels=16, proj_channels=(8, 8, 8))
+    for head in ('semantic_head', 'center_offset_head'):
+        cfg.model[head].update(
+            num_classes=2, in_channels=16, feat_channels=16)
+    cfg.model.affinity_head.update(in_channels=16, embed_dims=16)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+
+    sizes = {1: (37, 45), 2: (40, 33)}
+    points = {1: [[5.5, 6.5], [30.5, 20.5]], 2: [[10.5, 30.5]]}
+    images, anns = [], []
+    for img_id, (h, w) in sizes.items():
+        cv2.imwrite(str(tmp_path / f'{img_id}.png'),
+                    np.random.default_rng(img_id).integers(
+                        0, 255, (h, w, 3), dtype=np.uint8))
+        images.append(dict(id=img_id, file_name=f'{img_id}.png', height=h,
+                           width=w))
+        for k, point in enumerate(points[img_id]):
+            anns.append(dict(id=len(anns) + 1, image_id=img_id, point=point,
+                             category_id=k % 2 + 1))
+    (tmp_path / 'train.json').write_text(json.dumps(dict(
+        images=images, annotations=anns,
+        categories=[dict(id=1, name='a'), dict(id=2, name='b')])))
+    runner = SimpleNamespace(
+        model=model,
+        cfg=Config(dict(train_dataloader=dict(num_workers=0, dataset=dict(
+            type='CocoPointDataset',
+            ann_file=str(tmp_path / 'train.json'),
+            data_prefix=dict(img=str(tmp_path)),
+            metainfo=dict(classes=('a', 'b')),
+            pipeline=[])))),
+        work_dir=str(tmp_path / 'work'),
+        iter=0,
+        logger=MMLogger.get_instance('test_pseudo_export_hook_real'),
+        build_dataloader=Runner.build_dataloader)
+    init_default_scope('mmdet')
+    metrics = PseudoMaskExportHook().export(
+        runner, str(tmp_path / 'pseudo.json'), resume=True)
+    assert model.training
+    assert metrics['pseudo/num_annotations'] + \
+        metrics['pseudo/num_empty_dropped'] == 3
+    coco = COCO(str(tmp_path / 'pseudo.json'))
+    for ann in coco.dataset['annotations']:
+        h, w = sizes[ann['image_id']]
+        assert coco.annToMask(ann).shape == (h, w)
+        assert ann['category_id'] in (1, 2) and 0 <= ann['score'] <= 1
