@@ -121,19 +121,21 @@ def run_child(args):
     base_rss = _proc_status_kib('VmRSS') * 1024
     limit = _proc_status_kib('VmSize') * 1024 + int(args.budget_gib * GIB)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    times = []
+    times, cpu_times = [], []
     value = None
     for i in range(args.warmup + args.repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         value = step()
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     peak = _proc_status_kib('VmHWM') * 1024
     print(
         json.dumps(
             dict(
                 time=statistics.median(times),
                 times=times,
+                cpu_time=statistics.median(cpu_times),
                 peak_mib=(peak - base_rss) / MIB,
                 value=value,
                 threads=torch.get_num_threads())))
@@ -196,10 +198,12 @@ def run_parent(args):
         f'median of {args.repeats} (warm-up {args.warmup}).', '',
         'Step: loss(T1, 3 classes) + loss(T2, 8 instances) + '
         'sum(w * random_walk(4 channels)), forward + backward, one image. '
-        'Peak = child VmHWM - VmRSS after set-up.', '',
+        'Peak = child VmHWM - VmRSS after set-up. Ratios are block / dense; '
+        'the CPU-time ratio (process CPU seconds) is less sensitive to other '
+        'load on a shared machine than wall time.', '',
         '| crop | N | dense time | block time | time ratio | '
-        'dense peak MiB | block peak MiB | memory ratio |',
-        '|---|---|---|---|---|---|---|---|'
+        'dense peak MiB | block peak MiB | memory ratio | CPU-time ratio |',
+        '|---|---|---|---|---|---|---|---|---|'
     ]
     print('\n'.join(lines), flush=True)
     notes = []
@@ -212,16 +216,17 @@ def run_parent(args):
             for m in ('dense', 'block')
         }
         dense, block = res['dense'], res['block']
-        ratio_t = ratio_m = '-'
+        ratio_t = ratio_m = ratio_c = '-'
         if 'time' in dense and 'time' in block:
             ratio_t = f'{block["time"] / dense["time"]:.2f}x'
+            ratio_c = f'{block["cpu_time"] / dense["cpu_time"]:.2f}x'
             ratio_m = f'{100 * block["peak_mib"] / dense["peak_mib"]:.1f} %'
             rel = abs(block['value'] - dense['value']) / abs(dense['value'])
             notes.append(f'{crop}: step value dense {dense["value"]:.6g}, '
                          f'block {block["value"]:.6g} (rel diff {rel:.1e})')
         row = (f'| {crop}² | {num} | {_fmt_time(dense)} | '
                f'{_fmt_time(block)} | {ratio_t} | {_fmt_mem(dense)} | '
-               f'{_fmt_mem(block)} | {ratio_m} |')
+               f'{_fmt_mem(block)} | {ratio_m} | {ratio_c} |')
         lines.append(row)
         print(row, flush=True)
     if notes:
@@ -236,7 +241,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         '--crops', type=int, nargs='+', default=[320, 416, 512, 640, 1024])
-    parser.add_argument('--block-size', type=int, default=1024)
+    parser.add_argument('--block-size', type=int, default=512)
     parser.add_argument(
         '--methods',
         nargs='+',

@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from mmengine.config import Config
 from mmengine.logging import print_log
 
@@ -135,3 +137,135 @@ def data_paths(config: str) -> Dict[str, str]:
             out[f'{split}_seg'] = osp.abspath(
                 osp.join(REPO, root, prefix['seg']))
     return out
+
+
+def _quality(pseudo_file: str, train_gt: Optional[str]) -> Dict:
+    from ..evaluation.pseudo_quality import evaluate_pseudo_masks
+    if not train_gt or osp.abspath(pseudo_file) == osp.abspath(train_gt):
+        return {}
+    return evaluate_pseudo_masks(pseudo_file, train_gt)
+
+
+def _fmt(value) -> str:
+    if value is None or value != value:  # None or nan
+        return '-'
+    return f'{100 * value:.1f}'
+
+
+def results_table(pseudo: Dict[str, str], train_gt: Optional[str],
+                  final: Dict[str, Dict]) -> str:
+    """Markdown table: pseudo-mask quality (train) and final mAP (val).
+
+    Quality columns are in % on the training images (``point mIoU``: mean
+    IoU of each ground-truth instance with the pseudo-mask of its point);
+    final columns are the second-stage model on the held-out images.
+    """
+    names = {
+        'p2seg': 'P2Seg pseudo-masks (ours)',
+        'nearest': 'nearest-point baseline',
+        'gt': 'ground-truth masks (upper bound)'
+    }
+    head = ('| second stage trained on | pseudo mIoU | pseudo mAP50 | '
+            'pseudo AP | final AP | final AP50 | final mAP25 | '
+            'final mAP50 | final mAP70 | final mAP75 |')
+    lines = [head, '|' + '---|' * 10]
+    for key, ann in pseudo.items():
+        q = _quality(ann, train_gt)
+        m = final.get(key, {})
+        lines.append('| ' + ' | '.join([
+            names.get(key, key),
+            _fmt(q.get('point/mIoU')),
+            _fmt(q.get('voc/mAP50')),
+            _fmt(q.get('coco/segm_AP')),
+            _fmt(m.get('coco/segm_mAP')),
+            _fmt(m.get('coco/segm_mAP_50')),
+            _fmt(m.get('voc/mAP25')),
+            _fmt(m.get('voc/mAP50')),
+            _fmt(m.get('voc/mAP70')),
+            _fmt(m.get('voc/mAP75')),
+        ]) + ' |')
+    return '\n'.join(lines)
+
+
+def _draw_json_masks(ann_file: str, img_dir: str, out_dir: str,
+                     num: int, tag: str) -> None:
+    import mmcv
+    from pycocotools import mask as mask_util
+    from pycocotools.coco import COCO
+
+    from ..visualization import overlay_instances, save_png
+    coco = COCO(ann_file)
+    names = [c['name'] for c in coco.loadCats(coco.getCatIds())]
+    cat2label = {cid: i for i, cid in enumerate(coco.getCatIds())}
+    img_ids = [i for i in coco.getImgIds() if coco.getAnnIds(imgIds=i)]
+    # show the images with the most instances: they are the interesting ones
+    img_ids.sort(key=lambda i: -len(coco.getAnnIds(imgIds=i)))
+    for img_id in img_ids[:num]:
+        info = coco.loadImgs(img_id)[0]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
+        img = mmcv.imread(osp.join(img_dir, info['file_name']),
+                          channel_order='rgb')
+        masks = np.stack([
+            mask_util.decode(coco.annToRLE(a)).astype(bool) for a in anns
+        ])
+        points = np.array([a.get('point', [np.nan, np.nan]) for a in anns])
+        vis = overlay_instances(
+            img,
+            masks, [cat2label[a['category_id']] for a in anns],
+            class_names=names,
+            points=points if np.isfinite(points).all() else None)
+        stem = osp.splitext(osp.basename(info['file_name']))[0]
+        save_png(osp.join(out_dir, f'{tag}_{stem}.png'), vis)
+
+
+def render_overlays(work: str, pseudo: Dict[str, str], paths: Dict[str, str],
+                    final: Dict[str, Dict], num: int) -> None:
+    """PNG overlays of the pseudo-masks and of the final predictions."""
+    if num <= 0:
+        return
+    out_dir = osp.join(work, 'overlays')
+    for key in ('p2seg', 'nearest'):
+        if key in pseudo:
+            _draw_json_masks(pseudo[key], paths['train_img'], out_dir, num,
+                             f'pseudo_{key}')
+    from pycocotools.coco import COCO
+    val = COCO(paths['val_ann'])
+    names = [c['name'] for c in val.loadCats(val.getCatIds())]
+    for key in final:
+        pred_file = osp.join(work, f'second_{key}', 'eval',
+                             'predictions.pkl')
+        if osp.isfile(pred_file):
+            _draw_predictions(pred_file, names, out_dir, num, f'final_{key}')
+
+
+def _draw_predictions(pred_file: str, class_names: Sequence[str],
+                      out_dir: str, num: int, tag: str,
+                      score_thr: float = 0.3) -> None:
+    """Overlays from a ``tools/test.py --out`` pickle (RLE masks)."""
+    import mmcv
+    from mmengine.fileio import load
+    from pycocotools import mask as mask_util
+
+    from ..visualization import overlay_instances, save_png
+    results = load(pred_file)
+    results.sort(key=lambda r: -int(
+        (np.asarray(r['pred_instances']['scores']) > score_thr).sum()))
+    for res in results[:num]:
+        inst = res['pred_instances']
+        keep = np.flatnonzero(np.asarray(inst['scores']) > score_thr)
+        img = mmcv.imread(res['img_path'], channel_order='rgb')
+        if len(keep):
+            masks = np.stack([
+                mask_util.decode(inst['masks'][i]).astype(bool)
+                for i in keep
+            ])
+        else:
+            masks = np.zeros((0, ) + img.shape[:2], bool)
+        vis = overlay_instances(
+            img,
+            masks,
+            np.asarray(inst['labels'])[keep],
+            class_names=class_names,
+            scores=np.asarray(inst['scores'])[keep])
+        stem = osp.splitext(osp.basename(res['img_path']))[0]
+        save_png(osp.join(out_dir, f'{tag}_{stem}.png'), vis)

@@ -25,8 +25,10 @@ def test_there_are_configs():
 @pytest.mark.parametrize('path', CONFIGS, ids=_rel)
 def test_config_loads(path):
     cfg = Config.fromfile(str(path))
-    text = path.read_text()
-    assert 'custom_imports' in cfg or 'custom_imports' in text, _rel(path)
+    if '_base_' not in path.parts:
+        # leaf configs import the plugin (bases may not all define it:
+        # mmengine refuses a key that two bases define)
+        assert cfg.custom_imports.imports == ['p2seg_mm'], _rel(path)
 
 
 @pytest.mark.parametrize('path', STAGE_A, ids=_rel)

@@ -114,21 +114,24 @@ class PointResize(PointTransformMixin, Resize):
 
 
 class _MMDetResizeMixin:
-    """Rebuild the inner resize of mmcv's random resizes from mmdet's
-    registry, so ``resize_type='Resize'`` is mmdet's ``Resize`` (which
-    records ``homography_matrix``) whatever the default scope."""
+    """Build the inner resize of mmcv's random resizes from mmdet, so
+    ``resize_type='Resize'`` is mmdet's ``Resize`` (which records
+    ``homography_matrix``) whatever the default scope is."""
 
-    def _build_mmdet_resize(self) -> None:
-        if str(self.resize_cfg['type']).startswith('Point'):
+    def __init__(self, *args, resize_type: str = 'Resize', **kwargs) -> None:
+        if str(resize_type).startswith('Point'):
             raise ValueError(
                 f'{type(self).__name__} maps the points itself: use '
-                f'resize_type="Resize", not {self.resize_cfg["type"]!r}.')
-        cfg = dict(self.resize_cfg)
-        if cfg['type'] in ('Resize', 'mmdet.Resize', Resize):
-            cfg.pop('type')
-            self.resize = Resize(scale=0, **cfg)
+                f'resize_type="Resize", not {resize_type!r}.')
+        # mmcv builds its inner resize from the root registry; replace it.
+        super().__init__(*args, resize_type='Resize', **kwargs)
+        self.resize_cfg['type'] = resize_type
+        if resize_type in ('Resize', 'mmdet.Resize'):
+            resize_kwargs = dict(self.resize_cfg)
+            resize_kwargs.pop('type')
+            self.resize = Resize(scale=0, **resize_kwargs)
         else:
-            self.resize = TRANSFORMS.build({'scale': 0, **cfg})
+            self.resize = TRANSFORMS.build({'scale': 0, **self.resize_cfg})
 
 
 @TRANSFORMS.register_module()
@@ -140,10 +143,6 @@ class PointRandomResize(PointTransformMixin, _MMDetResizeMixin, RandomResize):
     ``keep_ratio``) go to mmdet ``Resize``.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._build_mmdet_resize()
-
 
 @TRANSFORMS.register_module()
 class PointRandomChoiceResize(PointTransformMixin, _MMDetResizeMixin,
@@ -153,10 +152,6 @@ class PointRandomChoiceResize(PointTransformMixin, _MMDetResizeMixin,
 
     Args are those of mmcv ``RandomChoiceResize``.
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._build_mmdet_resize()
 
 
 @TRANSFORMS.register_module()

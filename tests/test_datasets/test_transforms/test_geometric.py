@@ -123,10 +123,14 @@ def test_random_resize_uses_mmdet_resize():
         scale=(20, 16),
         ratio_range=(0.5, 2.0),
         keep_ratio=True)
-    with DefaultScope.overwrite_default_scope('mmengine'):
-        resize = TRANSFORMS.build(cfg)
+    resize = TRANSFORMS.build(cfg)
     assert isinstance(resize, PointRandomResize)
     assert isinstance(resize.resize, MMDetResize)
+    assert resize.resize.keep_ratio and resize.ratio_range == (0.5, 2.0)
+    # mmcv would build its own Resize (no homography) under another scope
+    cfg.pop('type')
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        assert isinstance(PointRandomResize(**cfg).resize, MMDetResize)
     for seed in range(4):
         np.random.seed(seed)
         results = resize(_results(points=[(1.5, 2.5), (9.9, 7.9)]))

@@ -1,0 +1,136 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Run P2Seg end to end: MDM training → pseudo-masks → second stage → mAP.
+
+Example (the README's demo)::
+
+    python tools/run_pipeline.py --demo
+
+which is the same as::
+
+    python tools/run_pipeline.py \
+        configs/p2seg/p2seg_r18_demo-cells.py \
+        configs/p2seg_second_stage/mask-rcnn_r18_fpn_demo-cells-p2seg-pseudo.py \
+        --train-gt data/demo_cells/annotations/train_gt.json
+
+Stages whose outputs exist are skipped, so a killed run resumes.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.logging import MMLogger, print_log  # noqa: E402
+
+from p2seg_mm.apis.pipeline import (REPO, data_paths,  # noqa: E402
+                                    export_stage, render_overlays,
+                                    results_table, test_stage, train_stage)
+
+DEMO_MDM = 'configs/p2seg/p2seg_r18_demo-cells.py'
+DEMO_SECOND = ('configs/p2seg_second_stage/'
+               'mask-rcnn_r18_fpn_demo-cells-p2seg-pseudo.py')
+DEMO_TRAIN_GT = 'data/demo_cells/annotations/train_gt.json'
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='P2Seg pipeline: stage A (MDM) -> B (pseudo-masks) -> '
+        'C (second stage) -> evaluation')
+    parser.add_argument('mdm_config', nargs='?', help='stage-A config')
+    parser.add_argument('second_config', nargs='?', help='stage-C config')
+    parser.add_argument(
+        '--demo',
+        action='store_true',
+        help='use the demo configs and data (prepared if missing)')
+    parser.add_argument('--work-dir', help='where every stage writes')
+    parser.add_argument(
+        '--train-gt',
+        help='COCO json with ground-truth masks of the training images: '
+        'enables pseudo-mask quality and the ground-truth second stage')
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        default=['p2seg', 'nearest', 'gt'],
+        choices=['p2seg', 'nearest', 'gt'],
+        help='second-stage trainings to run: on P2Seg pseudo-masks, on the '
+        'nearest-point baseline, on ground-truth masks')
+    parser.add_argument(
+        '--mdm-options', nargs='+', help='--cfg-options for stage A')
+    parser.add_argument(
+        '--second-options', nargs='+', help='--cfg-options for stage C')
+    parser.add_argument(
+        '--overlays', type=int, default=4, help='PNG overlays per stage')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    if args.demo:
+        args.mdm_config = args.mdm_config or DEMO_MDM
+        args.second_config = args.second_config or DEMO_SECOND
+        args.train_gt = args.train_gt or DEMO_TRAIN_GT
+        if not osp.isfile(osp.join(REPO, DEMO_TRAIN_GT)):
+            from p2seg_mm.apis.pipeline import run_command
+            run_command([
+                sys.executable,
+                osp.join(REPO, 'tools/dataset_converters/'
+                         'prepare_demo_data.py'), '--overlays', '4'
+            ], osp.join(REPO, 'data/demo_cells/prepare.log'))
+    if not (args.mdm_config and args.second_config):
+        raise SystemExit('give MDM_CONFIG and SECOND_CONFIG, or --demo')
+    stem = osp.splitext(osp.basename(args.mdm_config))[0]
+    work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs',
+                                                 'pipeline_' + stem))
+    os.makedirs(work, exist_ok=True)
+    MMLogger.get_instance(
+        'p2seg_pipeline', log_file=osp.join(work, 'pipeline.log'))
+    paths = data_paths(args.mdm_config)
+    train_gt = osp.abspath(args.train_gt) if args.train_gt else None
+
+    # Stage A: the MDM network.
+    mdm_ckpt = train_stage(args.mdm_config, osp.join(work, 'mdm'),
+                           args.mdm_options)
+    # Stage B: pseudo-masks of the training images, plus the baseline.
+    pseudo = {
+        'p2seg':
+        export_stage(args.mdm_config, mdm_ckpt,
+                     osp.join(work, 'pseudo', 'train_p2seg.json'),
+                     args.mdm_options)
+    }
+    from p2seg_mm.apis.baseline import export_nearest_point_baseline
+    nearest = osp.join(work, 'pseudo', 'train_nearest.json')
+    if not osp.isfile(nearest):
+        export_nearest_point_baseline(paths['train_ann'],
+                                      paths['train_seg'], nearest)
+    pseudo['nearest'] = nearest
+    if train_gt:
+        pseudo['gt'] = train_gt
+    # Stage C + evaluation for each second-stage variant.
+    final = {}
+    for variant in args.variants:
+        if variant not in pseudo:
+            print_log(f'skip variant {variant}: no annotation file',
+                      logger='current')
+            continue
+        ann = osp.abspath(pseudo[variant])
+        opts = [f'train_dataloader.dataset.ann_file={ann}'] + list(
+            args.second_options or [])
+        vdir = osp.join(work, f'second_{variant}')
+        ckpt = train_stage(args.second_config, vdir, opts)
+        final[variant] = test_stage(args.second_config, ckpt,
+                                    osp.join(vdir, 'eval'),
+                                    args.second_options)
+    render_overlays(work, pseudo, paths, final, args.overlays)
+    table = results_table(pseudo, train_gt, final)
+    with open(osp.join(work, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    print_log('\n' + table, logger='current')
+    print_log(f'results in {osp.join(work, "results.md")}; overlays in '
+              f'{osp.join(work, "overlays")}', logger='current')
+    return dict(pseudo=pseudo, final=final, work_dir=work)
+
+
+if __name__ == '__main__':
+    main()
