@@ -1,6 +1,8 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-# Small CPU demo: ResNet-18 (32 base channels, random init), small decoder,
-# 64-d affinity, 2 cell classes, 300 iterations of 4 x 256^2 crops.
+# Small CPU demo: ResNet-18 (16 base channels, random init), small decoder,
+# 32-d affinity, 2 cell classes, 300 iterations of 4 x 256^2 crops.
+# To fit a few CPU minutes the N x N affinity runs at stride 8 (embedding
+# average-pooled by 2, N = 1024 per crop) instead of the method's stride 4.
 _base_ = [
     '../_base_/models/p2seg_r50.py',
     '../_base_/datasets/demo_cells_point.py',
@@ -11,18 +13,19 @@ custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 num_classes = 2
 max_iters = 300
 model = dict(
-    backbone=dict(depth=18, base_channels=32, init_cfg=None),
+    backbone=dict(depth=18, base_channels=16, init_cfg=None),
     neck=dict(
-        in_channels=[32, 64, 128, 256],
-        channels=64,
-        aspp_channels=64,
-        proj_channels=(32, 16, 8),
+        in_channels=[16, 32, 64, 128],
+        channels=32,
+        aspp_channels=32,
+        proj_channels=(16, 8, 8),
         norm_cfg=dict(type='BN')),
     semantic_head=dict(
-        num_classes=num_classes, in_channels=64, feat_channels=64),
+        num_classes=num_classes, in_channels=32, feat_channels=32),
     center_offset_head=dict(
-        num_classes=num_classes, in_channels=64, feat_channels=64),
-    affinity_head=dict(in_channels=64, embed_dims=64))
+        num_classes=num_classes, in_channels=32, feat_channels=32),
+    affinity_head=dict(in_channels=32, embed_dims=32, pool=2),
+    train_cfg=dict(aff_stride=8))
 
 optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))

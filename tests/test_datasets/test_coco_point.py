@@ -9,6 +9,9 @@ from PIL import Image
 from mmdet.registry import DATASETS
 from p2seg_mm.datasets import coco_point
 from p2seg_mm.datasets.coco_point import CocoPointDataset
+# register the transforms used by the dataset configs
+from p2seg_mm.datasets.transforms import formatting, geometric  # noqa: F401
+from p2seg_mm.datasets.transforms import loading  # noqa: F401
 
 CLASSES = ('cat', 'dog')
 
@@ -217,3 +220,95 @@ def test_duplicated_annotation_ids(tmp_path):
     ann_file = _write(tmp_path, anns=anns)
     with pytest.raises(ValueError, match=r'annotation ids \[11\]'):
         _build(tmp_path, ann_file, test_mode=True)
+
+
+def _demo_fixture(tmp_path):
+    """Two 200 x 300 images with one disc per class and its pseudo-map."""
+    import cv2
+    for sub in ('images', 'pseudo_sem', 'annotations'):
+        (tmp_path / sub).mkdir()
+    images, anns = [], []
+    for img_id in (1, 2):
+        sem = np.zeros((200, 300), np.uint8)
+        for k, (cx, cy) in enumerate([(60, 50), (220, 150)]):
+            cv2.circle(sem, (cx, cy), 30, k + 1, thickness=-1)
+            anns.append(
+                dict(
+                    id=len(anns) + 1,
+                    image_id=img_id,
+                    category_id=k + 1,
+                    point=[cx + 0.5, cy + 0.5],
+                    iscrowd=0))
+        Image.fromarray(sem).save(tmp_path / 'pseudo_sem' / f'{img_id}.png')
+        Image.fromarray(np.full(
+            (200, 300, 3), 90,
+            np.uint8)).save(tmp_path / 'images' / f'{img_id}.jpg')
+        images.append(
+            dict(id=img_id, file_name=f'{img_id}.jpg', width=300, height=200))
+    categories = [dict(id=1, name='ecoli'), dict(id=2, name='hela_nucleus')]
+    (tmp_path / 'annotations' / 'train_points.json').write_text(
+        json.dumps(
+            dict(images=images, annotations=anns, categories=categories)))
+
+
+def test_demo_config_train_pipeline_end_to_end(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(
+        osp.join(
+            osp.dirname(__file__), '..', '..', 'configs', '_base_', 'datasets',
+            'demo_cells_point.py'))
+    _demo_fixture(tmp_path)
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.data_root = str(tmp_path)
+    # GenerateS2ITargets is tested with its own module
+    dataset_cfg.pipeline = [
+        t for t in cfg.train_pipeline if t.type != 'GenerateS2ITargets'
+    ]
+    # the runner sets default_scope='mmdet' (mmdet's default_runtime)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dataset_cfg)
+    assert len(dataset) == 2
+    np.random.seed(0)
+    for _ in range(6):
+        packed = dataset[0]
+        assert packed['inputs'].shape == (3, 256, 256)
+        sample = packed['data_samples']
+        sem = sample.gt_sem_seg.sem_seg
+        assert sem.shape == (1, 256, 256)
+        assert set(sem.unique().tolist()) <= {0, 1, 2, 255}
+        points = sample.gt_instances.points
+        labels = sample.gt_instances.labels
+        assert len(points) + len(sample.ignored_instances.points) == 2
+        for (x, y), label in zip(points.tolist(), labels.tolist()):
+            assert 0 <= x < 256 and 0 <= y < 256
+            assert sem[0, int(y), int(x)] == label + 1
+
+
+@pytest.mark.parametrize('name, num_classes', [
+    ('voc_instance_point.py', 20),
+    ('coco_instance_point.py', 80),
+    ('demo_cells_point.py', 2),
+])
+def test_dataset_configs_build_their_transforms(name, num_classes):
+    from mmengine.config import Config
+    from mmdet.registry import TRANSFORMS
+    cfg = Config.fromfile(
+        osp.join(
+            osp.dirname(__file__), '..', '..', 'configs', '_base_', 'datasets',
+            name))
+    assert cfg.train_dataloader.dataset.type == 'CocoPointDataset'
+    assert cfg.val_dataloader.dataset.test_mode
+    types = [t.type for t in cfg.train_pipeline]
+    assert types == [
+        'LoadImageFromFile', 'LoadP2SegAnnotations', 'PhotoMetricDistortion',
+        'PointRandomResize', 'PointRandomCrop', 'PointPad', 'PointRandomFlip',
+        'GenerateS2ITargets', 'PackP2SegInputs'
+    ]
+    assert cfg.train_pipeline[7].num_classes == num_classes
+    assert cfg.train_pipeline[1].num_classes == num_classes
+    for t in cfg.train_pipeline + cfg.test_pipeline:
+        if t.type != 'GenerateS2ITargets':
+            TRANSFORMS.build(t)
+    assert cfg.train_dataloader.dataset.data_prefix.get('seg')
+    assert 'seg' not in cfg.val_dataloader.dataset.data_prefix

@@ -1,1 +1,13 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
+from .formatting import PackP2SegInputs
+from .geometric import (PointPad, PointRandomChoiceResize, PointRandomCrop,
+                        PointRandomFlip, PointRandomResize, PointResize,
+                        PointTransformMixin)
+from .loading import LoadP2SegAnnotations
+from .s2i_targets import GenerateS2ITargets
+
+__all__ = [
+    'PackP2SegInputs', 'PointPad', 'PointRandomChoiceResize',
+    'PointRandomCrop', 'PointRandomFlip', 'PointRandomResize', 'PointResize',
+    'PointTransformMixin', 'LoadP2SegAnnotations', 'GenerateS2ITargets'
+]

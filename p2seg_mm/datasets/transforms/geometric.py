@@ -89,6 +89,11 @@ class PointTransformMixin:
         flags = results.get('gt_ignore_flags', None)
         if flags is None:
             flags = np.zeros(len(points), dtype=bool)
+        if len(flags) != len(points):
+            raise ValueError(
+                f'{results.get("img_path")}: {len(points)} gt_points but '
+                f'{len(flags)} gt_ignore_flags. Fix: keep the point arrays '
+                'aligned (never drop points).')
         results['gt_points'] = points
         results['gt_ignore_flags'] = np.asarray(flags, dtype=bool) | ~inside
 
@@ -173,8 +178,10 @@ class PointRandomCrop(PointTransformMixin, RandomCrop):
     points cropped away (they stay in the arrays).
 
     Without ``gt_bboxes`` (the P2Seg pipeline) the crop is never rejected,
-    as in the release: a crop may hold no point. Args are those of mmdet
-    ``RandomCrop``.
+    as in the release: a crop may hold no point. Do not load ``gt_bboxes``
+    together with points: mmdet filters ``gt_ignore_flags`` by the boxes,
+    which would misalign them with ``gt_points`` (this raises an error).
+    Args are those of mmdet ``RandomCrop``.
     """
 
 

@@ -12,6 +12,7 @@ import math
 from typing import List, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
@@ -43,6 +44,11 @@ class P2SegAffinityHead(BaseModule):
             Defaults to 0.5.
         eps (float): Added to the random-walk probabilities before the log.
             Defaults to 1e-6.
+        pool (int): Average-pool the embedding (and the walked
+            probabilities) by this factor before the N x N affinity; the
+            walk's result is upsampled back bilinearly. 1 = the method
+            (stride 4); 2 (stride 8, N / 4) only for cheap CPU demos: the
+            detector's ``aff_stride`` must then be 8. Defaults to 1.
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0.
     """
 
@@ -54,6 +60,7 @@ class P2SegAffinityHead(BaseModule):
                  loss_sem_weight: float = 0.5,
                  loss_inst_weight: float = 0.5,
                  eps: float = 1e-6,
+                 pool: int = 1,
                  init_cfg: OptMultiConfig = dict(
                      type='Normal', layer='Conv2d', std=0.001,
                      bias=0)) -> None:
@@ -64,11 +71,20 @@ class P2SegAffinityHead(BaseModule):
         self.loss_sem_weight = loss_sem_weight
         self.loss_inst_weight = loss_inst_weight
         self.eps = eps
+        if int(pool) < 1:
+            raise ValueError(f'pool must be a positive int, got {pool}.')
+        self.pool = int(pool)
         self.conv = nn.Conv2d(in_channels, embed_dims, 3, padding=1)
 
     def forward(self, x: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """(B, in_channels, h, w) -> embedding (B, D, h, w)."""
         return self.conv(_single_feature(x))
+
+    def _pooled(self, x: Tensor) -> Tensor:
+        """(B, C, h, w) -> (B, C, ceil(h / pool), ceil(w / pool))."""
+        if self.pool == 1:
+            return x
+        return F.avg_pool2d(x, self.pool, self.pool, ceil_mode=True)
 
     def _affinity_loss_single(self, embed: Tensor,
                               membership: Tensor) -> Tensor:
@@ -88,8 +104,10 @@ class P2SegAffinityHead(BaseModule):
 
         Args:
             embed (Tensor): (B, D, h, w) embedding.
-            memberships (Sequence[Tensor]): Per image (K_i, h*w) membership
-                rows (classes for T1, instances for T2), row-major cells.
+            memberships (Sequence[Tensor]): Per image (K_i, N) membership
+                rows (classes for T1, instances for T2), row-major cells of
+                the (pooled) embedding grid, N = ceil(h / pool) *
+                ceil(w / pool).
             kind (str): ``'sem'`` (T1) or ``'inst'`` (T2), selects the loss
                 weight. Defaults to 'sem'.
 
@@ -101,7 +119,13 @@ class P2SegAffinityHead(BaseModule):
         if len(memberships) != embed.shape[0]:
             raise ValueError(f'got {len(memberships)} membership matrices '
                              f'for a batch of {embed.shape[0]}.')
-        flat = embed.flatten(2)
+        flat = self._pooled(embed).flatten(2)
+        for members in memberships:
+            if members.shape[-1] != flat.shape[-1]:
+                raise ValueError(
+                    f'membership has {members.shape[-1]} cells but the '
+                    f'affinity grid has {flat.shape[-1]} (pool={self.pool}'
+                    '); pool the targets with aff_stride = 4 * pool.')
         losses = [
             self._affinity_loss_single(e, m)
             for e, m in zip(flat, memberships)
@@ -145,8 +169,10 @@ class P2SegAffinityHead(BaseModule):
             raise ValueError(f'got {len(batch_channels)} channel sets for a '
                              f'batch of {sem_logits.shape[0]}.')
         num_ch = sem_logits.shape[1]
+        size = sem_logits.shape[-2:]
         outs = []
-        for logits, emb, channels in zip(sem_logits, embed, batch_channels):
+        for logits, emb, channels in zip(sem_logits, self._pooled(embed),
+                                         batch_channels):
             channels = torch.as_tensor(
                 channels, dtype=torch.long, device=logits.device)
             if channels.numel() == 0 or int(channels.min()) < 0 or \
@@ -154,10 +180,14 @@ class P2SegAffinityHead(BaseModule):
                 raise ValueError(f'refine channels must be a non-empty '
                                  f'subset of [0, {num_ch}), got '
                                  f'{channels.tolist()}.')
-            prob = logits[channels].flatten(1).softmax(dim=0)
-            walked = self.random_walk(emb.flatten(1), prob)
+            prob = self._pooled(logits[channels].softmax(dim=0)[None])[0]
+            walked = self.random_walk(emb.flatten(1), prob.flatten(1))
+            walked = walked.view(prob.shape)
+            if self.pool > 1:
+                walked = F.interpolate(
+                    walked[None], size=size, mode='bilinear',
+                    align_corners=False)[0]
             out = logits.new_full(logits.shape, math.log(self.eps))
-            out[channels] = torch.log(walked + self.eps).view(
-                -1, *logits.shape[-2:]).to(out.dtype)
+            out[channels] = torch.log(walked + self.eps).to(out.dtype)
             outs.append(out.log_softmax(dim=0))
         return torch.stack(outs)

@@ -194,3 +194,9 @@ def test_missing_homography_is_an_error():
 
     with pytest.raises(RuntimeError, match='homography_matrix'):
         BadResize(scale_factor=2.0)(_results())
+
+
+def test_misaligned_flags_is_an_error():
+    results = _results(flags=[False])
+    with pytest.raises(ValueError, match='2 gt_points but 1'):
+        PointRandomFlip(prob=1.0)(results)

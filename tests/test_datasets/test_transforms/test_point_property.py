@@ -17,7 +17,7 @@ from p2seg_mm.datasets.transforms.geometric import (PointPad, PointRandomCrop,
                                                     PointResize)
 
 MARGIN = 4
-NUM_TRIALS = 60
+NUM_TRIALS = 200
 
 
 def _random_scene(rng):

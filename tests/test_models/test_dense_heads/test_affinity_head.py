@@ -82,3 +82,21 @@ def test_refine_with_zero_embedding_averages_probabilities():
         -math.log(1 + 3e-6) + math.log(1 + 1e-6), abs=1e-6)
     with pytest.raises(ValueError, match='subset'):
         head.refine(logits, torch.zeros(1, 6, 2, 3), [torch.tensor([5])])
+
+
+def test_pooled_affinity_for_demos():
+    head = _head(pool=2)
+    embed = torch.randn(1, 6, 5, 6, requires_grad=True)
+    member = torch.zeros(1, 9)  # ceil(5 / 2) * ceil(6 / 2) cells
+    member[0, :4] = 1
+    loss = head.loss(embed, [member], 'sem')
+    assert loss.item() > 0
+    loss.backward()
+    assert embed.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='pool=2'):
+        head.loss(embed, [torch.ones(1, 30)], 'sem')
+    out = head.refine(torch.randn(1, 3, 5, 6), embed, [torch.tensor([0, 2])])
+    assert out.shape == (1, 3, 5, 6)
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(1, 5, 6))
+    with pytest.raises(ValueError, match='positive'):
+        _head(pool=0)
