@@ -150,13 +150,16 @@ def build_model(affinity):
     return model, cfg.num_classes
 
 
-def _timed(fn, warmup, repeats):
+def _timed(fn, warmup, repeats, cpu=None):
+    """Wall times of the timed calls; process CPU times go to ``cpu``."""
     times, out = [], None
     for i in range(warmup + repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu.append(time.process_time() - start_cpu)
     return times, out
 
 
@@ -182,11 +185,14 @@ def child_train(args):
         total.backward()
         optim.step()
         if not losses_first:
-            losses_first.append({k: float(v) for k, v in losses.items()})
+            losses_first.append(
+                {k: float(v.detach()) for k, v in losses.items()})
         return float(total)
 
-    times, _ = _timed(step, args.warmup, args.repeats)
+    cpu = []
+    times, _ = _timed(step, args.warmup, args.repeats, cpu)
     return dict(time=statistics.median(times), times=times,
+                cpu=statistics.median(cpu),
                 fwd=statistics.median(fwd[args.warmup:]), base=base,
                 losses=losses_first[0])
 
@@ -222,11 +228,14 @@ def child_infer(args):
         return out
 
     with torch.no_grad():
-        _timed(split, args.warmup, args.repeats)
-        total, res = _timed(lambda: model.predict(inputs, samples),
-                            args.warmup, args.repeats)
+        cpu = []
+        _timed(split, args.warmup, args.repeats, cpu)
+        # already warm: the split above ran the same code
+        total, res = _timed(lambda: model.predict(inputs, samples), 0,
+                            args.repeats)
     med = {k: statistics.median(v[args.warmup:]) for k, v in parts.items()}
     return dict(time=statistics.median(total), base=base,
+                cpu=statistics.median(cpu),
                 num_masks=int(res[0].pred_instances.masks.shape[0]), **med)
 
 
@@ -235,7 +244,7 @@ def child_s2i(args):
     from p2seg_mm.datasets.transforms.s2i_targets import GenerateS2ITargets
     from p2seg_mm.models.task_modules.target_generators.online_s2i import \
         OnlineS2ITarget
-    out = {}
+    out, out_cpu = {}, {}
     for size in args.sizes:
         seg, points, labels = make_crop(size, size)
         if args.kind == 'static':
@@ -254,23 +263,40 @@ def child_s2i(args):
 
             def run():
                 return target(off, seg_t, pts, lab)
-        times = []
+        times, cpus = [], []
         for _ in range(args.repeats):  # each repeat: mean of --inner calls
-            t, _ = _timed(run, args.warmup, args.inner)
+            cpu = []
+            t, _ = _timed(run, args.warmup, args.inner, cpu)
             times.append(sum(t) / len(t))
+            cpus.append(sum(cpu) / len(cpu))
         out[str(size)] = statistics.median(times)
-    return dict(times=out)
+        out_cpu[str(size)] = statistics.median(cpus)
+    return dict(times=out, cpu=out_cpu)
+
+
+def _mem_available():
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError('MemAvailable not in /proc/meminfo')
 
 
 def run_child(args):
-    limit = int(args.limit_gib * GIB)
+    # Cap the address space at --limit-gib, and (shared machine) at what
+    # the machine can still give, so that a too-big run fails cleanly here
+    # instead of waking the kernel's OOM killer for someone else's job.
+    limit = min(int(args.limit_gib * GIB),
+                _status_kib('VmSize') * 1024 + _mem_available() - GIB)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    print(f'LIMIT {limit}', flush=True)
     sys.path.insert(0, ROOT)
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
     fn = dict(train=child_train, infer=child_infer, s2i=child_s2i)[args.child]
     res = fn(args)
+    res['limit'] = resource.getrlimit(resource.RLIMIT_AS)[0]
     res['peak'] = _status_kib('VmHWM') * 1024
     res['maxrss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print('RESULT ' + json.dumps(res), flush=True)
@@ -284,6 +310,24 @@ def _spawn(args, child, **kw):
     for key, value in kw.items():
         cmd += [f'--{key}'] + [str(v) for v in (
             value if isinstance(value, (list, tuple)) else [value])]
+    key = ' '.join(cmd[3:])
+    cache = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as f:
+            cache = json.load(f)
+        if key in cache:
+            return cache[key]
+    res = _spawn_uncached(args, cmd, child, kw)
+    print(f'  [{child} {kw}: {json.dumps(res)}]', file=sys.stderr,
+          flush=True)
+    if args.cache and 'skip' not in res:
+        cache[key] = res
+        with open(args.cache, 'w') as f:
+            json.dump(cache, f, indent=1)
+    return res
+
+
+def _spawn_uncached(args, cmd, child, kw):
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True,
@@ -296,17 +340,28 @@ def _spawn(args, child, **kw):
     for line in proc.stdout.splitlines()[::-1]:
         if line.startswith('RESULT '):
             return json.loads(line[7:])
+    limit = args.limit_gib * GIB
+    for line in proc.stdout.splitlines():
+        if line.startswith('LIMIT '):
+            limit = int(line.split()[1])
     err = proc.stderr.strip().splitlines()
     msg = err[-1] if err else f'exit code {proc.returncode}'
     oom = ('memory' in msg.lower() or 'alloc' in msg.lower()
            or proc.returncode in (-9, 137))
     if oom:
-        return dict(skip=f'OOM (> {args.limit_gib:g} GiB address space)')
+        return dict(skip=f'OOM (> {limit / GIB:.1f} GiB address space)')
     return dict(skip=f'failed: {msg[:120]}')
 
 
 def _t(res, key='time'):
     return f'{res[key]:.2f} s' if key in res else res['skip']
+
+
+def _tc(res):
+    """Wall time, with the process CPU time in brackets when known."""
+    if 'cpu' not in res or 'time' not in res:
+        return _t(res)
+    return f'{res["time"]:.2f} s ({res["cpu"]:.1f} cpu-s)'
 
 
 def _g(res, key='peak'):
@@ -327,8 +382,8 @@ def train_tables(args, settings):
         for aff in ('block', 'dense'):
             res[size, bs, aff] = _spawn(args, 'train', size=size, batch=bs,
                                         affinity=aff)
-    no_aff = _spawn(args, 'train', size=416, batch=1, affinity='none') \
-        if 416 in args.sizes else None
+    no_aff = None if args.no_aff else _spawn(
+        args, 'train', size=416, batch=1, affinity='none')
     rows_t = ['| setting | ours block-wise | ours dense | release ' + REL +
               ' | block / release | dense / release | block / dense |',
               '|---|---|---|---|---|---|---|']
@@ -347,7 +402,7 @@ def train_tables(args, settings):
         dense = dense or dict(skip='n/a')
         tb, td = _get(blk), _get(dense)
         rows_t.append(
-            f'| {name} | {_t(blk)} | {_t(dense)} | {rel[0]:.2f} s | '
+            f'| {name} | {_tc(blk)} | {_tc(dense)} | {rel[0]:.2f} s | '
             f'{_ratio(tb, rel[0])} | {_ratio(td, rel[0])} | '
             f'{_ratio(tb, td)} |')
         mb, md = _get(blk, 'peak', GIB), _get(dense, 'peak', GIB)
@@ -364,7 +419,9 @@ def train_tables(args, settings):
                          f'{lb.get("loss_affinity_sem", 0):.6f} vs '
                          f'{ld.get("loss_affinity_sem", 0):.6f})')
     return ['## Full training step (forward incl. online S2I, losses, '
-            'backward, Adam step)', '', 'Time (median):', ''] + rows_t + [
+            'backward, Adam step)', '', 'Wall time (median; in brackets the '
+        'process CPU time of the step, user + sys over all threads; ratios '
+        'use wall time):', ''] + rows_t + [
         '', 'Peak process memory (VmHWM of the child; in brackets its RSS '
         'after model + inputs were built):', ''] + rows_m + [
         '', 'Forward part of the step (model(mode="loss") incl. online S2I '
@@ -387,12 +444,20 @@ def s2i_table(args):
     for size in args.sizes:
         st = static.get('times', {}).get(str(size))
         on = online.get('times', {}).get(str(size))
-        fmt = (lambda x, r: f'{x * 1e3:.1f} ms' if x is not None else r.get(
-            'skip', '-'))
-        rows.append(f'| {size}² | {fmt(st, static)} | '
+        cst = static.get('cpu', {}).get(str(size))
+        con = online.get('cpu', {}).get(str(size))
+
+        def fmt(x, r, c):
+            if x is None:
+                return r.get('skip', '-')
+            return f'{x * 1e3:.1f} ms' + (
+                f' ({c * 1e3:.1f} cpu-ms)' if c is not None else '')
+
+        rows.append(f'| {size}² | {fmt(st, static, cst)} | '
                     f'{RELEASE_STATIC_MS[size]:.1f} ms | '
                     f'{_ratio(st and st * 1e3, RELEASE_STATIC_MS[size])} | '
-                    f'{fmt(on, online)} | {RELEASE_ONLINE_MS[size]:.0f} ms | '
+                    f'{fmt(on, online, con)} | '
+                    f'{RELEASE_ONLINE_MS[size]:.0f} ms | '
                     f'{_ratio(on and on * 1e3, RELEASE_ONLINE_MS[size])} |')
     return rows
 
@@ -417,6 +482,9 @@ def infer_table(args):
              f' | {RELEASE_INFER["decode"]} |',
              '| total `model.predict` (timed separately) | ' + ' | '.join(
                  _t(res[a]) for a in res) + ' | |',
+             '| process CPU time of the split (all parts) | ' + ' | '.join(
+                 (f'{res[a]["cpu"]:.1f} cpu-s' if 'cpu' in res[a] else '-')
+                 for a in res) + ' | |',
              '| peak process memory (base) | ' + ' | '.join(
                  f'{_g(res[a])} ({_g(res[a], "base")})' for a in res) +
              ' | |']
@@ -429,6 +497,8 @@ def run_parent(args):
     settings = [(s, 1) for s in args.sizes if s in (320, 416, 512)]
     if 416 in args.sizes and not args.quick:
         settings.insert(settings.index((416, 1)) + 1, (416, 2))
+    if args.train:
+        settings = [tuple(int(v) for v in t.split(':')) for t in args.train]
     head = [
         '# P2Seg (p2seg_mm) training step and inference on CPU vs the '
         "authors' release", '',
@@ -449,11 +519,15 @@ def run_parent(args):
     lines = list(head)
     sizes = [s for s in args.sizes if s in RELEASE_STATIC_MS]
     args.sizes = sizes
-    for part in (s2i_table, infer_table,
-                 lambda a: train_tables(a, settings)):
-        rows = part(args) + ['']
+    parts = dict(s2i=s2i_table, infer=infer_table,
+                 train=lambda a: train_tables(a, settings))
+    for name in args.parts:
+        rows = parts[name](args) + ['']
         print('\n'.join(rows), flush=True)
         lines += rows
+        if args.out:  # after every part, so partial results survive
+            with open(args.out, 'w') as f:
+                f.write('\n'.join(lines) + '\n')
     lines.append(f'Load average at the end: {os.getloadavg()[0]:.2f}.')
     if args.out:
         with open(args.out, 'w') as f:
@@ -466,6 +540,14 @@ def parse_args():
                         default=[320, 416, 512], help='of 320, 416, 512')
     parser.add_argument('--quick', action='store_true',
                         help='skip 512 and bs2')
+    parser.add_argument('--parts', nargs='+', default=['s2i', 'infer',
+                        'train'], choices=['s2i', 'infer', 'train'])
+    parser.add_argument('--train', nargs='+', metavar='SIZE:BATCH',
+                        help='training settings, e.g. 416:2 (default: '
+                        'from --sizes/--quick); of ' +
+                        ' '.join(f'{s}:{b}' for s, b in RELEASE_STEP))
+    parser.add_argument('--no-aff', action='store_true',
+                        help='skip the 416 bs1 run without affinity')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--inner', type=int, default=5,
@@ -476,6 +558,8 @@ def parse_args():
                         help='0: torch default')
     parser.add_argument('--child-timeout', type=float, default=600.0)
     parser.add_argument('--out', default='', help='write the markdown here')
+    parser.add_argument('--cache', default='',
+                        help='json of raw child results; reused on rerun')
     parser.add_argument('--child', choices=['train', 'infer', 's2i'],
                         help='internal: run one measurement')
     parser.add_argument('--size', type=int, default=416)
@@ -484,6 +568,10 @@ def parse_args():
                         default='block')
     parser.add_argument('--kind', choices=['static', 'online'])
     args = parser.parse_args()
+    for setting in args.train or []:
+        size, _, batch = setting.partition(':')
+        if (int(size), int(batch or 0)) not in RELEASE_STEP:
+            parser.error(f'--train {setting}: one of {list(RELEASE_STEP)}')
     if args.quick:
         args.sizes = [s for s in args.sizes if s != 512]
     return args

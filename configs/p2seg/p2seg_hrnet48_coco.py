@@ -21,10 +21,7 @@ model = dict(
 
 param_scheduler = [
     dict(
-        type='LinearLR',
-        start_factor=0.001,
-        by_epoch=False,
-        begin=0,
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
         end=2000),
     dict(
         type='PolyLR',

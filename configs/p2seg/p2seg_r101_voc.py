@@ -6,5 +6,5 @@ custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         depth=101,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='torchvision://resnet101')))
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

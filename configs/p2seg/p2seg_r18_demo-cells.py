@@ -4,8 +4,7 @@
 # To fit a few CPU minutes the N x N affinity runs at stride 8 (embedding
 # average-pooled by 2, N = 1024 per crop) instead of the method's stride 4.
 _base_ = [
-    '../_base_/models/p2seg_r50.py',
-    '../_base_/datasets/demo_cells_point.py',
+    '../_base_/models/p2seg_r50.py', '../_base_/datasets/demo_cells_point.py',
     '../_base_/schedules/p2seg_50k.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
@@ -27,12 +26,9 @@ model = dict(
     affinity_head=dict(in_channels=32, embed_dims=32, pool=2),
     train_cfg=dict(aff_stride=8))
 
-optim_wrapper = dict(
-    optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
 param_scheduler = [
-    dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-        end=50),
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=50),
     dict(
         type='PolyLR',
         power=0.9,

@@ -1,7 +1,8 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # Stage 2 on the offline demo cells (E. coli, HeLa nuclei): stock Mask R-CNN
 # FPN shrunk to run on 2 CPU cores (ResNet-18 trained from scratch: no
-# download, 512 px images, 300 iterations, one evaluation at the end).
+# download, 64-channel FPN/heads, 512 px images, 300 iterations, one
+# evaluation at the end).
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
@@ -13,13 +14,29 @@ val_ann_file = 'annotations/val_gt.json'
 image_scale = (512, 512)
 max_iters = 300
 
-# ResNet-18 without pretrained weights: train every stage and its BN.
+# CPU-sized Mask R-CNN: ResNet-18 without pretrained weights (train every
+# stage and its BN), 64-channel FPN and heads instead of 256.
+feat_channels = 64
 model = dict(
     backbone=dict(
         depth=18, frozen_stages=-1, norm_eval=False, init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256, 512]),
+    neck=dict(in_channels=[64, 128, 256, 512], out_channels=feat_channels),
+    rpn_head=dict(
+        in_channels=feat_channels,
+        feat_channels=feat_channels,
+        # Demo images are half-resolution frames: nuclei are ~15-20 px, so
+        # the smallest anchor is 16 px (stock: 32 px).
+        anchor_generator=dict(scales=[4])),
     roi_head=dict(
-        bbox_head=dict(num_classes=2), mask_head=dict(num_classes=2)),
+        bbox_roi_extractor=dict(out_channels=feat_channels),
+        bbox_head=dict(
+            in_channels=feat_channels, fc_out_channels=256, num_classes=2),
+        mask_roi_extractor=dict(out_channels=feat_channels),
+        mask_head=dict(
+            in_channels=feat_channels,
+            conv_out_channels=feat_channels,
+            num_classes=2)),
+    train_cfg=dict(rcnn=dict(sampler=dict(num=256))),
     # A HeLa frame holds about 160 nuclei: keep more than 100 per image.
     test_cfg=dict(rcnn=dict(max_per_img=300)))
 

@@ -16,10 +16,12 @@ def _rel(path):
 
 def test_there_are_configs():
     assert len(CONFIGS) >= 8
-    assert {p.name for p in STAGE_A} >= {
-        'p2seg_r50_voc.py', 'p2seg_r101_voc.py', 'p2seg_hrnet48_voc.py',
-        'p2seg_hrnet48_coco.py', 'p2seg_r18_demo-cells.py'
-    }
+    assert {p.name
+            for p in STAGE_A} >= {
+                'p2seg_r50_voc.py', 'p2seg_r101_voc.py',
+                'p2seg_hrnet48_voc.py', 'p2seg_hrnet48_coco.py',
+                'p2seg_r18_demo-cells.py'
+            }
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_rel)

@@ -23,6 +23,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py')
 MAX_ITERS = 50
 WINDOW = 10
+# The last-10 mean must be at most this share of the first-10 mean (all
+# losses reach <= 0.85 with the seeds here; 0.95 leaves room for numerics).
+MAX_RATIO = 0.95
 # Loss weight of the centre heatmap in this test; the demo config has 0
 # (VOC setting, no centre loss), which would make loss_center constant 0.
 CENTER_WEIGHT = 1.0
@@ -83,7 +86,9 @@ def build_short_run_cfg(data_root, work_dir, max_iters=MAX_ITERS):
         batch_size=2,
         num_workers=0,
         persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False))
+        # No epochs: mmengine sleeps 2 s at every epoch end of an
+        # iteration-based loop, i.e. every 2 iterations with 4 images.
+        sampler=dict(type='InfiniteSampler', shuffle=False))
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
                 'test_dataloader', 'test_cfg', 'test_evaluator'):
         cfg[key] = None
@@ -93,7 +98,8 @@ def build_short_run_cfg(data_root, work_dir, max_iters=MAX_ITERS):
     # Constant learning rate: the demo warm-up (50 iterations from 0.1 %)
     # would spend the whole run at a near-zero rate.
     cfg.param_scheduler = None
-    cfg.optim_wrapper.optimizer.lr = 1e-3
+    # 3x the demo rate: every loss falls clearly within 50 iterations.
+    cfg.optim_wrapper.optimizer.lr = 3e-3
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
     cfg.default_hooks.pop('visualization', None)
@@ -112,7 +118,8 @@ def loss_history(point_dataset, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('short_training')
     cfg = build_short_run_cfg(point_dataset['root'], work_dir)
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    # One thread: on a small, shared CPU more threads only contend.
+    torch.set_num_threads(1)
     try:
         runner = Runner.from_cfg(cfg)
         recorder = LossRecorder()
@@ -141,9 +148,9 @@ def test_loss_decreases(loss_history, name):
     values = np.array([step[name] for step in loss_history])
     first, last = values[:WINDOW].mean(), values[-WINDOW:].mean()
     assert first > 0, f'{name} is {first} at the start: nothing to learn'
-    assert last < first, (
+    assert last < MAX_RATIO * first, (
         f'{name}: mean of the last {WINDOW} iterations {last:.6g} is not '
-        f'below that of the first {WINDOW} {first:.6g}; curve: '
+        f'below {MAX_RATIO} x that of the first {WINDOW} {first:.6g}; curve: '
         f'{np.round(values, 6).tolist()}')
 
 

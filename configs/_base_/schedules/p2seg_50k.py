@@ -12,10 +12,7 @@ optim_wrapper = dict(
 # mmengine multiplies overlapping schedulers: w(t) * (1 - t / T) ^ 0.9.
 param_scheduler = [
     dict(
-        type='LinearLR',
-        start_factor=0.001,
-        by_epoch=False,
-        begin=0,
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
         end=2000),
     dict(
         type='PolyLR',

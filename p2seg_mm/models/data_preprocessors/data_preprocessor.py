@@ -77,7 +77,7 @@ class P2SegDataPreprocessor(DetDataPreprocessor):
             sample.gt_s2i = PixelData(
                 metainfo=s2i.metainfo,
                 **{
-                    key: _pad_bottom_right(s2i.get(key), shape,
-                                           self.s2i_pad_value)
+                    key:
+                    _pad_bottom_right(s2i.get(key), shape, self.s2i_pad_value)
                     for key in s2i.keys()
                 })

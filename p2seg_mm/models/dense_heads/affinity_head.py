@@ -52,18 +52,19 @@ class P2SegAffinityHead(BaseModule):
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0.
     """
 
-    def __init__(self,
-                 in_channels: int = 256,
-                 embed_dims: int = 256,
-                 blockwise: bool = True,
-                 block_size: int = 1024,
-                 loss_sem_weight: float = 0.5,
-                 loss_inst_weight: float = 0.5,
-                 eps: float = 1e-6,
-                 pool: int = 1,
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', layer='Conv2d', std=0.001,
-                     bias=0)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 256,
+        embed_dims: int = 256,
+        blockwise: bool = True,
+        block_size: int = 1024,
+        loss_sem_weight: float = 0.5,
+        loss_inst_weight: float = 0.5,
+        eps: float = 1e-6,
+        pool: int = 1,
+        init_cfg: OptMultiConfig = dict(
+            type='Normal', layer='Conv2d', std=0.001, bias=0)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.embed_dims = embed_dims
         self.blockwise = blockwise
@@ -98,7 +99,9 @@ class P2SegAffinityHead(BaseModule):
                                            self.block_size)
         return affinity_loss_dense(embed, membership.to(embed))
 
-    def loss(self, embed: Tensor, memberships: Sequence[Tensor],
+    def loss(self,
+             embed: Tensor,
+             memberships: Sequence[Tensor],
              kind: str = 'sem') -> Tensor:
         """Affinity loss, per image, averaged over the batch.
 
@@ -185,7 +188,9 @@ class P2SegAffinityHead(BaseModule):
             walked = walked.view(prob.shape)
             if self.pool > 1:
                 walked = F.interpolate(
-                    walked[None], size=size, mode='bilinear',
+                    walked[None],
+                    size=size,
+                    mode='bilinear',
                     align_corners=False)[0]
             out = logits.new_full(logits.shape, math.log(self.eps))
             out[channels] = torch.log(walked + self.eps).to(out.dtype)

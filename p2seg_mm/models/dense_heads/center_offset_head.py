@@ -61,16 +61,17 @@ class P2SegCenterOffsetHead(BaseModule):
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int = 256,
-                 feat_channels: int = 256,
-                 loss_center_weight: float = 0.0,
-                 loss_offset_static_weight: float = 0.005,
-                 loss_offset_online_weight: float = 0.005,
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', layer='Conv2d', std=0.001,
-                     bias=0)) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 256,
+        feat_channels: int = 256,
+        loss_center_weight: float = 0.0,
+        loss_offset_static_weight: float = 0.005,
+        loss_offset_online_weight: float = 0.005,
+        init_cfg: OptMultiConfig = dict(
+            type='Normal', layer='Conv2d', std=0.001, bias=0)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.loss_center_weight = loss_center_weight

@@ -78,16 +78,17 @@ class P2SegSemanticHead(BaseModule):
             (METHOD §2.1).
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int = 256,
-                 feat_channels: int = 256,
-                 top_k_percent: float = 0.2,
-                 ignore_index: int = 255,
-                 loss_weight: float = 1.0,
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', layer='Conv2d', std=0.001,
-                     bias=0)) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 256,
+        feat_channels: int = 256,
+        top_k_percent: float = 0.2,
+        ignore_index: int = 255,
+        loss_weight: float = 1.0,
+        init_cfg: OptMultiConfig = dict(
+            type='Normal', layer='Conv2d', std=0.001, bias=0)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.top_k_percent = top_k_percent
@@ -119,8 +120,7 @@ class P2SegSemanticHead(BaseModule):
                 f'log_probs {tuple(log_probs.shape)} and gt_sem_seg '
                 f'{tuple(gt_sem_seg.shape)} must share batch and H, W.')
         losses = [
-            hard_pixel_ce_single(lp, gt, self.top_k_percent,
-                                 self.ignore_index)
+            hard_pixel_ce_single(lp, gt, self.top_k_percent, self.ignore_index)
             for lp, gt in zip(log_probs, gt_sem_seg)
         ]
         return dict(loss_sem_seg=self.loss_weight * torch.stack(losses).mean())

@@ -100,10 +100,11 @@ class P2Seg(BaseDetector):
         x = self.backbone(batch_inputs)
         return self.neck(x) if self.neck is not None else x
 
-    def _forward(self,
-                 batch_inputs: Tensor,
-                 batch_data_samples: Optional[SampleList] = None
-                 ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    def _forward(
+        self,
+        batch_inputs: Tensor,
+        batch_data_samples: Optional[SampleList] = None
+    ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
         """Raw stride-4 outputs (no ground truth is read).
 
         Returns:
@@ -119,9 +120,10 @@ class P2Seg(BaseDetector):
         return sem_logits, center, offset, embed
 
     # ------------------------------------------------------------- training
-    def _online_s2i(self, offset: Tensor, fg_map: Tensor,
-                    batch_data_samples: SampleList
-                    ) -> Tuple[Tensor, Tensor, List[Tensor]]:
+    def _online_s2i(
+            self, offset: Tensor, fg_map: Tensor,
+            batch_data_samples: SampleList
+    ) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """Online S2I targets of the batch (no gradient).
 
         Returns:
@@ -131,9 +133,9 @@ class P2Seg(BaseDetector):
         targets, weights, ids = [], [], []
         for off, seg, sample in zip(offset, fg_map, batch_data_samples):
             points, labels = points_of(sample)
-            target, weight, inst = self.online_target(
-                off.detach(), seg, points.to(off.device),
-                labels.to(off.device))
+            target, weight, inst = self.online_target(off.detach(), seg,
+                                                      points.to(off.device),
+                                                      labels.to(off.device))
             targets.append(target)
             weights.append(weight)
             ids.append(inst)
@@ -184,25 +186,25 @@ class P2Seg(BaseDetector):
                 embed, sem_members, 'sem')
         return losses
 
-    def _static_s2i_losses(self, center: Tensor, offset: Tensor,
-                           batch_data_samples: SampleList
-                           ) -> Dict[str, Tensor]:
+    def _static_s2i_losses(
+            self, center: Tensor, offset: Tensor,
+            batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Centre and static offset losses at the input resolution."""
         size = offset.shape[-2:]
         head = self.center_offset_head
         weight = stack_s2i(batch_data_samples, 'offset_weight', size)
         return dict(
             loss_center=head.loss_center(
-                center, stack_s2i(batch_data_samples, 'center_heatmap',
-                                  size), weight),
+                center, stack_s2i(batch_data_samples, 'center_heatmap', size),
+                weight),
             loss_offset_static=head.loss_offset(
-                offset, stack_s2i(batch_data_samples, 'offset', size),
-                weight))
+                offset, stack_s2i(batch_data_samples, 'offset', size), weight))
 
-    def _mdm_stages(self, sem_logits: Tensor, offset: Tensor,
-                    embed: Optional[Tensor], gt_sem: Tensor,
-                    labels: List[Tensor], batch_data_samples: SampleList
-                    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def _mdm_stages(
+            self, sem_logits: Tensor, offset: Tensor, embed: Optional[Tensor],
+            gt_sem: Tensor, labels: List[Tensor],
+            batch_data_samples: SampleList
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Run the K stages S2I -> I2S (METHOD §0.4).
 
         Stage 1 groups the pseudo-map's foreground; stage k+1 groups stage
@@ -233,16 +235,16 @@ class P2Seg(BaseDetector):
                 if use_t2:
                     inst.append(
                         self.affinity_head.loss(
-                            embed, self._inst_memberships(
-                                ids, batch_data_samples), 'inst'))
+                            embed,
+                            self._inst_memberships(ids, batch_data_samples),
+                            'inst'))
             if use_i2s:
                 log_probs = self.affinity_head.refine(log_probs, embed,
                                                       channels)
                 if stage + 1 < num_stages:
                     fg_map = refined_semantic_map(
-                        resize_bilinear(log_probs.detach(),
-                                        gt_sem.shape[-2:]), channels,
-                        gt_sem)
+                        resize_bilinear(log_probs.detach(), gt_sem.shape[-2:]),
+                        channels, gt_sem)
         losses = dict()
         if online:
             losses['loss_offset_online'] = torch.stack(online).mean()
@@ -284,6 +286,7 @@ class P2Seg(BaseDetector):
             resize_bilinear(x, size) for x in (log_probs, center, offset)
         ]
         for i, sample in enumerate(batch_data_samples):
-            sample.pred_instances = decode_single(
-                *(x[i] for x in outputs), sample, self.test_cfg, rescale)
+            sample.pred_instances = decode_single(*(x[i] for x in outputs),
+                                                  sample, self.test_cfg,
+                                                  rescale)
         return batch_data_samples

@@ -22,8 +22,9 @@ def resize_bilinear(x: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def _sample_name(sample: DetDataSample) -> str:
-    return str(sample.metainfo.get('img_path', sample.metainfo.get(
-        'img_id', '<unknown image>')))
+    return str(
+        sample.metainfo.get('img_path',
+                            sample.metainfo.get('img_id', '<unknown image>')))
 
 
 def points_of(sample: DetDataSample) -> Tuple[Tensor, Tensor]:
@@ -50,9 +51,8 @@ def image_labels(sample: DetDataSample) -> Tensor:
     labels = [sample.gt_instances.labels.long().reshape(-1)]
     if 'ignored_instances' in sample and \
             'labels' in sample.ignored_instances:
-        labels.append(
-            sample.ignored_instances.labels.long().reshape(-1).to(
-                labels[0].device))
+        labels.append(sample.ignored_instances.labels.long().reshape(-1).to(
+            labels[0].device))
     return torch.cat(labels).unique()
 
 
@@ -86,9 +86,8 @@ def stack_s2i(batch_data_samples: SampleList, key: str,
     maps = []
     for sample in batch_data_samples:
         if 'gt_s2i' not in sample or key not in sample.gt_s2i:
-            raise ValueError(
-                f'{_sample_name(sample)}: no gt_s2i.{key}; add '
-                'GenerateS2ITargets to the training pipeline.')
+            raise ValueError(f'{_sample_name(sample)}: no gt_s2i.{key}; add '
+                             'GenerateS2ITargets to the training pipeline.')
         value = sample.gt_s2i.get(key)
         if tuple(value.shape[-2:]) != tuple(size):
             raise ValueError(
@@ -99,7 +98,8 @@ def stack_s2i(batch_data_samples: SampleList, key: str,
     return torch.stack(maps)
 
 
-def refined_semantic_map(log_probs: Tensor, batch_channels: List[Tensor],
+def refined_semantic_map(log_probs: Tensor,
+                         batch_channels: List[Tensor],
                          pseudo_map: Tensor,
                          ignore_index: int = 255) -> Tensor:
     """Argmax of refined log-probs over each image's present channels.
@@ -126,7 +126,8 @@ def refined_semantic_map(log_probs: Tensor, batch_channels: List[Tensor],
                        torch.full_like(sem, ignore_index), sem)
 
 
-def s2i_coverage(weight: Tensor, seg_map: Tensor,
+def s2i_coverage(weight: Tensor,
+                 seg_map: Tensor,
                  ignore_index: int = 255) -> Tensor:
     """Share of foreground pixels that got an online S2I target.
 
@@ -209,8 +210,7 @@ def decode_single(log_probs: Tensor, center: Tensor, offset: Tensor,
         points, labels = points_of(sample)
         points = points.to(offset.device)
         if rescale:
-            offset, points = rescale_offsets_and_points(
-                offset, points, sample)
+            offset, points = rescale_offsets_and_points(offset, points, sample)
         result = decode_instances_with_points(
             prob,
             offset,
@@ -221,8 +221,9 @@ def decode_single(log_probs: Tensor, center: Tensor, offset: Tensor,
             fallback_score=cfg['fallback_score'])
     else:
         if rescale:
-            offset, _ = rescale_offsets_and_points(
-                offset, offset.new_zeros((0, 2)), sample)
+            offset, _ = rescale_offsets_and_points(offset,
+                                                   offset.new_zeros((0, 2)),
+                                                   sample)
         result = decode_instances_with_centers(
             prob,
             to_original_single(center, sample, rescale),

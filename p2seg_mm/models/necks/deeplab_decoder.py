@@ -110,20 +110,21 @@ class P2SegDeepLabDecoder(BaseModule):
             (METHOD §2.2).
     """
 
-    def __init__(self,
-                 in_channels: Sequence[int] = (256, 512, 1024, 2048),
-                 channels: int = 256,
-                 aspp_channels: int = 256,
-                 aspp_dilations: Sequence[int] = (3, 6, 9),
-                 proj_channels: Sequence[int] = (128, 64, 32),
-                 dropout_ratio: float = 0.5,
-                 fuse_kernel_size: int = 5,
-                 align_corners: bool = False,
-                 norm_cfg: ConfigType = dict(type='BN'),
-                 act_cfg: ConfigType = dict(type='ReLU'),
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', layer='Conv2d', std=0.001,
-                     bias=0)) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int] = (256, 512, 1024, 2048),
+        channels: int = 256,
+        aspp_channels: int = 256,
+        aspp_dilations: Sequence[int] = (3, 6, 9),
+        proj_channels: Sequence[int] = (128, 64, 32),
+        dropout_ratio: float = 0.5,
+        fuse_kernel_size: int = 5,
+        align_corners: bool = False,
+        norm_cfg: ConfigType = dict(type='BN'),
+        act_cfg: ConfigType = dict(type='ReLU'),
+        init_cfg: OptMultiConfig = dict(
+            type='Normal', layer='Conv2d', std=0.001, bias=0)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         in_channels = list(in_channels)
         if len(in_channels) < 2:
@@ -145,8 +146,7 @@ class P2SegDeepLabDecoder(BaseModule):
         prev = aspp_channels
         for skip, proj in zip(skip_channels, proj_channels):
             self.projs.append(
-                ConvModule(
-                    skip, proj, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
+                ConvModule(skip, proj, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
             self.fuses.append(
                 DepthwiseSeparableConvModule(
                     proj + prev,
@@ -206,22 +206,22 @@ class P2SegHRNetNeck(BaseModule):
         init_cfg (dict, optional): Defaults to conv weights N(0, 0.001^2).
     """
 
-    def __init__(self,
-                 in_channels=48,
-                 out_channels: Optional[int] = None,
-                 in_index: int = 0,
-                 concat: bool = False,
-                 norm_cfg: ConfigType = dict(type='BN'),
-                 act_cfg: ConfigType = dict(type='ReLU'),
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', layer='Conv2d', std=0.001,
-                     bias=0)) -> None:
+    def __init__(
+        self,
+        in_channels=48,
+        out_channels: Optional[int] = None,
+        in_index: int = 0,
+        concat: bool = False,
+        norm_cfg: ConfigType = dict(type='BN'),
+        act_cfg: ConfigType = dict(type='ReLU'),
+        init_cfg: OptMultiConfig = dict(
+            type='Normal', layer='Conv2d', std=0.001, bias=0)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_index = in_index
         self.concat = concat
-        total = sum(in_channels) if concat else (
-            in_channels if isinstance(in_channels, int) else
-            in_channels[in_index])
+        total = sum(in_channels) if concat else (in_channels if isinstance(
+            in_channels, int) else in_channels[in_index])
         self.conv = None
         if out_channels is not None:
             self.conv = ConvModule(
@@ -233,12 +233,13 @@ class P2SegHRNetNeck(BaseModule):
             inputs = [inputs]
         if self.concat:
             size = inputs[0].shape[-2:]
-            x = torch.cat([inputs[0]] + [
-                F.interpolate(
-                    level, size=size, mode='bilinear', align_corners=False)
-                for level in inputs[1:]
-            ],
-                          dim=1)
+            x = torch.cat(
+                [inputs[0]] + [
+                    F.interpolate(
+                        level, size=size, mode='bilinear', align_corners=False)
+                    for level in inputs[1:]
+                ],
+                dim=1)
         else:
             x = inputs[self.in_index]
         if self.conv is not None:

@@ -74,8 +74,8 @@ def test_refine_with_zero_embedding_averages_probabilities():
                       [torch.tensor([0, 1, 2])])
     mean = logits.softmax(1).mean(dim=(2, 3))[0]
     expected = (mean + 1e-6) / (1 + 3e-6)
-    torch.testing.assert_close(out[0].exp(),
-                               expected[:, None, None].expand(3, 2, 3))
+    torch.testing.assert_close(out[0].exp(), expected[:, None,
+                                                      None].expand(3, 2, 3))
     # background only: every pixel is background
     only_bg = head.refine(logits, torch.zeros(1, 6, 2, 3), [torch.tensor([0])])
     assert only_bg[0, 0].min().item() == pytest.approx(

@@ -7,8 +7,8 @@ from p2seg_mm.models.dense_heads.center_offset_head import \
 
 
 def _head(**kwargs):
-    return P2SegCenterOffsetHead(num_classes=3, in_channels=8,
-                                 feat_channels=8, **kwargs)
+    return P2SegCenterOffsetHead(
+        num_classes=3, in_channels=8, feat_channels=8, **kwargs)
 
 
 def test_forward_shapes_and_init():
@@ -33,8 +33,10 @@ def test_empty_targets_give_graph_connected_zero():
 
 
 def test_one_instance_hand_values():
-    head = _head(loss_center_weight=200., loss_offset_static_weight=0.005,
-                 loss_offset_online_weight=0.01)
+    head = _head(
+        loss_center_weight=200.,
+        loss_offset_static_weight=0.005,
+        loss_offset_online_weight=0.01)
     weight = torch.zeros(2, 1, 4, 4)
     weight[0, 0, 1:3, 1:3] = 1  # 4 pixels in image 0, none in image 1
     pred_o = torch.zeros(2, 2, 4, 4, requires_grad=True)
@@ -59,5 +61,6 @@ def test_one_instance_hand_values():
 def test_shape_mismatch_raises():
     head = _head()
     with pytest.raises(ValueError, match='loss_offset'):
-        head.loss_offset(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4),
-                         torch.zeros(1, 2, 4, 4))
+        head.loss_offset(
+            torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4),
+            torch.zeros(1, 2, 4, 4))

@@ -40,8 +40,8 @@ def test_hard_pixel_ce_matches_hand_computation():
 
 
 def test_loss_by_feat_averages_images_and_backward():
-    head = P2SegSemanticHead(num_classes=2, in_channels=4, feat_channels=4,
-                             loss_weight=2.0)
+    head = P2SegSemanticHead(
+        num_classes=2, in_channels=4, feat_channels=4, loss_weight=2.0)
     logits = torch.randn(2, 3, 8, 8, requires_grad=True)
     gt = torch.randint(0, 3, (2, 8, 8))
     gt[1] = 255  # an all-ignore image contributes 0

@@ -13,8 +13,10 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from p2seg_mm.models.data_preprocessors import data_preprocessor  # noqa
-from p2seg_mm.models.dense_heads import (affinity_head,  # noqa: F401
-                                         center_offset_head, semantic_head)
+from p2seg_mm.models.dense_heads import (
+    affinity_head,  # noqa: F401
+    center_offset_head,
+    semantic_head)
 from p2seg_mm.models.detectors import p2seg  # noqa: F401
 from p2seg_mm.models.detectors.p2seg_utils import (refined_semantic_map,
                                                    rescale_offsets_and_points)
@@ -24,8 +26,8 @@ from p2seg_mm.models.task_modules.target_generators import \
 
 REPO = Path(__file__).resolve().parents[3]
 ALL_KEYS = {
-    'loss_sem_seg', 'loss_center', 'loss_offset_static',
-    'loss_offset_online', 'loss_affinity_sem', 'loss_affinity_inst'
+    'loss_sem_seg', 'loss_center', 'loss_offset_static', 'loss_offset_online',
+    'loss_affinity_sem', 'loss_affinity_inst'
 }
 
 
@@ -42,13 +44,19 @@ def tiny_model_cfg(num_classes=3):
     model.semantic_head.update(
         num_classes=num_classes, in_channels=16, feat_channels=16)
     model.center_offset_head.update(
-        num_classes=num_classes, in_channels=16, feat_channels=16,
+        num_classes=num_classes,
+        in_channels=16,
+        feat_channels=16,
         loss_center_weight=1.0)
     model.affinity_head.update(in_channels=16, embed_dims=16, block_size=100)
     return model
 
 
-def make_sample(height, width, instances, ignored=(), scale=1.0,
+def make_sample(height,
+                width,
+                instances,
+                ignored=(),
+                scale=1.0,
                 num_classes=3):
     """instances: list of (class, (y0, y1, x0, x1) box, [(x, y) points])."""
     sem = torch.zeros(height, width, dtype=torch.long)
@@ -160,9 +168,8 @@ def test_two_stages_and_switches():
 
     no_i2s = build(train_cfg=dict(use_i2s=False))
     losses = run_loss(no_i2s, make_batch())
-    assert set(k for k in losses if 'loss' in k) == ALL_KEYS - {
-        'loss_affinity_sem', 'loss_affinity_inst'
-    }
+    assert set(k for k in losses if 'loss' in
+               k) == ALL_KEYS - {'loss_affinity_sem', 'loss_affinity_inst'}
     no_t2 = build(train_cfg=dict(use_inst_affinity=False))
     losses = run_loss(no_t2, make_batch())
     assert 'loss_affinity_inst' not in losses
@@ -189,8 +196,8 @@ def test_predict_without_rescale_and_center_mode():
     model = build().eval()
     with torch.no_grad():
         data = model.data_preprocessor(make_batch(), False)
-        results = model.predict(data['inputs'], data['data_samples'],
-                                rescale=False)
+        results = model.predict(
+            data['inputs'], data['data_samples'], rescale=False)
     assert results[0].pred_instances.masks.shape == (3, 61, 70)
     center = build(test_cfg=dict(mode='center', center_threshold=-1.)).eval()
     with torch.no_grad():
@@ -237,8 +244,10 @@ def test_refined_semantic_map_keeps_ignore_and_present_classes():
 
 def test_rescale_offsets_and_points():
     sample = DetDataSample(
-        metainfo=dict(img_shape=(50, 40), ori_shape=(100, 120),
-                      scale_factor=(40 / 120, 0.5)))
+        metainfo=dict(
+            img_shape=(50, 40),
+            ori_shape=(100, 120),
+            scale_factor=(40 / 120, 0.5)))
     offset = torch.ones(2, 100, 120)
     points = torch.tensor([[20., 10.], [39.99, 49.99]])
     off, pts = rescale_offsets_and_points(offset, points, sample)

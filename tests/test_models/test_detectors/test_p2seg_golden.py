@@ -11,8 +11,10 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from p2seg_mm.models.data_preprocessors import data_preprocessor  # noqa
-from p2seg_mm.models.dense_heads import (affinity_head,  # noqa: F401
-                                         center_offset_head, semantic_head)
+from p2seg_mm.models.dense_heads import (
+    affinity_head,  # noqa: F401
+    center_offset_head,
+    semantic_head)
 from p2seg_mm.models.detectors import p2seg  # noqa: F401
 from p2seg_mm.models.necks import deeplab_decoder  # noqa: F401
 from p2seg_mm.models.task_modules.target_generators import \
@@ -86,8 +88,10 @@ def _sample(seed):
     weight = (sem == 1).float()[None]
     offset = torch.randn(2, height, width, generator=gen) * weight
     sample = DetDataSample(
-        metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
-                      scale_factor=(1., 1.)))
+        metainfo=dict(
+            img_shape=(height, width),
+            ori_shape=(height, width),
+            scale_factor=(1., 1.)))
     sample.gt_instances = InstanceData(
         points=torch.tensor([[12.5, 12.5], [15.5, 30.5], [30.5, 38.5]]),
         labels=torch.tensor([0, 1, 1]))

@@ -46,8 +46,8 @@ def test_decoder_trains_with_one_image():
 
 
 def test_decoder_init_is_small_normal():
-    decoder = _tiny_decoder(in_channels=(64, 64, 64, 256), channels=64,
-                            aspp_channels=64)
+    decoder = _tiny_decoder(
+        in_channels=(64, 64, 64, 256), channels=64, aspp_channels=64)
     decoder.init_weights()
     weight = decoder.aspp.branches[1].conv.weight
     assert 0.0005 < weight.std().item() < 0.002
@@ -86,14 +86,30 @@ def test_hrnet_neck_on_mmdet_hrnet_single_output():
     from mmdet.models.backbones import HRNet
 
     extra = dict(
-        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
-                    num_blocks=(1, ), num_channels=(4, )),
-        stage2=dict(num_modules=1, num_branches=2, block='BASIC',
-                    num_blocks=(1, 1), num_channels=(4, 8)),
-        stage3=dict(num_modules=1, num_branches=3, block='BASIC',
-                    num_blocks=(1, 1, 1), num_channels=(4, 8, 16)),
-        stage4=dict(num_modules=1, num_branches=4, block='BASIC',
-                    num_blocks=(1, 1, 1, 1), num_channels=(4, 8, 16, 32)))
+        stage1=dict(
+            num_modules=1,
+            num_branches=1,
+            block='BOTTLENECK',
+            num_blocks=(1, ),
+            num_channels=(4, )),
+        stage2=dict(
+            num_modules=1,
+            num_branches=2,
+            block='BASIC',
+            num_blocks=(1, 1),
+            num_channels=(4, 8)),
+        stage3=dict(
+            num_modules=1,
+            num_branches=3,
+            block='BASIC',
+            num_blocks=(1, 1, 1),
+            num_channels=(4, 8, 16)),
+        stage4=dict(
+            num_modules=1,
+            num_branches=4,
+            block='BASIC',
+            num_blocks=(1, 1, 1, 1),
+            num_channels=(4, 8, 16, 32)))
     backbone = HRNet(extra, multiscale_output=False)
     # mmdet's HRNet upsamples by powers of 2: inputs are padded to 32k
     feats = backbone(torch.randn(1, 3, 64, 96))
