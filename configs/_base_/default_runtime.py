@@ -7,3 +7,7 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=5000,
         max_keep_ckpts=3))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+
+# The release trains with SyncBN over 8 GPUs x 1 image (METHOD §2.3):
+# mmengine converts BN to SyncBN in distributed runs only.
+sync_bn = 'torch'

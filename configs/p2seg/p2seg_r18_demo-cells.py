@@ -1,7 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # Small CPU demo: ResNet-18 (16 base channels, random init), small decoder,
 # 32-d affinity, 2 cell classes, 300 iterations of 4 x 256^2 crops.
-# To fit a few CPU minutes the N x N affinity runs at stride 8 (embedding
+# To stay cheap on CPU the N x N affinity runs at stride 8 (embedding
 # average-pooled by 2, N = 1024 per crop) instead of the method's stride 4.
 _base_ = [
     '../_base_/models/p2seg_r50.py', '../_base_/datasets/demo_cells_point.py',

@@ -141,8 +141,8 @@ def make_point_dataset(root: str,
         sem = np.zeros(shape, dtype=np.uint8)
         for mask, label in masks:
             sem[mask] = label + 1
-        Image.fromarray(sem, mode='L').save(
-            osp.join(paths['seg_dir'], file_name))
+        Image.fromarray(
+            sem, mode='L').save(osp.join(paths['seg_dir'], file_name))
         images.append(
             dict(id=img_id, file_name=file_name, height=height, width=width))
         for mask, label in masks:
@@ -167,8 +167,8 @@ def make_point_dataset(root: str,
         dict(id=cat_id, name=name)
         for cat_id, name in zip(CATEGORY_IDS, CLASSES)
     ]
-    for key, anns in (('points_json', point_anns),
-                      ('val_points_json', point_anns),
+    for key, anns in (('points_json', point_anns), ('val_points_json',
+                                                    point_anns),
                       ('gt_json', gt_anns), ('val_gt_json', gt_anns)):
         with open(paths[key], 'w') as f:
             json.dump(

@@ -42,12 +42,14 @@ class LossRecorder(Hook):
     def __init__(self):
         self.history = []
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         self.history.append({
-            key: float(value)
-            for key, value in (outputs or {}).items()
-            if key.startswith('loss')
+            key: float(torch.as_tensor(value).detach())
+            for key, value in (outputs or {}).items() if key.startswith('loss')
         })
 
 
@@ -56,7 +58,8 @@ def _deterministic_pipeline(num_classes):
     return [
         dict(type='LoadImageFromFile'),
         dict(
-            type='LoadP2SegAnnotations', with_seg=True,
+            type='LoadP2SegAnnotations',
+            with_seg=True,
             num_classes=num_classes),
         # 64 x 80 -> 64 x 96: exercises the point-aware padding (ignore 255).
         dict(
@@ -73,15 +76,28 @@ def _deterministic_pipeline(num_classes):
     ]
 
 
-def build_short_run_cfg(data_root, work_dir, max_iters=MAX_ITERS):
-    """The demo config with the fabricated data and a short schedule."""
+def build_short_run_cfg(data_root,
+                        work_dir,
+                        max_iters=MAX_ITERS,
+                        augment=False):
+    """The demo config with the fabricated data and a short schedule.
+
+    Args:
+        data_root (str): Folder made by ``make_point_dataset``.
+        work_dir (str): Runner work dir.
+        max_iters (int): Training iterations. Defaults to ``MAX_ITERS``.
+        augment (bool): Keep the demo config's random training pipeline
+            (resize, 256 x 256 crop, flip, photometric) instead of the
+            deterministic one. Defaults to False.
+    """
     cfg = Config.fromfile(DEMO_CONFIG)
     num_classes = cfg.model.semantic_head.num_classes
     cfg.work_dir = str(work_dir)
     cfg.model.center_offset_head.loss_center_weight = CENTER_WEIGHT
     dataset = cfg.train_dataloader.dataset
     dataset.data_root = str(data_root)
-    dataset.pipeline = _deterministic_pipeline(num_classes)
+    if not augment:
+        dataset.pipeline = _deterministic_pipeline(num_classes)
     cfg.train_dataloader.update(
         batch_size=2,
         num_workers=0,
@@ -93,7 +109,8 @@ def build_short_run_cfg(data_root, work_dir, max_iters=MAX_ITERS):
                 'test_dataloader', 'test_cfg', 'test_evaluator'):
         cfg[key] = None
     cfg.train_cfg = dict(
-        type='IterBasedTrainLoop', max_iters=max_iters,
+        type='IterBasedTrainLoop',
+        max_iters=max_iters,
         val_interval=max_iters + 1)
     # Constant learning rate: the demo warm-up (50 iterations from 0.1 %)
     # would spend the whole run at a near-zero rate.
@@ -112,11 +129,8 @@ def build_short_run_cfg(data_root, work_dir, max_iters=MAX_ITERS):
     return cfg
 
 
-@pytest.fixture(scope='module')
-def loss_history(point_dataset, tmp_path_factory):
-    """Train the demo network for ``MAX_ITERS`` iterations on the CPU."""
-    work_dir = tmp_path_factory.mktemp('short_training')
-    cfg = build_short_run_cfg(point_dataset['root'], work_dir)
+def train_and_record(cfg):
+    """Build the Runner from ``cfg``, train, return the per-iter losses."""
     threads = torch.get_num_threads()
     # One thread: on a small, shared CPU more threads only contend.
     torch.set_num_threads(1)
@@ -128,6 +142,28 @@ def loss_history(point_dataset, tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return recorder.history
+
+
+@pytest.fixture(scope='module')
+def loss_history(point_dataset, tmp_path_factory):
+    """Train the demo network for ``MAX_ITERS`` iterations on the CPU."""
+    work_dir = tmp_path_factory.mktemp('short_training')
+    return train_and_record(
+        build_short_run_cfg(point_dataset['root'], work_dir))
+
+
+def test_demo_augmentation_pipeline_trains(point_dataset, tmp_path):
+    """The demo config's own random pipeline (crop 256 of the upscaled
+    64 x 80 images, padding, flip) feeds the model: all losses finite."""
+    cfg = build_short_run_cfg(
+        point_dataset['root'], tmp_path, max_iters=3, augment=True)
+    types = [step['type'] for step in cfg.train_dataloader.dataset.pipeline]
+    assert 'PointRandomCrop' in types and 'PointRandomFlip' in types
+    history = train_and_record(cfg)
+    assert len(history) == 3
+    for step in history:
+        assert set(EXPECTED_LOSSES) <= set(step), sorted(step)
+        assert all(math.isfinite(v) for v in step.values()), step
 
 
 def test_every_iteration_is_recorded(loss_history):

@@ -88,10 +88,18 @@ val_dataloader = dict(
         backend_args=backend_args))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/val_points.json',
-    metric='segm',
-    format_only=False,
-    backend_args=backend_args)
+# Inference needs the points (val_points.json); scoring needs the masks,
+# which only the evaluation json (val_gt.json, same ids) carries.
+val_evaluator = [
+    dict(
+        type='CocoMetric',
+        ann_file=data_root + 'annotations/val_gt.json',
+        metric='segm',
+        format_only=False,
+        backend_args=backend_args),
+    dict(
+        type='VOCInstanceMetric',
+        ann_file=data_root + 'annotations/val_gt.json',
+        iou_thrs=[0.25, 0.5, 0.7, 0.75])
+]
 test_evaluator = val_evaluator

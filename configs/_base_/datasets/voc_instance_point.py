@@ -86,7 +86,7 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         metainfo=metainfo,
-        ann_file='annotations/voc_2012_val.json',
+        ann_file='annotations/voc_2012_val_points_centroid.json',
         data_prefix=dict(img='JPEGImages/'),
         test_mode=True,
         pipeline=test_pipeline,
@@ -95,6 +95,6 @@ test_dataloader = val_dataloader
 
 val_evaluator = dict(
     type='VOCInstanceMetric',
-    ann_file=data_root + 'annotations/voc_2012_val.json',
+    ann_file=data_root + 'annotations/voc_2012_val_points_centroid.json',
     iou_thrs=[0.25, 0.5, 0.7, 0.75])
 test_evaluator = val_evaluator

@@ -1,1 +1,4 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
+from .p2seg import P2Seg
+
+__all__ = ['P2Seg']
