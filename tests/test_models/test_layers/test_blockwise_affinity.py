@@ -104,8 +104,8 @@ def test_strided_inputs_match_dense():
                        (random_walk_blockwise, dict(block_size=10))]:
         p = prob.detach().requires_grad_()
         out = fn(e, p, **kwargs)
-        results.append(
-            (out, *torch.autograd.grad((out * weight[:, ::2]).sum(), (e, p))))
+        results.append((out, *torch.autograd.grad((out * weight[:, ::2]).sum(),
+                                                  (e, p))))
     for got, ref in zip(*results[::-1]):
         assert_close(got, ref, rtol=RTOL, atol=1e-12)
 
