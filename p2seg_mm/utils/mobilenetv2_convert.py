@@ -166,7 +166,7 @@ def convert_mmdet_mobilenetv2_to_deepsort(
         if match and match.group(2) is not None:
             k = positions.get(f'layer{match.group(2)}.{match.group(3)}')
             if k is not None:
-                expanded[k] = (expanded.get(k, False)
-                               or match.group(4) == 'expand_conv')
+                expanded[k] = (
+                    expanded.get(k, False) or match.group(4) == 'expand_conv')
     inverse = {v: k for k, v in _module_map(expanded).items()}
     return _rename(state_dict, inverse, 'mmdet')

@@ -23,9 +23,6 @@ from p2seg_mm.utils import (get_checkpoint_safe_globals,
                             history_buffer_getattr,
                             register_checkpoint_safe_globals)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-
-
 class ToyModel(BaseModel):
     """Linear regression with a BN layer (buffers in the state dict)."""
 

