@@ -36,6 +36,7 @@ RELEASE_STEP = {(320, 1): (4.14, 3.59), (416, 1): (12.15, 7.09),
 RELEASE_NO_AFF = (1.47, 2.25)
 RELEASE_STATIC_MS = {320: 4.1, 416: 6.8, 512: 12.9}
 RELEASE_ONLINE_MS = {320: 85., 416: 136., 512: 207.}
+PROTOCOLS = []  # --from-cache: protocol of every reused measurement
 RELEASE_INFER = dict(net='1.2–1.3 s', decode='0.162 s')
 INFER_HW = (375, 500)  # a 500x375 (W x H) VOC-like image
 
@@ -295,7 +296,15 @@ def run_child(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     fn = dict(train=child_train, infer=child_infer, s2i=child_s2i)[args.child]
-    res = fn(args)
+    try:
+        res = fn(args)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and 'alloc' not in str(err):
+            raise
+        print('OOMINFO ' + json.dumps(dict(
+            peak=_status_kib('VmHWM') * 1024, err=str(err)[:200])),
+              flush=True)
+        sys.exit(3)
     res['limit'] = resource.getrlimit(resource.RLIMIT_AS)[0]
     res['peak'] = _status_kib('VmHWM') * 1024
     res['maxrss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -317,6 +326,8 @@ def _spawn(args, child, **kw):
             cache = json.load(f)
         if key in cache:
             return cache[key]
+    if args.from_cache:
+        return _from_cache(cache, key, child, kw)
     res = _spawn_uncached(args, cmd, child, kw)
     print(f'  [{child} {kw}: {json.dumps(res)}]', file=sys.stderr,
           flush=True)
@@ -324,6 +335,30 @@ def _spawn(args, child, **kw):
         cache[key] = res
         with open(args.cache, 'w') as f:
             json.dump(cache, f, indent=1)
+    return res
+
+
+def _strip_protocol(key):
+    """Cache key without ``--warmup W --repeats R``; and (W, R)."""
+    words = key.split()
+    warmup = int(words[words.index('--warmup') + 1])
+    repeats = int(words[words.index('--repeats') + 1])
+    rest = [w for i, w in enumerate(words) if w not in (
+        '--warmup', '--repeats') and words[i - 1] not in (
+            '--warmup', '--repeats')]
+    return ' '.join(rest), (warmup, repeats)
+
+
+def _from_cache(cache, key, child, kw):
+    """Cached result with another warm-up/repeat count (most repeats)."""
+    want, _ = _strip_protocol(key)
+    found = [(_strip_protocol(k)[1], v) for k, v in cache.items()
+             if _strip_protocol(k)[0] == want]
+    if not found:
+        return dict(skip='not measured')
+    (warmup, repeats), res = max(found, key=lambda x: x[0][1])
+    PROTOCOLS.append(f'{child} {kw}: {repeats} timed after {warmup} '
+                     'warm-up')
     return res
 
 
@@ -346,10 +381,17 @@ def _spawn_uncached(args, cmd, child, kw):
             limit = int(line.split()[1])
     err = proc.stderr.strip().splitlines()
     msg = err[-1] if err else f'exit code {proc.returncode}'
+    for line in proc.stdout.splitlines():
+        if line.startswith('OOMINFO '):
+            info = json.loads(line[8:])
+            return dict(skip=f'OOM (limit {limit / GIB:.1f} GiB, peak '
+                        f'{info["peak"] / GIB:.1f} GiB when an allocation '
+                        'failed)', err=info['err'])
     oom = ('memory' in msg.lower() or 'alloc' in msg.lower()
            or proc.returncode in (-9, 137))
     if oom:
-        return dict(skip=f'OOM (> {limit / GIB:.1f} GiB address space)')
+        return dict(skip=f'OOM (> {limit / GIB:.1f} GiB address space)',
+                    err=msg[:200])
     return dict(skip=f'failed: {msg[:120]}')
 
 
@@ -528,6 +570,9 @@ def run_parent(args):
         if args.out:  # after every part, so partial results survive
             with open(args.out, 'w') as f:
                 f.write('\n'.join(lines) + '\n')
+    if PROTOCOLS:
+        lines += ['Protocol of each measurement (rendered with '
+                  '--from-cache):', ''] + [f'- {p}' for p in PROTOCOLS] + ['']
     lines.append(f'Load average at the end: {os.getloadavg()[0]:.2f}.')
     if args.out:
         with open(args.out, 'w') as f:
@@ -560,6 +605,9 @@ def parse_args():
     parser.add_argument('--out', default='', help='write the markdown here')
     parser.add_argument('--cache', default='',
                         help='json of raw child results; reused on rerun')
+    parser.add_argument('--from-cache', action='store_true',
+                        help='only render --cache (any warm-up/repeats), '
+                        'run nothing')
     parser.add_argument('--child', choices=['train', 'infer', 's2i'],
                         help='internal: run one measurement')
     parser.add_argument('--size', type=int, default=416)

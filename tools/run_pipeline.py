@@ -86,12 +86,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     os.makedirs(work, exist_ok=True)
     MMLogger.get_instance(
         'p2seg_pipeline', log_file=osp.join(work, 'pipeline.log'))
-    paths = data_paths(args.mdm_config)
+    paths = data_paths(args.mdm_config, args.mdm_options)
     train_gt = osp.abspath(args.train_gt) if args.train_gt else None
 
     # Stage A: the MDM network.
+    # The pipeline scores pseudo-masks and the final model itself, so the
+    # trainings skip their own validation.
+    no_val = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
     mdm_ckpt = train_stage(args.mdm_config, osp.join(work, 'mdm'),
-                           args.mdm_options)
+                           no_val + list(args.mdm_options or []))
     # Stage B: pseudo-masks of the training images, plus the baseline.
     pseudo = {
         'p2seg':
@@ -115,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                       logger='current')
             continue
         ann = osp.abspath(pseudo[variant])
-        opts = [f'train_dataloader.dataset.ann_file={ann}'] + list(
+        opts = [f'train_dataloader.dataset.ann_file={ann}'] + no_val + list(
             args.second_options or [])
         vdir = osp.join(work, f'second_{variant}')
         ckpt = train_stage(args.second_config, vdir, opts)

@@ -42,6 +42,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=str,
         help='also dump the raw predictions to this .pkl file')
     parser.add_argument(
+        '--metrics-out',
+        help='also write the metrics to this .json file (atomically)')
+    parser.add_argument(
         '--show',
         action='store_true',
         help='show the predictions in a window')
@@ -176,7 +179,25 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
             DumpDetResults(out_file_path=args.out))
     metrics = runner.test()
     print(format_metrics(metrics))
+    if args.metrics_out and runner.rank == 0:
+        write_metrics(metrics, args.metrics_out)
     return metrics
+
+
+def write_metrics(metrics: Dict[str, float], path: str) -> None:
+    """Write ``metrics`` as json via a temporary file and a rename."""
+    import json
+    import numbers
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump({
+            k: float(v) if isinstance(v, numbers.Real) else str(v)
+            for k, v in metrics.items()
+        },
+                  f,
+                  indent=1)
+    os.replace(tmp, path)
 
 
 if __name__ == '__main__':

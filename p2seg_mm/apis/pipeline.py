@@ -119,9 +119,23 @@ def test_stage(config: str, checkpoint: str, work_dir: str,
         return json.load(f)
 
 
-def data_paths(config: str) -> Dict[str, str]:
+def options_dict(opts: Optional[Sequence[str]]) -> Dict:
+    """``['a.b=1', ...]`` (``--cfg-options`` syntax) as a dict."""
+    from mmengine.config import DictAction
+    out = {}
+    for item in opts or []:
+        if '=' not in item:
+            raise ValueError(f'config option {item!r} is not KEY=VALUE')
+        key, val = item.split('=', 1)
+        out[key] = DictAction._parse_iterable(val)
+    return out
+
+
+def data_paths(config: str,
+               cfg_options: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """Absolute paths of the train/val annotation files and folders."""
     cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options_dict(cfg_options))
     out = {}
     for split in ('train', 'val'):
         ds = cfg[f'{split}_dataloader']['dataset']
@@ -170,6 +184,8 @@ def results_table(pseudo: Dict[str, str], train_gt: Optional[str],
             'final mAP50 | final mAP70 | final mAP75 |')
     lines = [head, '|' + '---|' * 10]
     for key, ann in pseudo.items():
+        if key not in final and key == 'gt':
+            continue
         q = _quality(ann, train_gt)
         m = final.get(key, {})
         lines.append('| ' + ' | '.join([
