@@ -10,12 +10,19 @@ runs in a fresh child process (this script with ``--child``) whose address
 space is capped with ``RLIMIT_AS`` (``--limit-gib``); a run that does not fit
 is reported as OOM. Peak = the child's VmHWM (process peak, as §13);
 "base" = its RSS after the model and inputs are built. Times are medians of
-``--repeats`` after ``--warmup``.
+``--repeats`` after ``--warmup``; the process CPU time is reported too.
+
+On a shared machine, torch's default OpenMP threads spin at barriers when
+another job holds a core, which inflates wall *and* CPU time many times;
+``--threads 1`` then gives the CPU time one core needs (robust to load).
 
 Example::
 
     python benchmarks/bench_train_step.py --out results.md
     python benchmarks/bench_train_step.py --quick        # 320/416 bs1 only
+    python benchmarks/bench_train_step.py --threads 1 --train 416:1 \
+        --warmup 0 --repeats 1 --cache raw.json   # one step, 1 thread
+    python benchmarks/bench_train_step.py --from-cache --cache raw.json
 """
 import argparse
 import json
@@ -36,8 +43,8 @@ RELEASE_STEP = {(320, 1): (4.14, 3.59), (416, 1): (12.15, 7.09),
 RELEASE_NO_AFF = (1.47, 2.25)
 RELEASE_STATIC_MS = {320: 4.1, 416: 6.8, 512: 12.9}
 RELEASE_ONLINE_MS = {320: 85., 416: 136., 512: 207.}
-PROTOCOLS = []  # --from-cache: protocol of every reused measurement
 RELEASE_INFER = dict(net='1.2–1.3 s', decode='0.162 s')
+PROTOCOLS = []  # --from-cache: protocol of every reused measurement
 INFER_HW = (375, 500)  # a 500x375 (W x H) VOC-like image
 
 
@@ -325,6 +332,9 @@ def _spawn(args, child, **kw):
         with open(args.cache) as f:
             cache = json.load(f)
         if key in cache:
+            if args.from_cache:
+                PROTOCOLS.append(f'{child} {kw}: {args.repeats} timed after '
+                                 f'{args.warmup} warm-up')
             return cache[key]
     if args.from_cache:
         return _from_cache(cache, key, child, kw)
