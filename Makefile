@@ -34,8 +34,10 @@ test: install
 demo-data: install
 	$(PY) tools/dataset_converters/prepare_demo_data.py --overlays 4
 
+# One torch thread per process: on 2 cores the data workers take the other
+# core, and two OpenMP threads competing with them were up to 15x slower.
 demo: install
-	$(PY) tools/run_pipeline.py --demo
+	OMP_NUM_THREADS=1 $(PY) tools/run_pipeline.py --demo
 
 bench: install
 	$(PY) benchmarks/bench_affinity.py
