@@ -488,8 +488,9 @@ def s2i_table(args):
     online = _spawn(args, 's2i', kind='online', sizes=args.sizes,
                     inner=args.inner)
     rows = ['## S2I targets', '',
-            f'Mean of {args.inner} calls per repeat, median of '
-            f'{args.repeats} repeats.', '',
+            f'Mean of {args.inner} calls per repeat, median of ' + (
+                'the repeats in the protocol list.' if args.from_cache else
+                f'{args.repeats} repeats.'), '',
             '| crop | static (GenerateS2ITargets) ours | static release ' +
             REL + ' | ratio | online (OnlineS2ITarget) ours | online '
             'release | ratio |', '|---|---|---|---|---|---|---|']
@@ -556,8 +557,10 @@ def run_parent(args):
         "authors' release", '',
         f'Machine: {_cpu_model()}, {os.cpu_count()} cores, torch '
         f'{torch.__version__}, torch.get_num_threads() = {threads}, fp32. '
-        f'Median of {args.repeats} repeats after {args.warmup} warm-up; '
-        f'every measurement in a fresh process with RLIMIT_AS = '
+        + ('Repeats and warm-up of each measurement: see the protocol '
+           'list at the end; ' if args.from_cache else
+           f'Median of {args.repeats} repeats after {args.warmup} warm-up; ')
+        + f'every measurement in a fresh process with RLIMIT_AS = '
         f'{args.limit_gib:g} GiB.', '',
         'Model: HRNet-W48 (configs/_base_/models/p2seg_hrnet48.py, random '
         'init), 20 classes, online S2I + I2S + T2 on, Adam (lr 5e-5). Crop: '

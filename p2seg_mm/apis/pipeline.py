@@ -138,7 +138,10 @@ def data_paths(config: str,
     cfg.merge_from_dict(options_dict(cfg_options))
     out = {}
     for split in ('train', 'val'):
-        ds = cfg[f'{split}_dataloader']['dataset']
+        loader = cfg.get(f'{split}_dataloader') or cfg.get('test_dataloader')
+        if not loader:
+            continue
+        ds = loader['dataset']
         while 'dataset' in ds:  # unwrap RepeatDataset & co.
             ds = ds['dataset']
         root = ds.get('data_root', '') or ''
@@ -245,7 +248,7 @@ def render_overlays(work: str, pseudo: Dict[str, str], paths: Dict[str, str],
             _draw_json_masks(pseudo[key], paths['train_img'], out_dir, num,
                              f'pseudo_{key}')
     from pycocotools.coco import COCO
-    val = COCO(paths['val_ann'])
+    val = COCO(paths.get('val_ann', paths['train_ann']))
     names = [c['name'] for c in val.loadCats(val.getCatIds())]
     for key in final:
         pred_file = osp.join(work, f'second_{key}', 'eval',
