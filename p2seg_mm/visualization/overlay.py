@@ -30,6 +30,8 @@ def class_color(label: int) -> tuple:
 
 def instance_colors(num: int, seed: int = 0) -> np.ndarray:
     """``num`` distinct bright RGB colours, shape (num, 3) uint8."""
+    if num <= 0:
+        return np.zeros((0, 3), np.uint8)
     hues = (np.arange(num) * 0.61803398875 + seed * 0.1) % 1.0
     hsv = np.stack(
         [hues * 179, np.full(num, 220),

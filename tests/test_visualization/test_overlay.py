@@ -102,3 +102,12 @@ def test_save_png_roundtrip_atomic(tmp_path):
         save_png(str(tmp_path / 'f.png'), rgb.astype(np.float32))
     with pytest.raises(ValueError):
         save_png(str(tmp_path / 'f.png'), np.zeros((2, 2, 4), np.uint8))
+
+
+def test_overlay_instances_without_instances():
+    from p2seg_mm.visualization.overlay import (instance_colors,
+                                                overlay_instances)
+    assert instance_colors(0).shape == (0, 3)
+    image = np.zeros((6, 7, 3), np.uint8)
+    out = overlay_instances(image, np.zeros((0, 6, 7), bool), [])
+    assert out.shape == image.shape
