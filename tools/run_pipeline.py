@@ -18,6 +18,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -61,6 +62,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--second-options', nargs='+', help='--cfg-options for stage C')
     parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='second-stage trainings run side by side (each logs to its '
+        'own stage.log); --demo uses 3 with one torch thread each')
+    parser.add_argument(
         '--overlays', type=int, default=4, help='PNG overlays per stage')
     return parser.parse_args(argv)
 
@@ -71,6 +78,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         args.mdm_config = args.mdm_config or DEMO_MDM
         args.second_config = args.second_config or DEMO_SECOND
         args.train_gt = args.train_gt or DEMO_TRAIN_GT
+        args.jobs = max(args.jobs, 3)
         if not osp.isfile(osp.join(REPO, DEMO_TRAIN_GT)):
             from p2seg_mm.apis.pipeline import run_command
             run_command([
@@ -111,20 +119,28 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if train_gt:
         pseudo['gt'] = train_gt
     # Stage C + evaluation for each second-stage variant.
-    final = {}
-    for variant in args.variants:
-        if variant not in pseudo:
-            print_log(f'skip variant {variant}: no annotation file',
-                      logger='current')
-            continue
+    variants = [v for v in args.variants if v in pseudo]
+    for variant in set(args.variants) - set(variants):
+        print_log(f'skip variant {variant}: no annotation file',
+                  logger='current')
+
+    def second_stage(variant: str) -> str:
         ann = osp.abspath(pseudo[variant])
         opts = [f'train_dataloader.dataset.ann_file={ann}'] + no_val + list(
             args.second_options or [])
-        vdir = osp.join(work, f'second_{variant}')
-        ckpt = train_stage(args.second_config, vdir, opts)
-        final[variant] = test_stage(args.second_config, ckpt,
-                                    osp.join(vdir, 'eval'),
-                                    args.second_options)
+        return train_stage(
+            args.second_config,
+            osp.join(work, f'second_{variant}'),
+            opts,
+            echo=args.jobs <= 1)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        ckpts = dict(zip(variants, pool.map(second_stage, variants)))
+    final = {}
+    for variant in variants:
+        final[variant] = test_stage(args.second_config, ckpts[variant],
+                                    osp.join(work, f'second_{variant}',
+                                             'eval'), args.second_options)
     render_overlays(work, pseudo, paths, final, args.overlays)
     table = results_table(pseudo, train_gt, final)
     with open(osp.join(work, 'results.md'), 'w') as f:

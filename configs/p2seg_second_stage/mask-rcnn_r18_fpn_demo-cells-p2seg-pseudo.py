@@ -15,7 +15,7 @@ image_scale = (512, 512)
 # A 15-minute CPU demo trains three of these (P2Seg pseudo-masks, the
 # nearest-point baseline, ground truth): a short schedule. Scale it with
 # --cfg-options for a longer run (milestones follow max_iters).
-max_iters = 120
+max_iters = 80
 
 # CPU-sized Mask R-CNN: ResNet-18 without pretrained weights (train every
 # stage and its BN), 64-channel FPN and heads instead of 256.

@@ -29,8 +29,12 @@ def _tool(name: str) -> str:
     return osp.join(REPO, 'tools', name)
 
 
-def run_command(cmd: List[str], log_file: str) -> None:
-    """Run one stage command, teeing its output into ``log_file``."""
+def run_command(cmd: List[str], log_file: str, echo: bool = True) -> None:
+    """Run one stage command, teeing its output into ``log_file``.
+
+    With ``echo=False`` (stages running side by side) the output only goes
+    to ``log_file``.
+    """
     os.makedirs(osp.dirname(log_file), exist_ok=True)
     print_log('$ ' + ' '.join(cmd), logger='current')
     start = time.time()
@@ -43,7 +47,8 @@ def run_command(cmd: List[str], log_file: str) -> None:
             cwd=REPO)
         for line in proc.stdout:
             log.write(line)
-            sys.stdout.write(line)
+            if echo:
+                sys.stdout.write(line)
         proc.wait()
     if proc.returncode != 0:
         raise RuntimeError(f'stage command failed with exit code '
@@ -66,8 +71,10 @@ def last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def train_stage(config: str, work_dir: str,
-                cfg_options: Optional[Sequence[str]] = None) -> str:
+def train_stage(config: str,
+                work_dir: str,
+                cfg_options: Optional[Sequence[str]] = None,
+                echo: bool = True) -> str:
     """Train ``config`` into ``work_dir`` unless done; return checkpoint."""
     done = osp.join(work_dir, 'DONE')
     if osp.isfile(done):
@@ -76,8 +83,10 @@ def train_stage(config: str, work_dir: str,
     cmd = [sys.executable, _tool('train.py'), config, '--work-dir', work_dir]
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
-    run_command(cmd + _cfg_options(cfg_options),
-                osp.join(work_dir, 'stage.log'))
+    run_command(
+        cmd + _cfg_options(cfg_options),
+        osp.join(work_dir, 'stage.log'),
+        echo=echo)
     ckpt = last_checkpoint(work_dir)
     with open(done, 'w') as f:
         f.write(ckpt + '\n')

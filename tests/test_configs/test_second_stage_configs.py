@@ -133,7 +133,7 @@ def test_demo_config_is_small_and_offline():
     assert cfg.model.backbone.init_cfg is None
     assert cfg.model.neck.in_channels == [64, 128, 256, 512]
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
-    assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval == 120
+    assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval == 80
     assert 'max_epochs' not in cfg.train_cfg
     assert cfg.train_dataloader.batch_size == 2
     assert cfg.train_dataloader.num_workers == 2
