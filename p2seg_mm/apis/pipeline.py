@@ -47,6 +47,7 @@ def run_command(cmd: List[str], log_file: str, echo: bool = True) -> None:
             cwd=REPO)
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             if echo:
                 sys.stdout.write(line)
         proc.wait()
