@@ -24,7 +24,12 @@ model = dict(
     center_offset_head=dict(
         num_classes=num_classes, in_channels=32, feat_channels=32),
     affinity_head=dict(in_channels=32, embed_dims=32, pool=2),
-    train_cfg=dict(aff_stride=8))
+    # 300 CPU iterations from random init leave the affinity embedding
+    # near-uniform, so its random walk would blur the semantic map: the
+    # demo adds a CE on the unrefined logits while training and decodes
+    # the unrefined map (paper configs: 0 and True).
+    train_cfg=dict(aff_stride=8, unrefined_sem_loss_weight=1.0),
+    test_cfg=dict(use_i2s=False))
 
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
 param_scheduler = [

@@ -21,7 +21,8 @@ DEFAULT_TRAIN_CFG = dict(
     use_online_s2i=True,
     use_i2s=True,
     use_inst_affinity=True,
-    aff_stride=4)
+    aff_stride=4,
+    unrefined_sem_loss_weight=0.0)
 DEFAULT_TEST_CFG = dict(
     mode='point',
     fallback_half_size=32,
@@ -29,7 +30,8 @@ DEFAULT_TEST_CFG = dict(
     center_threshold=0.1,
     nms_kernel=7,
     top_k=200,
-    min_area=0)
+    min_area=0,
+    use_i2s=True)
 
 
 @MODELS.register_module()
@@ -176,6 +178,14 @@ class P2Seg(BaseDetector):
         losses.update(
             self.semantic_head.loss_by_feat(
                 resize_bilinear(log_probs, size).log_softmax(dim=1), gt_sem))
+        aux_weight = float(self.train_cfg.get('unrefined_sem_loss_weight', 0))
+        if aux_weight > 0:
+            # Not in the paper: a direct per-pixel signal for the semantic
+            # head while the affinity is still near-uniform (short CPU runs
+            # from random init); 0 (off) in every paper config.
+            aux = self.semantic_head.loss_by_feat(
+                resize_bilinear(sem_logits, size).log_softmax(dim=1), gt_sem)
+            losses['loss_sem_seg_unrefined'] = aux_weight * aux['loss_sem_seg']
         if self.train_cfg['use_i2s']:
             stride = self.train_cfg['aff_stride']
             sem_members = [
@@ -277,7 +287,7 @@ class P2Seg(BaseDetector):
         else:
             channels = [torch.arange(num_ch, device=sem_logits.device)
                         ] * len(batch_data_samples)
-        if embed is not None:
+        if embed is not None and self.test_cfg.get('use_i2s', True):
             log_probs = self.affinity_head.refine(sem_logits, embed, channels)
         else:
             log_probs = sem_logits
