@@ -255,3 +255,22 @@ def test_rescale_offsets_and_points():
     assert off[1].unique().tolist() == [2.0]
     assert pts[0].tolist() == pytest.approx([60., 20.])
     assert pts[1, 0] < 120 and pts[1, 1] < 100
+
+
+def test_unrefined_semantic_loss_and_test_time_i2s_switch():
+    model = build(train_cfg=dict(unrefined_sem_loss_weight=0.5))
+    losses = run_loss(model, make_batch())
+    aux = losses['loss_sem_seg_unrefined']
+    assert torch.isfinite(aux) and aux > 0
+    assert 'loss_sem_seg_unrefined' not in run_loss(build(), make_batch())
+
+    batch = make_batch()
+    outs = []
+    for use_i2s in (True, False):
+        model = build(test_cfg=dict(use_i2s=use_i2s)).eval()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            data = model.data_preprocessor(batch, False)
+            outs.append(model(**data, mode='predict'))
+    for res in outs[1]:
+        assert res.pred_instances.masks.shape[0] == len(res.gt_instances)
