@@ -29,7 +29,9 @@ train_pipeline = [
         scale=(512, 512),
         ratio_range=(0.7, 1.3),
         keep_ratio=True),
-    dict(type='PointRandomCrop', crop_size=(256, 256)),
+    # min_points=1: E. coli cells are few and small; a crop without any
+    # point would often hold no E. coli pixel at all.
+    dict(type='PointRandomCrop', crop_size=(256, 256), min_points=1),
     # The image is BGR here: ImageNet mean x 255 in BGR order, so padded
     # pixels normalise to ~0. Padded pseudo-map pixels are ignored (255).
     dict(

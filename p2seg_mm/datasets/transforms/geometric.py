@@ -12,7 +12,7 @@ move coordinates. Points that end outside the new image
 (``not (0 <= x < W and 0 <= y < H)``) get ``gt_ignore_flags = True``; points
 are never removed from the arrays, so labels and flags stay aligned.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 from mmcv.transforms import RandomChoiceResize, RandomResize
@@ -181,8 +181,69 @@ class PointRandomCrop(PointTransformMixin, RandomCrop):
     as in the release: a crop may hold no point. Do not load ``gt_bboxes``
     together with points: mmdet filters ``gt_ignore_flags`` by the boxes,
     which would misalign them with ``gt_points`` (this raises an error).
-    Args are those of mmdet ``RandomCrop``.
+
+    Args:
+        min_points (int): Redraw the crop offset (up to ``max_retries``
+            times) until at least this many kept points fall inside the
+            crop; the last draw is used if none qualifies. Helps classes
+            with few, small objects (in the spirit of mmseg's
+            ``cat_max_ratio``). 0 (default) draws once, as the release.
+        max_retries (int): Extra draws allowed by ``min_points``.
+            Defaults to 10.
+        **kwargs: Those of mmdet ``RandomCrop``.
     """
+
+    def __init__(self,
+                 *args,
+                 min_points: int = 0,
+                 max_retries: int = 10,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if min_points < 0 or max_retries < 0:
+            raise ValueError('min_points and max_retries must be >= 0, got '
+                             f'{min_points} and {max_retries}')
+        self.min_points = min_points
+        self.max_retries = max_retries
+        self._offset = None
+
+    def _crop_data(self, results: dict, crop_size: Tuple[int, int],
+                   allow_negative_crop: bool) -> Optional[dict]:
+        """Choose the offset (point-aware), then crop as mmdet does."""
+        self._offset = self._choose_offset(results, crop_size)
+        try:
+            return super()._crop_data(results, crop_size, allow_negative_crop)
+        finally:
+            self._offset = None
+
+    def _rand_offset(self, margin: Tuple[int, int]) -> Tuple[int, int]:
+        if self._offset is not None:
+            return self._offset
+        return super()._rand_offset(margin)
+
+    def _choose_offset(self, results: dict,
+                       crop_size: Tuple[int, int]) -> Tuple[int, int]:
+        """Draw ``(offset_h, offset_w)``, redrawing while the crop holds
+        fewer than ``min_points`` kept points."""
+        height, width = results['img'].shape[:2]
+        margin = (max(height - crop_size[0], 0), max(width - crop_size[1], 0))
+        offset = super()._rand_offset(margin)
+        points = results.get('gt_points', None)
+        if self.min_points == 0 or points is None or len(points) == 0:
+            return offset
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        flags = results.get('gt_ignore_flags', None)
+        if flags is not None:
+            points = points[~np.asarray(flags, dtype=bool)]
+        for _ in range(self.max_retries):
+            off_h, off_w = offset
+            inside = ((points[:, 0] >= off_w)
+                      & (points[:, 0] < off_w + crop_size[1])
+                      & (points[:, 1] >= off_h)
+                      & (points[:, 1] < off_h + crop_size[0]))
+            if int(inside.sum()) >= self.min_points:
+                break
+            offset = super()._rand_offset(margin)
+        return offset
 
 
 @TRANSFORMS.register_module()

@@ -6,7 +6,7 @@ class c, 255 = ignore) is an input of the data pipeline; no target is made
 here. The loss takes *log-probabilities* (the I2S-refined map, or
 ``log_softmax`` of the logits when I2S is off) at the input resolution.
 """
-from typing import Dict, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +30,13 @@ def _single_feature(x: Union[Tensor, Sequence[Tensor]]) -> Tensor:
 def hard_pixel_ce_single(log_probs: Tensor,
                          target: Tensor,
                          top_k_percent: float = 0.2,
-                         ignore_index: int = 255) -> Tensor:
+                         ignore_index: int = 255,
+                         class_weight: Optional[Tensor] = None) -> Tensor:
     """DeepLab hard-pixel-mining cross-entropy of one image.
 
     Ignored pixels contribute 0 but count in the pixel total, as in the
-    release (METHOD §5).
+    release (METHOD §5). With ``class_weight`` each pixel's loss is scaled
+    by the weight of its target class before the hardest are selected.
 
     Args:
         log_probs (Tensor): (C+1, H, W) log-probabilities.
@@ -42,14 +44,16 @@ def hard_pixel_ce_single(log_probs: Tensor,
         top_k_percent (float): Fraction of the H*W pixels kept (the largest
             losses). Defaults to 0.2.
         ignore_index (int): Ignored label. Defaults to 255.
+        class_weight (Tensor, optional): (C+1, ) per-class pixel weights.
 
     Returns:
         Tensor: Scalar mean of the ``floor(top_k_percent * H * W)`` largest
-        per-pixel losses (all pixels if that is 0).
+        per-pixel (weighted) losses (all pixels if that is 0).
     """
     nll = F.nll_loss(
         log_probs[None],
         target[None].long(),
+        weight=class_weight,
         ignore_index=ignore_index,
         reduction='none').flatten()
     k = int(top_k_percent * nll.numel())
@@ -74,6 +78,10 @@ class P2SegSemanticHead(BaseModule):
             Defaults to 0.2.
         ignore_index (int): Ignored label. Defaults to 255.
         loss_weight (float): Weight of ``loss_sem_seg``. Defaults to 1.0.
+        class_weight (Sequence[float], optional): C + 1 per-class pixel
+            weights of the CE (background first), as mmseg's
+            ``class_weight``; for classes with few, small objects. None
+            (default) = all 1, the method.
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0
             (METHOD §2.1).
     """
@@ -86,10 +94,21 @@ class P2SegSemanticHead(BaseModule):
         top_k_percent: float = 0.2,
         ignore_index: int = 255,
         loss_weight: float = 1.0,
+        class_weight: Optional[Sequence[float]] = None,
         init_cfg: OptMultiConfig = dict(
             type='Normal', layer='Conv2d', std=0.001, bias=0)
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if class_weight is not None:
+            if len(class_weight) != num_classes + 1 or \
+                    min(class_weight) < 0:
+                raise ValueError(
+                    f'class_weight needs {num_classes + 1} non-negative '
+                    f'values (background first), got {list(class_weight)}.')
+            class_weight = torch.tensor(
+                [float(w) for w in class_weight], dtype=torch.float32)
+        # a buffer follows .to(device) and stays out of the checkpoint
+        self.register_buffer('class_weight', class_weight, persistent=False)
         self.num_classes = num_classes
         self.top_k_percent = top_k_percent
         self.ignore_index = ignore_index
@@ -120,7 +139,10 @@ class P2SegSemanticHead(BaseModule):
                 f'log_probs {tuple(log_probs.shape)} and gt_sem_seg '
                 f'{tuple(gt_sem_seg.shape)} must share batch and H, W.')
         losses = [
-            hard_pixel_ce_single(lp, gt, self.top_k_percent, self.ignore_index)
+            hard_pixel_ce_single(
+                lp, gt, self.top_k_percent, self.ignore_index,
+                None if self.class_weight is None else
+                self.class_weight.to(lp.dtype))
             for lp, gt in zip(log_probs, gt_sem_seg)
         ]
         return dict(loss_sem_seg=self.loss_weight * torch.stack(losses).mean())

@@ -200,3 +200,34 @@ def test_misaligned_flags_is_an_error():
     results = _results(flags=[False])
     with pytest.raises(ValueError, match='2 gt_points but 1'):
         PointRandomFlip(prob=1.0)(results)
+
+
+def test_crop_min_points_redraws_until_a_point_is_inside():
+    # one point in the bottom-right corner of a 100 x 100 image: a 50 x 50
+    # crop drawn once holds it ~1 % of the time (5/51 per axis)
+    points = np.array([[95.5, 95.5]], np.float32)
+    hits = {0: 0, 1: 0}
+    for min_points in (0, 1):
+        crop = PointRandomCrop(
+            crop_size=(50, 50), min_points=min_points, max_retries=2000)
+        for seed in range(20):
+            np.random.seed(seed)
+            results = crop(_results(100, 100, points))
+            hits[min_points] += int(not results['gt_ignore_flags'][0])
+            offset = -results['homography_matrix'][:2, 2]
+            np.testing.assert_allclose(results['gt_points'], points - offset)
+    assert hits[1] == 20
+    assert hits[0] <= 3
+
+
+def test_crop_min_points_ignores_flagged_points_and_gives_up():
+    points = np.array([[95.5, 95.5]], np.float32)
+    # the only point is already ignored: nothing can satisfy min_points,
+    # the last draw is kept (no error, no None)
+    crop = PointRandomCrop(crop_size=(10, 10), min_points=1, max_retries=3)
+    np.random.seed(0)
+    results = crop(_results(100, 100, points, flags=[True]))
+    assert results['img_shape'] == (10, 10)
+    assert results['gt_ignore_flags'][0]
+    with pytest.raises(ValueError, match='min_points'):
+        PointRandomCrop(crop_size=(10, 10), min_points=-1)

@@ -52,3 +52,28 @@ def test_loss_by_feat_averages_images_and_backward():
     assert torch.isfinite(logits.grad).all()
     with pytest.raises(ValueError, match='share batch'):
         head.loss_by_feat(logits.log_softmax(1), gt[:, :4])
+
+
+def test_class_weight_scales_pixels_before_mining():
+    # background pixels slightly wrong, one class-1 pixel badly wrong
+    probs = torch.tensor([[0.6, 0.4], [0.6, 0.4], [0.6, 0.4], [0.7, 0.3]])
+    target = torch.tensor([0, 0, 0, 1])
+    log_probs = probs.log().t().reshape(2, 2, 2)
+    nll = [-math.log(0.6)] * 3 + [-math.log(0.3)]
+    weight = torch.tensor([1.0, 4.0])
+    # k = floor(0.5 * 4) = 2: the weighted class-1 pixel and one bg pixel
+    expected = (4 * nll[3] + nll[0]) / 2
+    got = hard_pixel_ce_single(log_probs, target.reshape(2, 2), 0.5, 255,
+                               weight)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    head = P2SegSemanticHead(
+        num_classes=1, in_channels=2, feat_channels=2, top_k_percent=0.5,
+        class_weight=[1.0, 4.0])
+    loss = head.loss_by_feat(log_probs[None], target.reshape(1, 2, 2))
+    assert loss['loss_sem_seg'].item() == pytest.approx(expected, rel=1e-6)
+    # not saved in checkpoints; wrong length or negative weights are refused
+    assert 'class_weight' not in head.state_dict()
+    with pytest.raises(ValueError, match='2 non-negative'):
+        P2SegSemanticHead(num_classes=1, class_weight=[1.0])
+    with pytest.raises(ValueError, match='non-negative'):
+        P2SegSemanticHead(num_classes=1, class_weight=[1.0, -1.0])
