@@ -1,5 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Benchmark the affinity part of a P2Seg training step: dense vs block-wise.
+"""Benchmark the affinity part of a P2Seg training step: dense, block-wise,
+and block-wise fused (losses and walk sharing their passes).
 
 For one image at stride 4 (N = (crop / 4)^2 pixels), with E (256, N)
 requiring grad, one step is::
@@ -7,7 +8,10 @@ requiring grad, one step is::
     loss_aff(E, T1: 3 classes) + loss_aff(E, T2: 8 instances)
     + sum(w * random_walk(E, softmax(logits over 4 channels)))
 
-forward + backward. Every (method, crop) runs in a fresh child process
+forward + backward. ``dense`` materialises A = sigmoid(E^T E), ``block``
+streams each loss and the walk in its own passes, ``fused`` runs all three in
+one :func:`affinity_step_blockwise` (the path the model trains with).
+Every (method, crop) runs in a fresh child process
 (this script with ``--child``) whose address space is limited with
 ``RLIMIT_AS`` to its size after set-up plus ``--budget-gib``. Peak memory is
 the child's ``VmHWM`` minus its ``VmRSS`` after imports and input set-up.
@@ -18,6 +22,8 @@ budget are not attempted. Time is the median of ``--repeats`` steps after
 Example::
 
     python benchmarks/bench_affinity.py --crops 320 416 512 --threads 1
+    python benchmarks/bench_affinity.py --crops 1024 --methods block fused \
+        --repeats 1 --warmup 0 --threads 1
 """
 import argparse
 import json
@@ -90,6 +96,8 @@ def run_child(args):
     from p2seg_mm.models.layers.blockwise_affinity import (
         affinity_loss_blockwise, affinity_loss_dense, random_walk_blockwise,
         random_walk_dense)
+    from p2seg_mm.models.layers.blockwise_affinity_step import \
+        affinity_step_blockwise
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = torch.float32
@@ -110,9 +118,14 @@ def run_child(args):
 
     def step():
         prob = torch.softmax(logits, dim=0)
-        total = (
-            loss_fn(embed, sem) + loss_fn(embed, inst) +
-            (walk_fn(embed, prob) * weight).sum())
+        if args.child == 'fused':
+            losses, walked = affinity_step_blockwise(embed, prob, [sem, inst],
+                                                     args.block_size)
+            total = losses.sum() + (walked * weight).sum()
+        else:
+            total = (
+                loss_fn(embed, sem) + loss_fn(embed, inst) +
+                (walk_fn(embed, prob) * weight).sum())
         total.backward()
         value = total.item()
         embed.grad = None
@@ -188,51 +201,54 @@ def _fmt_mem(res):
     return f'{res["peak_mib"]:.0f}' if 'peak_mib' in res else '-'
 
 
+def _ratio(res, ref, key, scale=1.0, fmt='{:.2f}x'):
+    if key in res and key in ref:
+        return fmt.format(scale * res[key] / ref[key])
+    return '-'
+
+
 def run_parent(args):
     import torch
     threads = args.threads or torch.get_num_threads()
     lines = [
-        '# Affinity part of a training step: dense vs block-wise', '',
-        f'Machine: {_cpu_model()}, {os.cpu_count()} cores, '
+        '# Affinity part of a training step: dense vs block-wise vs fused',
+        '', f'Machine: {_cpu_model()}, {os.cpu_count()} cores, '
         f'torch {torch.__version__}, {threads} threads, fp32, D={args.dim}, '
         f'block_size={args.block_size}, budget {args.budget_gib} GiB, '
         f'median of {args.repeats} (warm-up {args.warmup}).', '',
         'Step: loss(T1, 3 classes) + loss(T2, 8 instances) + '
         'sum(w * random_walk(4 channels)), forward + backward, one image. '
-        'Peak = child VmHWM - VmRSS after set-up. Ratios are block / dense; '
-        'the CPU-time ratio (process CPU seconds) is less sensitive to other '
-        'load on a shared machine than wall time.', '',
-        '| crop | N | dense time | block time | time ratio | '
-        'dense peak MiB | block peak MiB | memory ratio | CPU-time ratio |',
-        '|---|---|---|---|---|---|---|---|---|'
+        'Peak = child VmHWM - VmRSS after set-up. Ratios are against dense '
+        'and block of the same crop and run; the CPU-time ratio (process '
+        'CPU seconds) is less sensitive to other load than wall time.', '',
+        '| crop | N | method | time | CPU time | peak MiB | time / dense | '
+        'time / block | CPU / block | peak / dense | value rel. diff |',
+        '|---|---|---|---|---|---|---|---|---|---|---|'
     ]
     print('\n'.join(lines), flush=True)
-    notes = []
     for crop in args.crops:
         num = (crop // 4)**2
-        res = {
-            m:
-            _run_one(args, m, crop) if m in args.methods else dict(
-                skip='not run')
-            for m in ('dense', 'block')
-        }
-        dense, block = res['dense'], res['block']
-        ratio_t = ratio_m = ratio_c = '-'
-        if 'time' in dense and 'time' in block:
-            ratio_t = f'{block["time"] / dense["time"]:.2f}x'
-            ratio_c = f'{block["cpu_time"] / dense["cpu_time"]:.2f}x'
-            ratio_m = f'{100 * block["peak_mib"] / dense["peak_mib"]:.1f} %'
-            rel = abs(block['value'] - dense['value']) / abs(dense['value'])
-            notes.append(f'{crop}: step value dense {dense["value"]:.6g}, '
-                         f'block {block["value"]:.6g} (rel diff {rel:.1e})')
-        row = (f'| {crop}² | {num} | {_fmt_time(dense)} | '
-               f'{_fmt_time(block)} | {ratio_t} | {_fmt_mem(dense)} | '
-               f'{_fmt_mem(block)} | {ratio_m} | {ratio_c} |')
-        lines.append(row)
-        print(row, flush=True)
-    if notes:
-        lines += [''] + [f'- {n}' for n in notes]
-        print('\n'.join([''] + [f'- {n}' for n in notes]))
+        res = {m: _run_one(args, m, crop) for m in args.methods}
+        dense = res.get('dense', {})
+        block = res.get('block', {})
+        for method in args.methods:
+            cur = res[method]
+            rel = '-'
+            for ref in (dense, block):
+                if 'value' in cur and 'value' in ref and ref is not cur:
+                    diff = abs(cur['value'] - ref['value'])
+                    rel = f'{diff / abs(ref["value"]):.1e}'
+                    break
+            cpu = f'{cur["cpu_time"]:.3f} s' if 'cpu_time' in cur else '-'
+            row = (f'| {crop}² | {num} | {method} | {_fmt_time(cur)} | '
+                   f'{cpu} | {_fmt_mem(cur)} | '
+                   f'{_ratio(cur, dense, "time")} | '
+                   f'{_ratio(cur, block, "time")} | '
+                   f'{_ratio(cur, block, "cpu_time")} | '
+                   f'{_ratio(cur, dense, "peak_mib", 100, "{:.1f} %")} | '
+                   f'{rel} |')
+            lines.append(row)
+            print(row, flush=True)
     if args.out:
         with open(args.out, 'w') as f:
             f.write('\n'.join(lines) + '\n')
@@ -246,8 +262,8 @@ def parse_args():
     parser.add_argument(
         '--methods',
         nargs='+',
-        choices=['dense', 'block'],
-        default=['dense', 'block'])
+        choices=['dense', 'block', 'fused'],
+        default=['dense', 'block', 'fused'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--budget-gib', type=float, default=16.0)
@@ -261,7 +277,9 @@ def parse_args():
         help='seconds before a run is abandoned')
     parser.add_argument('--out', default='', help='write the table here')
     parser.add_argument(
-        '--child', choices=['dense', 'block'], help='internal: one run')
+        '--child',
+        choices=['dense', 'block', 'fused'],
+        help='internal: one run')
     parser.add_argument('--crop', type=int, help='internal: crop of --child')
     return parser.parse_args()
 

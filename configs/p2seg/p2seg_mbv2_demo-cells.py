@@ -6,7 +6,10 @@
 # Outputs of layer2 / layer3 / layer5 / conv2 (out_indices (1, 2, 4, 7)):
 # 24 / 32 / 96 / 1280 channels at strides 4 / 8 / 16 / 32. Same data
 # normalisation as the weights (RGB, ImageNet mean/std); BN keeps mmdet's
-# default eps=1e-5, the value the weights were trained with.
+# default eps=1e-5, the value the weights were trained with, and its
+# ImageNet running statistics stay frozen (norm_eval=True, as mmdet does
+# when fine-tuning with small batches): the demo's batches of 4 crops give
+# running statistics that do not fit single test frames.
 _base_ = './p2seg_r18_demo-cells.py'
 
 pretrained = 'data/pretrained/mobilenetv2_imagenet_mmdet.pth'
@@ -18,6 +21,6 @@ model = dict(
         out_indices=(1, 2, 4, 7),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
+        norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[24, 32, 96, 1280]))

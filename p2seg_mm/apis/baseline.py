@@ -7,7 +7,6 @@ pixel centre, no learned offsets, no affinity). It is what P2Seg must beat:
 the same inputs (points + pseudo-map) without any learning.
 """
 import json
-import os
 import os.path as osp
 from typing import Dict, Optional
 
@@ -18,6 +17,7 @@ from mmengine.utils import ProgressBar
 from PIL import Image
 
 from ..evaluation.metrics.pseudo_mask_dumper import mask_to_annotation
+from ..utils.atomic_io import dump_json_atomic
 from ..models.post_processing.point_decoding import \
     decode_instances_with_points
 
@@ -107,11 +107,7 @@ def export_nearest_point_baseline(points_json: str,
         if bar is not None:
             bar.update()
     out = dict(images=src['images'], categories=cats, annotations=out_anns)
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    tmp = out_file + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(out, f)
-    os.replace(tmp, out_file)
+    dump_json_atomic(out, out_file)
     print_log(
         f'nearest-point baseline: {len(out_anns)} masks written to '
         f'{out_file} ({n_empty} empty masks dropped)',

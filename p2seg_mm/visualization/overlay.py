@@ -4,13 +4,12 @@
 Points are ``(x, y)`` in continuous pixel coordinates (``docs/design.md``);
 they are drawn at ``(x - 0.5, y - 0.5)`` in OpenCV's pixel-index space.
 """
-import os
-import os.path as osp
-import tempfile
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+
+from p2seg_mm.utils.atomic_io import write_bytes_atomic
 
 # Class c (0-based) of a semantic map value c + 1 gets _CLASS_PALETTE[c % n].
 _CLASS_PALETTE = np.array(
@@ -201,17 +200,4 @@ def save_png(path: str, image_rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode('.png', image_rgb)
     if not ok:
         raise RuntimeError(f'PNG encoding failed for {path}.')
-    path = osp.abspath(path)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.',
-        suffix='.png',
-        dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_bytes_atomic(buf.tobytes(), path)

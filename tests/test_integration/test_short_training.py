@@ -5,7 +5,7 @@ Done-criterion of the "MDM network" issue: the mmengine ``Runner`` is built
 from ``configs/p2seg/p2seg_r18_demo-cells.py`` (model, optimiser, runtime),
 with the data swapped for a fabricated 4-image point dataset, a
 deterministic pipeline (no random crop / flip / photometric noise, so the
-curves are not noisy), a constant learning rate of 3e-3, the centre loss
+curves are not noisy), a constant learning rate of 1e-3 (the demo's peak rate), the centre loss
 switched on (weight 1; the demo has 0) and no validation. A hook
 records every loss of every iteration; each must stay finite and its mean
 over the last 10 iterations must be below that over the first 10.
@@ -25,7 +25,7 @@ DEMO_CONFIG = osp.join(REPO, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py')
 MAX_ITERS = 50
 WINDOW = 10
 # The last-10 mean must be at most this share of the first-10 mean (all
-# losses reach <= 0.85 with the seeds here; 0.95 leaves room for numerics).
+# losses reach <= 0.83 with the seeds here; 0.95 leaves room for numerics).
 MAX_RATIO = 0.95
 # Loss weight of the centre heatmap in this test; the demo config has 0
 # (VOC setting, no centre loss), which would make loss_center constant 0.
@@ -116,8 +116,9 @@ def build_short_run_cfg(data_root,
     # Constant learning rate: the demo warm-up (50 iterations from 0.1 %)
     # would spend the whole run at a near-zero rate.
     cfg.param_scheduler = None
-    # 3x the demo rate: every loss falls clearly within 50 iterations.
-    cfg.optim_wrapper.optimizer.lr = 3e-3
+    # The demo's peak rate: every loss falls to <= 0.83 of its start within
+    # 50 iterations (3e-3 made the GroupNorm demo net's affinity bounce).
+    cfg.optim_wrapper.optimizer.lr = 1e-3
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
     cfg.default_hooks.pop('visualization', None)

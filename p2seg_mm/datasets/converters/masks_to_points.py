@@ -17,40 +17,16 @@ Modes:
 """
 import copy
 import json
-import os
 import os.path as osp
-import tempfile
 import warnings
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from p2seg_mm.utils.atomic_io import dump_json_atomic
+
 MODES = ('centroid', 'random', 'box_center')
-
-
-def write_bytes_atomic(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` atomically (tmp file + ``os.replace``).
-
-    Parent directories are created. A reader never sees a half-written file.
-    """
-    path = osp.abspath(path)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.', dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def dump_json_atomic(obj: object, path: str) -> None:
-    """Write ``obj`` as json to ``path`` atomically."""
-    write_bytes_atomic(json.dumps(obj).encode('utf-8'), path)
 
 
 def encode_mask(mask: np.ndarray) -> dict:

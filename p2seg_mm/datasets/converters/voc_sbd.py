@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .masks_to_points import dump_json_atomic, encode_mask
+from p2seg_mm.utils.atomic_io import dump_json_atomic
+from .masks_to_points import encode_mask
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',

@@ -23,6 +23,7 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from mmdet.registry import METRICS
+from ...utils.atomic_io import dump_json_atomic
 
 
 def sidecar_path(out_file: str, rank: int = 0) -> str:
@@ -297,13 +298,7 @@ class PseudoMaskDumper(BaseMetric):
             images=source['images'],
             categories=source['categories'],
             annotations=annotations)
-        os.makedirs(osp.dirname(osp.abspath(self.out_file)), exist_ok=True)
-        tmp_file = f'{self.out_file}.tmp'
-        with open(tmp_file, 'w', encoding='utf-8') as f:
-            json.dump(out, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_file, self.out_file)
+        dump_json_atomic(out, self.out_file)
         for path in sidecar_paths(self.out_file):
             os.remove(path)
         print_log(

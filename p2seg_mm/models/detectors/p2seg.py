@@ -186,14 +186,6 @@ class P2Seg(BaseDetector):
             aux = self.semantic_head.loss_by_feat(
                 resize_bilinear(sem_logits, size).log_softmax(dim=1), gt_sem)
             losses['loss_sem_seg_unrefined'] = aux_weight * aux['loss_sem_seg']
-        if self.train_cfg['use_i2s']:
-            stride = self.train_cfg['aff_stride']
-            sem_members = [
-                semantic_membership(seg, lab.tolist(), stride)
-                for seg, lab in zip(gt_sem, labels)
-            ]
-            losses['loss_affinity_sem'] = self.affinity_head.loss(
-                embed, sem_members, 'sem')
         return losses
 
     def _static_s2i_losses(
@@ -233,7 +225,14 @@ class P2Seg(BaseDetector):
         channels = [refine_channels(lab) for lab in labels]
         log_probs, fg_map = sem_logits, gt_sem
         online, inst, coverage = [], [], []
+        losses = dict()
         for stage in range(num_stages):
+            aff_targets = dict()
+            if use_i2s and stage == 0:  # T1 targets do not change
+                aff_targets['sem'] = [
+                    semantic_membership(seg, lab.tolist(), cfg['aff_stride'])
+                    for seg, lab in zip(gt_sem, labels)
+                ]
             if cfg['use_online_s2i'] or use_t2:
                 targets, weights, ids = self._online_s2i(
                     offset, fg_map, batch_data_samples)
@@ -243,19 +242,20 @@ class P2Seg(BaseDetector):
                         self.center_offset_head.loss_offset(
                             offset, targets, weights, online=True))
                 if use_t2:
-                    inst.append(
-                        self.affinity_head.loss(
-                            embed,
-                            self._inst_memberships(ids, batch_data_samples),
-                            'inst'))
+                    aff_targets['inst'] = self._inst_memberships(
+                        ids, batch_data_samples)
             if use_i2s:
-                log_probs = self.affinity_head.refine(log_probs, embed,
-                                                      channels)
+                # losses and random walk share their passes over N x N
+                log_probs, aff_losses = self.affinity_head.refine_with_losses(
+                    log_probs, embed, channels, aff_targets)
+                if 'inst' in aff_losses:
+                    inst.append(aff_losses['inst'])
+                if 'sem' in aff_losses:
+                    losses['loss_affinity_sem'] = aff_losses['sem']
                 if stage + 1 < num_stages:
                     fg_map = refined_semantic_map(
                         resize_bilinear(log_probs.detach(), gt_sem.shape[-2:]),
                         channels, gt_sem)
-        losses = dict()
         if online:
             losses['loss_offset_online'] = torch.stack(online).mean()
         if inst:

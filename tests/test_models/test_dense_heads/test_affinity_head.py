@@ -100,3 +100,39 @@ def test_pooled_affinity_for_demos():
     torch.testing.assert_close(out.exp().sum(1), torch.ones(1, 5, 6))
     with pytest.raises(ValueError, match='positive'):
         _head(pool=0)
+
+
+@pytest.mark.parametrize('blockwise', [True, False])
+def test_refine_with_losses_equals_refine_and_loss(blockwise):
+    """The fused path gives the values and gradients of the separate
+    calls, skips targets without a positive pair, and keeps weights."""
+    torch.manual_seed(0)
+    head = _head(blockwise=blockwise, loss_sem_weight=0.3,
+                 loss_inst_weight=0.7, pool=2).double()
+    embed = torch.randn(2, 6, 6, 7, dtype=torch.float64)
+    logits = torch.randn(2, 4, 6, 7, dtype=torch.float64)
+    channels = [torch.tensor([0, 1, 3]), torch.tensor([0, 2])]
+    num = 3 * 4  # pooled grid
+    sem = [(torch.rand(2, num) > 0.5).double(), torch.zeros(1, num)]
+    inst = [(torch.rand(3, num) > 0.7).double(), torch.zeros(0, num)]
+    weight = torch.randn(2, 4, 6, 7, dtype=torch.float64)
+    grads = []
+    for fused in (False, True):
+        e = embed.clone().requires_grad_()
+        lg = logits.clone().requires_grad_()
+        if fused:
+            out, losses = head.refine_with_losses(lg, e, channels,
+                                                  dict(sem=sem, inst=inst))
+            l_sem, l_inst = losses['sem'], losses['inst']
+        else:
+            out = head.refine(lg, e, channels)
+            l_sem = head.loss(e, sem, 'sem')
+            l_inst = head.loss(e, inst, 'inst')
+        total = (out * weight).sum() + 2 * l_sem - 3 * l_inst
+        grads.append((out.detach(), l_sem.detach(), l_inst.detach()) +
+                     torch.autograd.grad(total, (e, lg)))
+    for got, want in zip(grads[1], grads[0]):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-10)
+    assert grads[0][1] > 0 and grads[0][2] > 0
+    with pytest.raises(ValueError, match='1 membership matrices for a batch'):
+        head.refine_with_losses(logits, embed, channels, dict(sem=sem[:1]))

@@ -1,0 +1,144 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Point-prompted inference with a trained P2Seg model (``tools/infer.py``).
+
+``init_point_segmentor`` builds the model in point mode and loads its
+weights; ``inference_points`` segments one image given its points (one mask
+per point); ``instances_to_coco`` turns the result into COCO annotations.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmengine.structures import InstanceData
+from pycocotools import mask as mask_utils
+from torch import nn
+
+from mmdet.registry import MODELS
+
+
+def init_point_segmentor(
+        config: str,
+        checkpoint: str,
+        device: str = 'cpu',
+        cfg_options: Optional[dict] = None
+) -> Tuple[nn.Module, Config, Tuple[str, ...]]:
+    """Build P2Seg in point mode, load weights, find the class names.
+
+    Returns:
+        tuple: ``(model, cfg, class_names)``; names come from the
+        checkpoint's ``dataset_meta``, else from the config's dataset
+        ``metainfo``.
+    """
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.model.get('type') != 'P2Seg':
+        raise ValueError(f'{config}: tools/infer.py runs P2Seg models in '
+                         f'point mode, but model.type is '
+                         f'{cfg.model.get("type")!r}.')
+    if cfg.model.get('test_cfg') is None:
+        cfg.model.test_cfg = dict()
+    cfg.model.test_cfg.mode = 'point'
+    cfg.model.pop('init_cfg', None)
+    if cfg.model.get('backbone') is not None:
+        cfg.model.backbone.init_cfg = None  # weights come from checkpoint
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    ckpt = load_checkpoint(
+        model, checkpoint, map_location='cpu', strict=True)
+    names = ckpt.get('meta', {}).get('dataset_meta', {}).get('classes')
+    if not names:
+        for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+            meta = cfg.get(key, {}).get('dataset', {}).get('metainfo') or {}
+            names = meta.get('classes')
+            if names:
+                break
+    if not names:
+        raise ValueError(f'{checkpoint} has no meta.dataset_meta.classes and '
+                         f'{config} no dataset metainfo.classes: cannot name '
+                         'the classes. Fix: add metainfo=dict(classes=(...)) '
+                         'to test_dataloader.dataset.')
+    model.dataset_meta = dict(classes=tuple(names))
+    return model.to(device).eval(), cfg, tuple(names)
+
+
+def build_pipeline(cfg: Config) -> Compose:
+    """The config's test pipeline, with no semantic map to load."""
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    pipeline = dataset.get('pipeline') or cfg.get('test_pipeline')
+    if not pipeline:
+        raise ValueError('the config has neither test_dataloader.dataset.'
+                         'pipeline nor test_pipeline.')
+    steps = []
+    for step in pipeline:
+        step = dict(step)
+        if step['type'] == 'LoadP2SegAnnotations':
+            step['with_seg'] = False
+        steps.append(step)
+    return Compose(steps)
+
+
+def inference_points(model: nn.Module, pipeline: Compose, path: str,
+                     img_id: int, xy: np.ndarray,
+                     labels: Sequence[int]) -> InstanceData:
+    """Segment one image given its points (one mask per point).
+
+    Args:
+        model (nn.Module): From :func:`init_point_segmentor`.
+        pipeline (Compose): From :func:`build_pipeline`.
+        path (str): Image file.
+        img_id (int): Id recorded in the data sample.
+        xy (np.ndarray): (P, 2) continuous point coordinates.
+        labels (Sequence[int]): (P, ) 0-based class of each point.
+
+    Returns:
+        InstanceData: ``masks`` (P, H, W) bool at image size, ``labels``,
+        ``scores``, ``bboxes`` (on CPU).
+    """
+    instances = [
+        dict(point=[float(x), float(y)], bbox_label=int(c), ignore_flag=0)
+        for (x, y), c in zip(xy, labels)
+    ]
+    data = pipeline(
+        dict(img_path=path, img_id=img_id, seg_map_path=None,
+             instances=instances))
+    with torch.no_grad():
+        result = model.test_step(pseudo_collate([data]))[0]
+    return result.pred_instances.cpu()
+
+
+def instances_to_coco(pred: InstanceData, img_id: int, first_ann_id: int,
+                      xy: np.ndarray) -> List[dict]:
+    """COCO annotations (RLE masks, ``category_id = label + 1``)."""
+    masks = pred.masks.numpy().astype(np.uint8)
+    anns = []
+    for k in range(len(masks)):
+        rle = mask_utils.encode(np.asfortranarray(masks[k]))
+        rle['counts'] = rle['counts'].decode('ascii')
+        ann = dict(
+            id=first_ann_id + k,
+            image_id=img_id,
+            category_id=int(pred.labels[k]) + 1,
+            segmentation=rle,
+            area=float(mask_utils.area(rle)),
+            bbox=[float(v) for v in mask_utils.toBbox(rle)],
+            score=float(pred.scores[k]),
+            iscrowd=0)
+        if len(masks) == len(xy):  # point mode: one mask per point, in order
+            ann['point'] = [float(v) for v in xy[k]]
+        anns.append(ann)
+    return anns
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB or raise ValueError."""
+    image = mmcv.imread(path, channel_order='rgb')
+    if image is None:
+        raise ValueError(f'image {path} could not be read (not an image?).')
+    return image

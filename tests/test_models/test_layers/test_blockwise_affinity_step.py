@@ -1,0 +1,136 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""The fused affinity step equals the separate dense references."""
+import pytest
+import torch
+from torch.testing import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from p2seg_mm.models.layers.blockwise_affinity import (affinity_loss_dense,
+                                                       random_walk_dense)
+from p2seg_mm.models.layers.blockwise_affinity_step import \
+    affinity_step_blockwise
+
+F64 = torch.float64
+
+
+def _inputs(num=41, dim=6, dtype=F64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    embed = (0.5 * torch.randn(dim, num, generator=gen)).to(dtype)
+    sem = torch.rand(3, num, generator=gen) > 0.55  # overlapping rows
+    ids = torch.randint(0, 5, (num, ), generator=gen)
+    inst = ids[None] == torch.arange(1, 5)[:, None]
+    prob = torch.softmax(torch.randn(4, num, generator=gen), 0).to(dtype)
+    walk_w = torch.randn(4, num, generator=gen).to(dtype)
+    return embed, sem, inst, prob, walk_w
+
+
+def _objective(losses, walked, walk_w, loss_w):
+    """A scalar that weighs every output differently."""
+    return (losses * loss_w).sum() + (walked * walk_w).sum()
+
+
+def _dense(embed, prob, members):
+    losses = [affinity_loss_dense(embed, m) for m in members]
+    losses = torch.stack(losses) if losses else embed.new_zeros(0)
+    return losses, random_walk_dense(embed, prob)
+
+
+@pytest.mark.parametrize('block_size', [4, 16, 41, 64])
+@pytest.mark.parametrize('which', ['both', 'sem', 'none'])
+def test_step_matches_dense_values_and_grads(block_size, which):
+    embed, sem, inst, prob, walk_w = _inputs()
+    members = dict(both=[sem, inst], sem=[sem], none=[])[which]
+    loss_w = torch.tensor([0.7, -1.3], dtype=F64)[:len(members)]
+    results = []
+    for fused in (False, True):
+        e = embed.clone().requires_grad_()
+        p = prob.clone().requires_grad_()
+        if fused:
+            losses, walked = affinity_step_blockwise(e, p, members,
+                                                     block_size)
+        else:
+            losses, walked = _dense(e, p, members)
+        grads = torch.autograd.grad(
+            _objective(losses, walked, walk_w, loss_w), (e, p))
+        results.append((losses.detach(), walked.detach()) + grads)
+    for got, want in zip(results[1], results[0]):
+        assert_close(got, want, rtol=1e-4, atol=1e-12)
+    assert results[0][2].abs().max() > 1e-6  # not a vacuous comparison
+
+
+def test_step_float32_and_zero_loss_weight():
+    embed, sem, inst, prob, walk_w = _inputs(dtype=torch.float32)
+    prob = prob.float()
+    e = embed.clone().requires_grad_()
+    losses, walked = affinity_step_blockwise(e, prob, [sem, inst], 8)
+    # only the T2 loss is used: the T1 term must not leak into the gradient
+    grad, = torch.autograd.grad(losses[1], e)
+    e2 = embed.clone().requires_grad_()
+    want, = torch.autograd.grad(affinity_loss_dense(e2, inst), e2)
+    assert_close(grad, want, rtol=1e-4, atol=1e-7)
+    assert_close(walked, random_walk_dense(embed, prob), rtol=1e-4,
+                 atol=1e-7)
+
+
+def test_gradcheck_step():
+    embed, sem, inst, prob, _ = _inputs(num=9, dim=3)
+    e = embed.clone().requires_grad_()
+    p = prob.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda e_, p_: affinity_step_blockwise(e_, p_, [sem, inst], 4),
+        (e, p))
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any op produces."""
+
+    def __init__(self):
+        super().__init__()
+        self.max_numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for item in (out if isinstance(out, (tuple, list)) else [out]):
+            if isinstance(item, torch.Tensor):
+                self.max_numel = max(self.max_numel, item.numel())
+        return out
+
+
+def test_step_never_materialises_n_by_n():
+    num, block = 60, 8
+    embed, _, _, _, _ = _inputs(num=num, dim=4)
+    sem = torch.rand(3, num) > 0.5
+    inst = torch.rand(5, num) > 0.8
+    e = embed.clone().requires_grad_()
+    p = torch.softmax(torch.randn(4, num, dtype=F64), 0).requires_grad_()
+    with _LargestTensor() as mode:
+        losses, walked = affinity_step_blockwise(e, p, [sem, inst], block)
+        (losses.sum() + walked.sum()).backward()
+    assert 0 < mode.max_numel <= max(block, 2 * 4 + 2) * num
+
+
+def test_step_bad_inputs_raise():
+    embed = torch.randn(4, 10)
+    with pytest.raises(ValueError, match='membership'):
+        affinity_step_blockwise(embed, torch.ones(2, 10), [torch.ones(2, 9)])
+    with pytest.raises(ValueError, match='dtype'):
+        affinity_step_blockwise(embed, torch.ones(2, 10, dtype=F64))
+    with pytest.raises(ValueError, match='block_size'):
+        affinity_step_blockwise(embed, torch.ones(2, 10), [], block_size=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_step_cuda_matches_cpu():
+    embed, sem, inst, prob, walk_w = _inputs(num=50, dtype=torch.float32)
+    outs = []
+    for device in ('cpu', 'cuda'):
+        e = embed.to(device).requires_grad_()
+        p = prob.float().to(device).requires_grad_()
+        losses, walked = affinity_step_blockwise(
+            e, p, [sem.to(device), inst.to(device)], 16)
+        grads = torch.autograd.grad(
+            _objective(losses, walked, walk_w.float().to(device),
+                       torch.tensor([0.5, 2.0], device=device)), (e, p))
+        outs.append([t.detach().cpu() for t in (losses, walked) + grads])
+    for got, want in zip(outs[1], outs[0]):
+        assert_close(got, want, rtol=1e-3, atol=1e-5)
