@@ -14,8 +14,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.dist import (broadcast_object_list, get_rank, init_dist,
-                           is_distributed)
+from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
@@ -26,6 +25,7 @@ from p2seg_mm.engine.pseudo_export import (build_export_cfg,
                                            pending_indices, resolve_ann_file)
 from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
     PseudoMaskDumper, load_done_image_ids)
+from p2seg_mm.utils.dist import setup_distributed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,9 +96,7 @@ def main(argv=None) -> None:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    if args.launcher != 'none' and not is_distributed():
-        init_dist(args.launcher, **cfg.get('env_cfg', {}).get(
-            'dist_cfg', {}))
+    setup_distributed(cfg)  # also on CPU-only machines (gloo)
     resume = not args.no_resume
     indices, dataset = (None, None)
     if resume:

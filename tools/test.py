@@ -167,9 +167,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     from mmdet.evaluation import DumpDetResults
     from mmdet.registry import RUNNERS
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from p2seg_mm.utils.dist import setup_distributed
 
     setup_cache_size_limit_of_dynamo()
     cfg = build_test_config(args)
+    setup_distributed(cfg)  # also on CPU-only machines (gloo)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

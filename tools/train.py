@@ -143,6 +143,8 @@ def build_runner(cfg: Config):
     from mmengine.runner import Runner
 
     from mmdet.registry import RUNNERS
+    from p2seg_mm.utils.dist import setup_distributed
+    setup_distributed(cfg)  # also on CPU-only machines (gloo)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

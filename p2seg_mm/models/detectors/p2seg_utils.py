@@ -201,7 +201,9 @@ def decode_single(log_probs: Tensor, center: Tensor, offset: Tensor,
 
     Returns:
         InstanceData: ``masks`` (N, H', W') bool, ``bboxes`` (N, 4),
-        ``labels`` (N,), ``scores`` (N,).
+        ``labels`` (N,), ``scores`` (N,); in point mode also ``points``
+        (N, 2), the given points in the frame of the masks (the exported
+        pseudo json keeps them).
     """
     prob = to_original_single(log_probs, sample,
                               rescale).log_softmax(dim=0).exp()
@@ -237,4 +239,6 @@ def decode_single(log_probs: Tensor, center: Tensor, offset: Tensor,
     results.bboxes = masks_to_boxes(result['masks'])
     results.labels = result['labels']
     results.scores = result['scores']
+    if cfg['mode'] == 'point':
+        results.points = points.float()
     return results
