@@ -37,6 +37,8 @@ column) and ``g_b = sum_k H[k, b] R[k, b]``::
     dL/dE = E S,   S = (dL/dA + dL/dA^T) * A * (1 - A)   (symmetric),
 
 where ``dL/dA + dL/dA^T = [H; P; -g; 1]^T [P; H; 1; -g]`` is one thin matmul.
+The walk runs through :mod:`.blockwise_affinity_step`, which can also fold
+the affinity losses into the same two passes.
 
 **Blocks.** Every N x N operand (A, T, G, S) is symmetric, so only the row
 blocks right of the diagonal, ``X[i0:i1, i0:]``, are built; each also stands
@@ -220,59 +222,6 @@ class _BlockwiseAffinityLoss(torch.autograd.Function):
         return grad_embed, None, None
 
 
-class _BlockwiseRandomWalk(torch.autograd.Function):
-    """``R = P Â^T`` streamed over row blocks of A, recomputed in backward."""
-
-    @staticmethod
-    def forward(ctx, embed: Tensor, prob: Tensor, block_size: int) -> Tensor:
-        et = _rows_view(embed)  # (N, D)
-        prob_t = prob.detach().t()  # (N, K)
-        num, chans = prob_t.shape
-        rows = max(1, min(block_size, num))
-        aff_buf = et.new_empty(rows, num)
-        # A @ [P^T, 1] gives the unnormalised walk and the degrees at once
-        rhs = torch.cat([prob_t, prob_t.new_ones(num, 1)], dim=1)
-        acc = torch.zeros_like(rhs)
-        for start in range(0, num, rows):
-            stop = min(start + rows, num)
-            aff = _upper_sigmoid(et, start, stop, aff_buf)
-            _symmetric_mm_(acc, aff, rhs, start, stop)
-        deg = acc[:, chans]
-        out_t = acc[:, :chans] / deg[:, None]
-        ctx.block_size = rows
-        ctx.save_for_backward(embed, prob, out_t, deg)
-        return out_t.t().contiguous()
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        embed, prob, out_t, deg = ctx.saved_tensors
-        et, prob_t = _rows_view(embed), prob.detach().t()
-        need_e, need_p = ctx.needs_input_grad[:2]
-        num, rows = et.shape[0], ctx.block_size
-        h_t = grad_out.t() / deg[:, None]  # (N, K)
-        g_neg = (h_t * out_t).sum(dim=1, keepdim=True).neg_()  # (N, 1)
-        ones = torch.ones_like(g_neg)
-        # [H, P, -g, 1] [P, H, 1, -g]^T = dL/dA + (dL/dA)^T
-        left = torch.cat([h_t, prob_t, g_neg, ones], dim=1)
-        right = torch.cat([prob_t, h_t, ones, g_neg], dim=1)
-        grad_e = et.new_zeros(et.shape[::-1]) if need_e else None  # (D, N)
-        grad_p = torch.zeros_like(prob) if need_p else None  # (K, N)
-        aff_buf = et.new_empty(rows, num)
-        sym_buf = et.new_empty(rows, num) if need_e else None
-        for start in range(0, num, rows):
-            stop = min(start + rows, num)
-            aff = _upper_sigmoid(et, start, stop, aff_buf)
-            if need_p:  # dL/dP^T = A H^T
-                _symmetric_mm_(grad_p.t(), aff, h_t, start, stop)
-            if need_e:
-                sym = _tile(sym_buf, stop - start, num - start)
-                torch.mm(left[start:stop], right[start:].t(), out=sym)
-                aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
-                sym.mul_(aff)  # rows of G + G^T, G = dL/ds
-                _symmetric_mm_(grad_e.t(), sym, et, start, stop)
-        return grad_e, grad_p, None
-
-
 def affinity_loss_blockwise(embed: Tensor,
                             membership: Tensor,
                             block_size: int = 512) -> Tensor:
@@ -311,11 +260,10 @@ def random_walk_blockwise(embed: Tensor,
         ``prob`` over all pixels a, weights ``A[b, a] / sum_a A[b, a]``.
         Differentiable w.r.t. ``embed`` and ``prob``.
     """
-    _check_inputs(embed, prob, 'prob', block_size)
-    if prob.dtype != embed.dtype:
-        raise ValueError(f'prob dtype {prob.dtype} differs from embed dtype '
-                         f'{embed.dtype}')
-    return _BlockwiseRandomWalk.apply(embed, prob, block_size)
+    # the fused step without losses is exactly this walk (one forward and
+    # one backward pass); imported here to avoid an import cycle
+    from .blockwise_affinity_step import affinity_step_blockwise
+    return affinity_step_blockwise(embed, prob, (), block_size)[1]
 
 
 def affinity_loss_dense(embed: Tensor, membership: Tensor) -> Tensor:

@@ -33,6 +33,29 @@ from .blockwise_affinity import (_check_inputs, _pair_weights, _rows_view,
                                  _symmetric_mm_, _tile, _upper_sigmoid)
 
 
+def _walk_grad_operands(grad_out: Tensor, prob_t: Tensor, out_t: Tensor,
+                        deg: Tensor) -> tuple:
+    """Thin operands of the random walk's backward.
+
+    Args:
+        grad_out (Tensor): (K, N) gradient w.r.t. the walk's output R.
+        prob_t (Tensor): (N, K) walked probabilities P^T.
+        out_t (Tensor): (N, K) the walk's output R^T.
+        deg (Tensor): (N, ) row sums of A.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: ``H^T`` (N, K) and ``left``, ``right``
+        (N, 2K + 2) with ``left @ right^T = dL/dA + (dL/dA)^T``.
+    """
+    h_t = grad_out.t() / deg[:, None]  # (N, K)
+    g_neg = (h_t * out_t).sum(dim=1, keepdim=True).neg_()  # (N, 1)
+    ones = torch.ones_like(g_neg)
+    # [H, P, -g, 1] [P, H, 1, -g]^T = dL/dA + (dL/dA)^T
+    left = torch.cat([h_t, prob_t, g_neg, ones], dim=1)
+    right = torch.cat([prob_t, h_t, ones, g_neg], dim=1)
+    return h_t, left, right
+
+
 def _coef_tile(buf: Tensor, member_t: Tensor, start: int, stop: int,
                weights: Tuple[float, float], overlap: bool) -> Tensor:
     """``c = w- - (w+ + w-) T`` on the tile ``[start:stop, start:]``."""
@@ -102,12 +125,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         et, prob_t = _rows_view(embed), prob.detach().t()
         need_e, need_p = ctx.needs_input_grad[:2]
         num, rows = et.shape[0], ctx.block_size
-        h_t = grad_walk.t() / deg[:, None]  # (N, K)
-        g_neg = (h_t * out_t).sum(dim=1, keepdim=True).neg_()  # (N, 1)
-        ones = torch.ones_like(g_neg)
-        # [H, P, -g, 1] [P, H, 1, -g]^T = dL/dA + (dL/dA)^T of the walk
-        left = torch.cat([h_t, prob_t, g_neg, ones], dim=1)
-        right = torch.cat([prob_t, h_t, ones, g_neg], dim=1)
+        h_t, left, right = _walk_grad_operands(grad_walk, prob_t, out_t, deg)
         loss_scales = [2.0 * float(g) for g in grad_losses]
         grad_e = et.new_zeros(et.shape[::-1]) if need_e else None  # (D, N)
         grad_p = torch.zeros_like(prob) if need_p else None  # (K, N)

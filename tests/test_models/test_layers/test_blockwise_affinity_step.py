@@ -3,12 +3,13 @@
 import pytest
 import torch
 from torch.testing import assert_close
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from p2seg_mm.models.layers.blockwise_affinity import (affinity_loss_dense,
                                                        random_walk_dense)
 from p2seg_mm.models.layers.blockwise_affinity_step import \
     affinity_step_blockwise
+# the N x N probe of the block-wise tests (same folder)
+from test_blockwise_affinity import _LargestTensor
 
 F64 = torch.float64
 
@@ -79,21 +80,6 @@ def test_gradcheck_step():
     assert torch.autograd.gradcheck(
         lambda e_, p_: affinity_step_blockwise(e_, p_, [sem, inst], 4),
         (e, p))
-
-
-class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any op produces."""
-
-    def __init__(self):
-        super().__init__()
-        self.max_numel = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for item in (out if isinstance(out, (tuple, list)) else [out]):
-            if isinstance(item, torch.Tensor):
-                self.max_numel = max(self.max_numel, item.numel())
-        return out
 
 
 def test_step_never_materialises_n_by_n():
