@@ -132,7 +132,8 @@ def overlay_instances(image: np.ndarray,
                       class_names: Optional[Sequence[str]] = None,
                       scores: Optional[np.ndarray] = None,
                       points: Optional[np.ndarray] = None,
-                      alpha: float = 0.4) -> np.ndarray:
+                      alpha: float = 0.4,
+                      max_captions: int = 40) -> np.ndarray:
     """Draw instance masks, one colour each, with contours and captions.
 
     Args:
@@ -146,6 +147,10 @@ def overlay_instances(image: np.ndarray,
         points (np.ndarray, optional): Shape (N, 2), ``(x, y)`` drawn in
             each instance's colour. Defaults to None.
         alpha (float): Fill opacity. Defaults to 0.4.
+        max_captions (int): With more instances than this, per-instance
+            captions would hide the image (a HeLa frame holds ~160 nuclei):
+            one line of counts per class is written at the top left
+            instead. Defaults to 40.
 
     Returns:
         np.ndarray: Shape (H, W, 3) uint8 RGB, a new array.
@@ -165,6 +170,14 @@ def overlay_instances(image: np.ndarray,
         contours, _ = cv2.findContours(
             mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, tuple(int(v) for v in color), 1)
+    captions = len(masks) <= max_captions
+    if not captions:
+        names, counts = np.unique(
+            np.asarray(labels, dtype=np.int64), return_counts=True)
+        summary = ', '.join(
+            f'{n} {class_names[c] if class_names is not None else c}'
+            for c, n in zip(names.tolist(), counts.tolist()))
+        _put_label(out, summary, (2, 12), (255, 255, 255))
     for k, mask in enumerate(masks):
         label = int(labels[k])
         text = class_names[label] if class_names is not None else str(label)
@@ -176,7 +189,7 @@ def overlay_instances(image: np.ndarray,
             c = (int(round(x - 0.5)), int(round(y - 0.5)))
             cv2.circle(out, c, 4, (0, 0, 0), -1, cv2.LINE_AA)
             cv2.circle(out, c, 3, color, -1, cv2.LINE_AA)
-        if mask.any():
+        if captions and mask.any():
             ys, xs = np.nonzero(mask)
             _put_label(out, text, (int(xs.min()), max(int(ys.min()) - 2, 8)),
                        color)

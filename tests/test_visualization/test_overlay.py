@@ -111,3 +111,30 @@ def test_overlay_instances_without_instances():
     image = np.zeros((6, 7, 3), np.uint8)
     out = overlay_instances(image, np.zeros((0, 6, 7), bool), [])
     assert out.shape == image.shape
+
+
+def test_overlay_instances_summary_instead_of_many_captions():
+    image = np.zeros((80, 120, 3), np.uint8)
+    masks = np.zeros((3, 80, 120), bool)
+    for k in range(3):
+        masks[k, 50:60, 10 + 35 * k:25 + 35 * k] = True
+    labels = np.array([0, 1, 1])
+    names = ('ecoli', 'hela')
+    with_captions = overlay_instances(image, masks, labels, names)
+    summary = overlay_instances(image, masks, labels, names, max_captions=2)
+    band = (slice(38, 49), slice(0, 120))  # just above the masks
+    assert with_captions[band].any()  # captions above each mask
+    assert not summary[band].any()  # no per-instance caption
+    assert summary[:16].any() and not with_captions[:16].any()  # counts
+    outside = np.ones((80, 120), bool)
+    outside[:49] = False
+    np.testing.assert_array_equal(summary[outside], with_captions[outside])
+
+
+def test_save_png_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_png(str(tmp_path / 'p.png'), np.zeros((2, 2), np.uint8))
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / 'p.png').st_mode & 0o777) == 0o644
