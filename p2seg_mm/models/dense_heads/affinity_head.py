@@ -242,7 +242,10 @@ class P2SegAffinityHead(BaseModule):
                              f'subset of [0, {num_ch}), got '
                              f'{channels.tolist()}.')
         prob = self._pooled(logits[channels].softmax(dim=0)[None])[0]
-        flat_prob = prob.flatten(1).to(emb.dtype)
+        # block-wise: any float dtype (computed in >= float32, also under
+        # AMP); the dense reference needs one dtype
+        flat_prob = prob.flatten(1) if self.blockwise else \
+            prob.flatten(1).to(emb.dtype)
         # a target without a positive pair is skipped (see loss)
         active = [
             kind for kind, m in members.items()

@@ -30,7 +30,8 @@ import torch
 from torch import Tensor
 
 from .blockwise_affinity import (_check_inputs, _pair_weights, _rows_view,
-                                 _symmetric_mm_, _tile, _upper_sigmoid)
+                                 _symmetric_mm_, _tile, _upper_sigmoid,
+                                 compute_dtype)
 
 
 def _walk_grad_operands(grad_out: Tensor, prob_t: Tensor, out_t: Tensor,
@@ -165,8 +166,9 @@ def affinity_step_blockwise(
 
     Args:
         embed (Tensor): Shape (D, N), affinity embedding of one image.
-        prob (Tensor): Shape (K, N), probabilities to walk (same dtype and
-            device as ``embed``).
+        prob (Tensor): Shape (K, N), probabilities to walk (same device
+            as ``embed``). Computed in float64 if either input is float64,
+            else in float32 (half inputs are upcast, autocast is off).
         memberships (Sequence[Tensor]): L membership matrices (K_l, N),
             bool or float; each must hold at least one member (a target
             without a positive pair is the caller's to skip).
@@ -174,13 +176,13 @@ def affinity_step_blockwise(
 
     Returns:
         tuple[Tensor, Tensor]: Losses (L, ) and the walked probabilities
-        (K, N); differentiable w.r.t. ``embed`` and ``prob``.
+        (K, N), in the computation dtype; differentiable w.r.t. ``embed``
+        and ``prob``.
     """
     _check_inputs(embed, prob, 'prob', block_size)
-    if prob.dtype != embed.dtype:
-        raise ValueError(f'prob dtype {prob.dtype} differs from embed dtype '
-                         f'{embed.dtype}')
     for membership in memberships:
         _check_inputs(embed, membership, 'membership')
-    return _BlockwiseAffinityStep.apply(embed, prob, block_size,
-                                        *memberships)
+    dtype = compute_dtype(embed, prob)
+    with torch.autocast(device_type=embed.device.type, enabled=False):
+        return _BlockwiseAffinityStep.apply(embed.to(dtype), prob.to(dtype),
+                                            block_size, *memberships)

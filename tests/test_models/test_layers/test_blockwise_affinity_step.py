@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from p2seg_mm.models.layers.blockwise_affinity import (affinity_loss_dense,
+from p2seg_mm.models.layers.blockwise_affinity import (affinity_loss_blockwise,
+                                                       affinity_loss_dense,
                                                        random_walk_dense)
 from p2seg_mm.models.layers.blockwise_affinity_step import \
     affinity_step_blockwise
@@ -99,8 +100,6 @@ def test_step_bad_inputs_raise():
     embed = torch.randn(4, 10)
     with pytest.raises(ValueError, match='membership'):
         affinity_step_blockwise(embed, torch.ones(2, 10), [torch.ones(2, 9)])
-    with pytest.raises(ValueError, match='dtype'):
-        affinity_step_blockwise(embed, torch.ones(2, 10, dtype=F64))
     with pytest.raises(ValueError, match='block_size'):
         affinity_step_blockwise(embed, torch.ones(2, 10), [], block_size=0)
 
@@ -120,3 +119,32 @@ def test_step_cuda_matches_cpu():
         outs.append([t.detach().cpu() for t in (losses, walked) + grads])
     for got, want in zip(outs[1], outs[0]):
         assert_close(got, want, rtol=1e-3, atol=1e-5)
+
+
+def test_half_inputs_and_autocast_compute_in_float32():
+    """Class-balance weights (~1/N^2) underflow in float16: half inputs are
+    upcast and autocast is switched off inside, so losses and gradients
+    equal the float32 computation on the same (rounded) values."""
+    embed, sem, inst, prob, walk_w = _inputs(num=2000, dim=8)
+    embed16, prob16 = embed.half(), prob.half()
+    ref_e = embed16.float().requires_grad_()
+    ref_losses, ref_walk = _dense(ref_e, prob16.float(), [sem, inst])
+    ref_grad, = torch.autograd.grad(ref_losses.sum(), ref_e)
+    e = embed16.clone().requires_grad_()
+    losses, walked = affinity_step_blockwise(e, prob16, [sem, inst], 64)
+    assert losses.dtype == torch.float32 and walked.dtype == torch.float32
+    grad, = torch.autograd.grad(losses.sum(), e)
+    assert grad.dtype == torch.float16
+    assert_close(losses, ref_losses.detach(), rtol=1e-4, atol=0)
+    assert_close(walked, ref_walk.detach(), rtol=1e-4, atol=1e-7)
+    assert_close(grad.float(), ref_grad, rtol=2e-3, atol=1e-6)
+    # inside a bfloat16 autocast region the matmuls stay in float32 too
+    e32 = embed.float().requires_grad_()
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        losses_ac, _ = affinity_step_blockwise(e32, prob.float(),
+                                               [sem, inst], 64)
+        loss_ac = affinity_loss_blockwise(e32, sem, 64)
+    want = torch.stack([affinity_loss_dense(embed.float(), m)
+                        for m in (sem, inst)])
+    assert_close(losses_ac, want, rtol=1e-5, atol=0)
+    assert_close(loss_ac, want[0], rtol=1e-5, atol=0)
