@@ -257,7 +257,7 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
         return boxes
     x_any = masks.any(dim=1).to(torch.uint8)  # (K, W)
     y_any = masks.any(dim=2).to(torch.uint8)  # (K, H)
-    filled = x_any.any(dim=1)
+    filled = x_any.any(dim=1).bool()  # any() of uint8 is uint8 here
     x1 = x_any.argmax(dim=1)
     x2 = width - x_any.flip(1).argmax(dim=1)
     y1 = y_any.argmax(dim=1)
