@@ -216,6 +216,39 @@ def results_table(pseudo: Dict[str, str], train_gt: Optional[str],
     return '\n'.join(lines)
 
 
+def pick_images(labels_per_image: Sequence[Sequence[int]],
+                num: int) -> List[int]:
+    """Indices of up to ``num`` images to draw, covering every class.
+
+    Images are grouped by their most frequent label, each group sorted by
+    instance count (crowded images first), and the groups are taken in
+    turn, so a rare class (the demo's E. coli) gets a picture too.
+
+    Args:
+        labels_per_image (Sequence[Sequence[int]]): Labels of each image's
+            instances (images without any are never picked).
+        num (int): How many to pick.
+
+    Returns:
+        list[int]: Positions into ``labels_per_image``.
+    """
+    groups: Dict[int, List[int]] = {}
+    for idx, labels in enumerate(labels_per_image):
+        if len(labels):
+            values, counts = np.unique(np.asarray(labels), return_counts=True)
+            groups.setdefault(int(values[counts.argmax()]), []).append(idx)
+    queues = [
+        sorted(g, key=lambda i: -len(labels_per_image[i]))
+        for _, g in sorted(groups.items())
+    ]
+    picked: List[int] = []
+    while len(picked) < num and any(queues):
+        for queue in queues:
+            if queue and len(picked) < num:
+                picked.append(queue.pop(0))
+    return picked
+
+
 def _draw_json_masks(ann_file: str, img_dir: str, out_dir: str,
                      num: int, tag: str) -> None:
     import mmcv
@@ -226,10 +259,11 @@ def _draw_json_masks(ann_file: str, img_dir: str, out_dir: str,
     coco = COCO(ann_file)
     names = [c['name'] for c in coco.loadCats(coco.getCatIds())]
     cat2label = {cid: i for i, cid in enumerate(coco.getCatIds())}
-    img_ids = [i for i in coco.getImgIds() if coco.getAnnIds(imgIds=i)]
-    # show the images with the most instances: they are the interesting ones
-    img_ids.sort(key=lambda i: -len(coco.getAnnIds(imgIds=i)))
-    for img_id in img_ids[:num]:
+    img_ids = coco.getImgIds()
+    labels = [[
+        a['category_id'] for a in coco.loadAnns(coco.getAnnIds(imgIds=i))
+    ] for i in img_ids]
+    for img_id in [img_ids[k] for k in pick_images(labels, num)]:
         info = coco.loadImgs(img_id)[0]
         anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
         img = mmcv.imread(osp.join(img_dir, info['file_name']),
@@ -277,9 +311,12 @@ def _draw_predictions(pred_file: str, class_names: Sequence[str],
 
     from ..visualization import overlay_instances, save_png
     results = load(pred_file)
-    results.sort(key=lambda r: -int(
-        (np.asarray(r['pred_instances']['scores']) > score_thr).sum()))
-    for res in results[:num]:
+    labels = [
+        np.asarray(r['pred_instances']['labels'])[
+            np.asarray(r['pred_instances']['scores']) > score_thr]
+        for r in results
+    ]
+    for res in [results[k] for k in pick_images(labels, num)]:
         inst = res['pred_instances']
         keep = np.flatnonzero(np.asarray(inst['scores']) > score_thr)
         img = mmcv.imread(res['img_path'], channel_order='rgb')
