@@ -28,34 +28,16 @@ Example::
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
+from _machine import cpu_model, proc_status_kib
+
 GIB = 1024**3
 MIB = 1024**2
-
-
-def _proc_status_kib(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{key} not found in /proc/self/status')
-
-
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
 
 
 def _estimate_bytes(method, num, dim, block_size):
@@ -132,8 +114,8 @@ def run_child(args):
         logits.grad = None
         return value
 
-    base_rss = _proc_status_kib('VmRSS') * 1024
-    limit = _proc_status_kib('VmSize') * 1024 + int(args.budget_gib * GIB)
+    base_rss = proc_status_kib('VmRSS') * 1024
+    limit = proc_status_kib('VmSize') * 1024 + int(args.budget_gib * GIB)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     times, cpu_times = [], []
     value = None
@@ -143,7 +125,7 @@ def run_child(args):
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
-    peak = _proc_status_kib('VmHWM') * 1024
+    peak = proc_status_kib('VmHWM') * 1024
     print(
         json.dumps(
             dict(
@@ -212,7 +194,7 @@ def run_parent(args):
     threads = args.threads or torch.get_num_threads()
     lines = [
         '# Affinity part of a training step: dense vs block-wise vs fused',
-        '', f'Machine: {_cpu_model()}, {os.cpu_count()} cores, '
+        '', f'Machine: {cpu_model()}, {os.cpu_count()} cores, '
         f'torch {torch.__version__}, {threads} threads, fp32, D={args.dim}, '
         f'block_size={args.block_size}, budget {args.budget_gib} GiB, '
         f'median of {args.repeats} (warm-up {args.warmup}).', '',

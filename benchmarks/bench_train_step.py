@@ -27,12 +27,13 @@ Example::
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from _machine import cpu_model, proc_status_kib
 
 GIB = 1024**3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,22 +47,6 @@ RELEASE_ONLINE_MS = {320: 85., 416: 136., 512: 207.}
 RELEASE_INFER = dict(net='1.2–1.3 s', decode='0.162 s')
 PROTOCOLS = []  # --from-cache: protocol of every reused measurement
 INFER_HW = (375, 500)  # a 500x375 (W x H) VOC-like image
-
-
-def _status_kib(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{key} not in /proc/self/status')
-
-
-def _cpu_model():
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    return platform.processor() or 'unknown CPU'
 
 
 # ----------------------------------------------------------------- child
@@ -181,7 +166,7 @@ def child_train(args):
              data_samples=[b[1] for b in batch]), True)
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=5e-5)
-    base = _status_kib('VmRSS') * 1024
+    base = proc_status_kib('VmRSS') * 1024
     fwd, losses_first = [], []
 
     def step():
@@ -215,7 +200,7 @@ def child_infer(args):
                                    False)
     inputs, samples = data['inputs'], data['data_samples']
     model.eval()
-    base = _status_kib('VmRSS') * 1024
+    base = proc_status_kib('VmRSS') * 1024
     parts = dict(net=[], i2s=[], decode=[])
 
     def split():  # mirrors P2Seg.predict in point mode, timed per part
@@ -295,7 +280,7 @@ def run_child(args):
     # the machine can still give, so that a too-big run fails cleanly here
     # instead of waking the kernel's OOM killer for someone else's job.
     limit = min(int(args.limit_gib * GIB),
-                _status_kib('VmSize') * 1024 + _mem_available() - GIB)
+                proc_status_kib('VmSize') * 1024 + _mem_available() - GIB)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     print(f'LIMIT {limit}', flush=True)
     sys.path.insert(0, ROOT)
@@ -309,11 +294,11 @@ def run_child(args):
         if not isinstance(err, MemoryError) and 'alloc' not in str(err):
             raise
         print('OOMINFO ' + json.dumps(dict(
-            peak=_status_kib('VmHWM') * 1024, err=str(err)[:200])),
+            peak=proc_status_kib('VmHWM') * 1024, err=str(err)[:200])),
               flush=True)
         sys.exit(3)
     res['limit'] = resource.getrlimit(resource.RLIMIT_AS)[0]
-    res['peak'] = _status_kib('VmHWM') * 1024
+    res['peak'] = proc_status_kib('VmHWM') * 1024
     res['maxrss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print('RESULT ' + json.dumps(res), flush=True)
 
@@ -555,7 +540,7 @@ def run_parent(args):
     head = [
         '# P2Seg (p2seg_mm) training step and inference on CPU vs the '
         "authors' release", '',
-        f'Machine: {_cpu_model()}, {os.cpu_count()} cores, torch '
+        f'Machine: {cpu_model()}, {os.cpu_count()} cores, torch '
         f'{torch.__version__}, torch.get_num_threads() = {threads}, fp32. '
         + ('Repeats and warm-up of each measurement: see the protocol '
            'list at the end; ' if args.from_cache else
