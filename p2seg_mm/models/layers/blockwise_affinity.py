@@ -57,7 +57,7 @@ Deviations from the authors' release (each on purpose, METHOD 0.1):
 - the random walk uses the row-normalised transition ``P Â^T`` (the release
   computes ``P Â``, normalising by the degree of the source pixel).
 """
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -181,6 +181,49 @@ def _symmetric_mm_(out: Tensor, tile: Tensor, rhs: Tensor, start: int,
         out[stop:].addmm_(tile[:, stop - start:].t(), rhs[start:stop])
 
 
+class _Target(NamedTuple):
+    """One membership target, ready for the tile loop."""
+    member_t: Tensor  # (N, K) float, rows = pixels
+    w_pos: float
+    w_neg: float
+    overlap: bool  # some pixel is in two rows (M^T M = 2 there)
+    constant: float  # w_pos * N+, the loss part that needs no tile
+
+
+def _prepare_target(membership: Tensor, block_size: int,
+                    dtype: torch.dtype) -> _Target:
+    """Pair weights and the transposed membership of one target."""
+    member = membership.detach() != 0
+    n_pos, w_pos, w_neg = _pair_weights(member, block_size)
+    member_t = member.t().to(dtype).contiguous()
+    overlap = bool((member_t.sum(1) > 1).any()) if member_t.numel() else False
+    return _Target(member_t, w_pos, w_neg, overlap, w_pos * n_pos)
+
+
+def _coef_tile(buf: Tensor, target: _Target, start: int,
+               stop: int) -> Tensor:
+    """``c = w- - (w+ + w-) T`` on the tile ``[start:stop, start:]``."""
+    mem_t = target.member_t
+    coef = _tile(buf, stop - start, mem_t.shape[0] - start)
+    torch.addmm(
+        mem_t.new_full((1, 1), target.w_neg),
+        mem_t[start:stop],
+        mem_t[start:].t(),
+        alpha=-(target.w_pos + target.w_neg),
+        out=coef)
+    if target.overlap:  # a cell in two rows: c must stay -w+
+        coef.clamp_(min=-target.w_pos)
+    return coef
+
+
+def _tile_loss(coef: Tensor, aff: Tensor) -> Tensor:
+    """``sum c * A`` over the tile and its mirror below the diagonal (the
+    diagonal block, fully inside the tile, counted once)."""
+    diag = coef.shape[0]
+    return 2 * torch.dot(coef.view(-1), aff.view(-1)) - (
+        coef[:, :diag] * aff[:, :diag]).sum()
+
+
 class _BlockwiseAffinityLoss(torch.autograd.Function):
     """Affinity loss with its gradient accumulated in the forward pass."""
 
@@ -189,12 +232,7 @@ class _BlockwiseAffinityLoss(torch.autograd.Function):
                 block_size: int) -> Tensor:
         et = _rows_view(embed)  # (N, D)
         num = et.shape[0]
-        member = membership.detach() != 0
-        n_pos, w_pos, w_neg = _pair_weights(member, block_size)
-        mem_t = member.t().to(et.dtype).contiguous()  # (N, K)
-        # a cell in two rows gives M^T M = 2: clamp c to -w_pos there
-        overlap = bool((mem_t.sum(1) > 1).any()) if mem_t.numel() else False
-        base = et.new_full((1, 1), w_neg)
+        target = _prepare_target(membership, block_size, et.dtype)
         need_grad = ctx.needs_input_grad[0]
         grad = et.new_zeros(et.shape[::-1]) if need_grad else None  # (D, N)
         rows = max(1, min(block_size, num))
@@ -204,19 +242,8 @@ class _BlockwiseAffinityLoss(torch.autograd.Function):
         for start in range(0, num, rows):
             stop = min(start + rows, num)
             aff = _upper_sigmoid(et, start, stop, aff_buf)
-            coef = _tile(coef_buf, stop - start, num - start)
-            # coef = w_neg - (w_pos + w_neg) * T for this tile
-            torch.addmm(
-                base,
-                mem_t[start:stop],
-                mem_t[start:].t(),
-                alpha=-(w_pos + w_neg),
-                out=coef)
-            if overlap:
-                coef.clamp_(min=-w_pos)
-            diag = stop - start
-            acc += 2 * torch.dot(coef.view(-1), aff.view(-1)) - (
-                coef[:, :diag] * aff[:, :diag]).sum()
+            coef = _coef_tile(coef_buf, target, start, stop)
+            acc += _tile_loss(coef, aff)
             if need_grad:
                 aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
                 coef.mul_(aff)  # rows of G = dL/ds
@@ -224,7 +251,7 @@ class _BlockwiseAffinityLoss(torch.autograd.Function):
         if need_grad:
             grad.mul_(2.0)
             ctx.save_for_backward(grad)
-        return (acc + w_pos * n_pos).to(et.dtype)
+        return (acc + target.constant).to(et.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):

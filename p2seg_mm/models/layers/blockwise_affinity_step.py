@@ -29,9 +29,9 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .blockwise_affinity import (_check_inputs, _pair_weights, _rows_view,
-                                 _symmetric_mm_, _tile, _upper_sigmoid,
-                                 compute_dtype)
+from .blockwise_affinity import (_check_inputs, _coef_tile, _prepare_target,
+                                 _rows_view, _symmetric_mm_, _tile,
+                                 _tile_loss, _upper_sigmoid, compute_dtype)
 
 
 def _walk_grad_operands(grad_out: Tensor, prob_t: Tensor, out_t: Tensor,
@@ -57,23 +57,6 @@ def _walk_grad_operands(grad_out: Tensor, prob_t: Tensor, out_t: Tensor,
     return h_t, left, right
 
 
-def _coef_tile(buf: Tensor, member_t: Tensor, start: int, stop: int,
-               weights: Tuple[float, float], overlap: bool) -> Tensor:
-    """``c = w- - (w+ + w-) T`` on the tile ``[start:stop, start:]``."""
-    num = member_t.shape[0]
-    w_pos, w_neg = weights
-    coef = _tile(buf, stop - start, num - start)
-    torch.addmm(
-        member_t.new_full((1, 1), w_neg),
-        member_t[start:stop],
-        member_t[start:].t(),
-        alpha=-(w_pos + w_neg),
-        out=coef)
-    if overlap:  # a cell in two rows gives M^T M = 2: c must stay -w+
-        coef.clamp_(min=-w_pos)
-    return coef
-
-
 class _BlockwiseAffinityStep(torch.autograd.Function):
     """Affinity losses and random walk of one image in shared passes."""
 
@@ -83,16 +66,9 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         et = _rows_view(embed)  # (N, D)
         num = et.shape[0]
         rows = max(1, min(block_size, num))
-        members_t, weights, overlaps, constants = [], [], [], []
-        for membership in memberships:
-            member = membership.detach() != 0
-            n_pos, w_pos, w_neg = _pair_weights(member, block_size)
-            mem_t = member.t().to(et.dtype).contiguous()  # (N, K_l)
-            members_t.append(mem_t)
-            weights.append((w_pos, w_neg))
-            overlaps.append(
-                bool((mem_t.sum(1) > 1).any()) if mem_t.numel() else False)
-            constants.append(w_pos * n_pos)
+        targets = [
+            _prepare_target(m, block_size, et.dtype) for m in memberships
+        ]
         prob_t = prob.detach().t()  # (N, K)
         chans = prob_t.shape[1]
         rhs = torch.cat([prob_t, prob_t.new_ones(num, 1)], dim=1)
@@ -105,24 +81,22 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
             stop = min(start + rows, num)
             aff = _upper_sigmoid(et, start, stop, aff_buf)
             _symmetric_mm_(acc, aff, rhs, start, stop)
-            diag = stop - start
-            for i, mem_t in enumerate(members_t):
-                coef = _coef_tile(coef_buf, mem_t, start, stop, weights[i],
-                                  overlaps[i])
-                sums[i] += 2 * torch.dot(coef.view(-1), aff.view(-1)) - (
-                    coef[:, :diag] * aff[:, :diag]).sum()
+            for i, target in enumerate(targets):
+                sums[i] += _tile_loss(
+                    _coef_tile(coef_buf, target, start, stop), aff)
         deg = acc[:, chans]
         out_t = acc[:, :chans] / deg[:, None]
-        losses = (sums + sums.new_tensor(constants)).to(et.dtype)
+        constants = sums.new_tensor([t.constant for t in targets])
+        losses = (sums + constants).to(et.dtype)
         ctx.block_size = rows
-        ctx.weights = weights
-        ctx.overlaps = overlaps
-        ctx.save_for_backward(embed, prob, out_t, deg, *members_t)
+        ctx.targets = targets  # no gradient flows to them
+        ctx.save_for_backward(embed, prob, out_t, deg)
         return losses, out_t.t().contiguous()
 
     @staticmethod
     def backward(ctx, grad_losses: Tensor, grad_walk: Tensor):
-        embed, prob, out_t, deg, *members_t = ctx.saved_tensors
+        embed, prob, out_t, deg = ctx.saved_tensors
+        targets = ctx.targets
         et, prob_t = _rows_view(embed), prob.detach().t()
         need_e, need_p = ctx.needs_input_grad[:2]
         num, rows = et.shape[0], ctx.block_size
@@ -132,7 +106,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         grad_p = torch.zeros_like(prob) if need_p else None  # (K, N)
         aff_buf = et.new_empty(rows, num)
         sym_buf = et.new_empty(rows, num) if need_e else None
-        coef_buf = et.new_empty(rows, num) if need_e and members_t else None
+        coef_buf = et.new_empty(rows, num) if need_e and targets else None
         for start in range(0, num, rows):
             stop = min(start + rows, num)
             aff = _upper_sigmoid(et, start, stop, aff_buf)
@@ -141,16 +115,15 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
             if need_e:
                 sym = _tile(sym_buf, stop - start, num - start)
                 torch.mm(left[start:stop], right[start:].t(), out=sym)
-                for i, mem_t in enumerate(members_t):
-                    if loss_scales[i] == 0.0:
-                        continue
-                    coef = _coef_tile(coef_buf, mem_t, start, stop,
-                                      ctx.weights[i], ctx.overlaps[i])
-                    sym.add_(coef, alpha=loss_scales[i])
+                for target, scale in zip(targets, loss_scales):
+                    if scale != 0.0:
+                        sym.add_(
+                            _coef_tile(coef_buf, target, start, stop),
+                            alpha=scale)
                 aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
                 sym.mul_(aff)  # rows of dL/ds, symmetric
                 _symmetric_mm_(grad_e.t(), sym, et, start, stop)
-        return (grad_e, grad_p, None) + (None, ) * len(members_t)
+        return (grad_e, grad_p, None) + (None, ) * len(targets)
 
 
 def affinity_step_blockwise(
