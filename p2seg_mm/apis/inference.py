@@ -20,6 +20,7 @@ from pycocotools import mask as mask_utils
 from torch import nn
 
 from mmdet.registry import MODELS
+from ..datasets.converters.masks_to_points import encode_mask
 
 
 def init_point_segmentor(
@@ -116,11 +117,10 @@ def inference_points(model: nn.Module, pipeline: Compose, path: str,
 def instances_to_coco(pred: InstanceData, img_id: int, first_ann_id: int,
                       xy: np.ndarray) -> List[dict]:
     """COCO annotations (RLE masks, ``category_id = label + 1``)."""
-    masks = pred.masks.numpy().astype(np.uint8)
+    masks = pred.masks.numpy()
     anns = []
     for k in range(len(masks)):
-        rle = mask_utils.encode(np.asfortranarray(masks[k]))
-        rle['counts'] = rle['counts'].decode('ascii')
+        rle = encode_mask(masks[k])
         ann = dict(
             id=first_ann_id + k,
             image_id=img_id,

@@ -5,8 +5,8 @@ mmengine's ``init_dist('pytorch')`` always calls ``torch.cuda.set_device``
 and ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to DDP; both
 fail without CUDA. On such machines :func:`setup_distributed` starts the
 process group with gloo itself (mmengine then skips its own ``init_dist``)
-and asks for a CPU DDP wrapper (``device_ids=None``) without SyncBN. With CUDA it defers
-to mmengine unchanged.
+and asks for a CPU DDP wrapper (``device_ids=None``) without SyncBN. With
+CUDA it defers to mmengine unchanged.
 """
 import logging
 import os

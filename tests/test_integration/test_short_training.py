@@ -3,12 +3,12 @@
 
 Done-criterion of the "MDM network" issue: the mmengine ``Runner`` is built
 from ``configs/p2seg/p2seg_r18_demo-cells.py`` (model, optimiser, runtime),
-with the data swapped for a fabricated 4-image point dataset, a
-deterministic pipeline (no random crop / flip / photometric noise, so the
-curves are not noisy), a constant learning rate of 1e-3 (the demo's peak rate), the centre loss
-switched on (weight 1; the demo has 0) and no validation. A hook
-records every loss of every iteration; each must stay finite and its mean
-over the last 10 iterations must be below that over the first 10.
+with the data swapped for a fabricated 4-image point dataset, a deterministic
+pipeline (no random crop / flip / photometric noise, so the curves are not
+noisy), a constant learning rate of 1e-3 (the demo's peak rate), the centre
+loss switched on (weight 1; the demo has 0) and no validation. A hook records
+every loss of every iteration; each must stay finite and its mean over the last
+10 iterations must be below that over the first 10.
 """
 import math
 import os.path as osp

@@ -251,7 +251,11 @@ class P2SegAffinityHead(BaseModule):
             kind for kind, m in members.items()
             if m.numel() > 0 and bool((m != 0).any())
         ]
-        losses = {kind: emb.sum() * 0 for kind in members}
+        # graph-connected zeros for the skipped ones
+        losses = {
+            kind: emb.sum() * 0
+            for kind in members if kind not in active
+        }
         if self.blockwise:
             values, walked = affinity_step_blockwise(
                 emb, flat_prob, [members[k].to(emb) for k in active],
