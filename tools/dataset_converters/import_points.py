@@ -1,0 +1,108 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Import point annotations from annotation tools into our COCO json.
+
+Examples::
+
+    # labelme: a folder of per-image .json files with point shapes
+    python tools/dataset_converters/import_points.py --format labelme \\
+        my_images/ --img-dir my_images/ --classes cell --out points.json
+    # CVAT for images 1.1 XML, or CVAT's COCO Keypoints json
+    python tools/dataset_converters/import_points.py --format cvat \\
+        annotations.xml --img-dir images/ --out points.json
+    # Label Studio JSON export (keypointlabels)
+    python tools/dataset_converters/import_points.py --format labelstudio \\
+        export.json --img-dir images/ --out points.json
+    # napari points layer of one image (row/col, pixel centres at integers)
+    python tools/dataset_converters/import_points.py --format csv \\
+        points.csv --img-dir images/ --image img.tif --class nucleus \\
+        --columns x=axis-1 y=axis-0 --coords index --out points.json
+
+Writes a COCO instances json whose annotations carry ``point`` ``[x, y]``
+in continuous pixel coordinates (the centre of pixel (row i, column j) is
+``(j + 0.5, i + 0.5)``), ``category_id`` (``--classes`` order, else sorted
+names) and ``iscrowd: 0``, with image sizes read from the files. Each
+format's coordinate convention is in
+``p2seg_mm/datasets/converters/point_formats.py``.
+"""
+import argparse
+from typing import Dict, List, Optional
+
+from p2seg_mm.datasets.converters.point_formats import COORDS
+from p2seg_mm.datasets.converters.point_import import FORMATS, import_points
+from p2seg_mm.utils.atomic_io import dump_json_atomic
+
+
+def _columns(pairs: Optional[List[str]]) -> Optional[Dict[str, str]]:
+    """``['x=axis-1', ...]`` -> ``{'x': 'axis-1', ...}``."""
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        role, sep, header = pair.partition('=')
+        if not sep or role not in ('file', 'x', 'y', 'class'):
+            raise SystemExit(f'--columns {pair!r}: use ROLE=HEADER with ROLE '
+                             'one of file, x, y, class.')
+        out[role] = header
+    return out
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('input', help='the export (labelme: file or folder)')
+    parser.add_argument('--format', required=True, choices=FORMATS)
+    parser.add_argument(
+        '--img-dir', required=True, help='folder of the images')
+    parser.add_argument('--out', required=True, help='output json')
+    parser.add_argument(
+        '--classes', nargs='+', help='category order (default: sorted)')
+    parser.add_argument(
+        '--coords',
+        choices=COORDS,
+        default='continuous',
+        help='csv / COCO keypoints: integers at pixel corners (continuous, '
+        'ours, Fiji, CVAT) or at pixel centres (index: napari, COCO dataset '
+        'keypoints; adds 0.5)')
+    parser.add_argument(
+        '--columns',
+        nargs='+',
+        metavar='ROLE=HEADER',
+        help='csv: header of each role (file, x, y, class)')
+    parser.add_argument('--image', help='csv without a file column: image')
+    parser.add_argument(
+        '--class',
+        dest='default_class',
+        help='csv without a class column: class of every point')
+    parser.add_argument(
+        '--channel',
+        type=int,
+        default=None,
+        help='plane of multi-page/multi-channel TIFFs')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Entry point; returns the COCO dict written to ``--out``."""
+    args = parse_args(argv)
+    coco, counts = import_points(
+        args.format,
+        args.input,
+        args.img_dir,
+        classes=args.classes,
+        channel=args.channel,
+        coords=args.coords,
+        columns=_columns(args.columns),
+        image=args.image,
+        default_class=args.default_class)
+    dump_json_atomic(coco, args.out)
+    names = [c['name'] for c in coco['categories']]
+    print(f'wrote {args.out}: {len(coco["images"])} images, '
+          f'{len(coco["annotations"])} points, classes {names}')
+    for what, num in sorted(counts.items()):
+        if num:
+            print(f'  {num} x {what}')
+    return coco
+
+
+if __name__ == '__main__':
+    main()
