@@ -1,16 +1,16 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Benchmark P2Seg's training step and inference against the release (CPU).
 
-Setup of METHOD §13: HRNet-W48 (random init), 20 classes, all switches on
-(online S2I, I2S, T2), a synthetic crop with 8 objects of 3 classes (two
-pairs of touching same-class objects), one point each, pseudo-map = the
-object masks; static targets from ``GenerateS2ITargets``. A training step is
-forward (incl. online S2I) + losses + backward + Adam step. Every measurement
-runs in a fresh child process (this script with ``--child``) whose address
-space is capped with ``RLIMIT_AS`` (``--limit-gib``); a run that does not fit
-is reported as OOM. Peak = the child's VmHWM (process peak, as §13);
-"base" = its RSS after the model and inputs are built. Times are medians of
-``--repeats`` after ``--warmup``; the process CPU time is reported too.
+Setup of docs/method.md §13: HRNet-W48 (random init), 20 classes, all switches
+on (online S2I, I2S, T2), a synthetic crop with 8 objects of 3 classes (two
+pairs of touching same-class objects), one point each, pseudo-map = the object
+masks; static targets from ``GenerateS2ITargets``. A training step is forward
+(incl. online S2I) + losses + backward + Adam step. Every measurement runs in a
+fresh child process (this script with ``--child``) whose address space is
+capped with ``RLIMIT_AS`` (``--limit-gib``); a run that does not fit is
+reported as OOM. Peak = the child's VmHWM (process peak, as §13); "base" = its
+RSS after the model and inputs are built. Times are medians of ``--repeats``
+after ``--warmup``; the process CPU time is reported too.
 
 On a shared machine, torch's default OpenMP threads spin at barriers when
 another job holds a core, which inflates wall *and* CPU time many times;
@@ -37,8 +37,8 @@ from _machine import cpu_model, proc_status_kib
 
 GIB = 1024**3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REL = '(METHOD §13, same machine type)'
-# METHOD §13: (time s, peak GiB) of the release.
+REL = '(docs/method.md §13, same machine type)'
+# docs/method.md §13: (time s, peak GiB) of the release.
 RELEASE_STEP = {(320, 1): (4.14, 3.59), (416, 1): (12.15, 7.09),
                 (416, 2): (22.22, 10.57), (512, 1): (30.38, 13.73)}
 RELEASE_NO_AFF = (1.47, 2.25)

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-# P2Seg stage A with HRNet-W48 (the headline model, METHOD §2.1), VOC 2012.
+# P2Seg stage A, HRNet-W48 (the headline model, docs/method.md §2.1), VOC 2012.
 _base_ = [
     '../_base_/models/p2seg_hrnet48.py',
     '../_base_/datasets/voc_instance_point.py',

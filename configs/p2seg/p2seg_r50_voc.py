@@ -1,6 +1,9 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # P2Seg stage A (MDM network), ResNet-50 + DeepLab decoder, VOC 2012
 # train_aug points + semantic pseudo-maps, 50k iterations at 8 images.
+# Not the release's ResNet model: one decoder shared by all heads, 3x3 heads
+# (the release: separate semantic, instance and affinity decoders with
+# depthwise-separable 5x5 heads, docs/method.md §2.2).
 _base_ = [
     '../_base_/models/p2seg_r50.py',
     '../_base_/datasets/voc_instance_point.py',

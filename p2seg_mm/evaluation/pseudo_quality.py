@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Quality of exported pseudo-masks against ground-truth masks (METHOD §8.1).
+"""Quality of exported pseudo-masks against ground truth (docs/method.md §8.1).
 
 Scores a pseudo-label json (as written by ``PseudoMaskDumper``) against a
 COCO instances json with ground-truth masks, on the images present in both
@@ -25,6 +25,7 @@ import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..datasets.data_checks import validate_segmentation
 from .functional.voc_instance_ap import eval_instance_ap, rle_mask_iou
 
 
@@ -42,12 +43,8 @@ def load_coco(source: Union[str, dict]) -> COCO:
 
 def ann_to_rle(ann: dict, height: int, width: int, where: str = '') -> dict:
     """RLE of an annotation's polygon / uncompressed / compressed mask."""
-    segm = ann.get('segmentation')
-    if segm is None:
-        raise ValueError(
-            f'{where}annotation id {ann.get("id")} of image '
-            f'{ann.get("image_id")} has no "segmentation". Fix: the json '
-            'needs masks.')
+    validate_segmentation(ann, height, width, where)
+    segm = ann['segmentation']
     if isinstance(segm, list):
         return mask_util.merge(mask_util.frPyObjects(segm, height, width))
     if isinstance(segm.get('counts'), list):
@@ -112,7 +109,9 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
     Returns:
         dict[str, float]: ``coco/segm_AP``, ``coco/segm_AP50``,
         ``coco/segm_AP75``, ``voc/mAP{100t}`` per threshold, ``point/mIoU``,
-        ``num_images``, ``num_gt_instances``, ``num_pseudo_annotations``.
+        ``num_images``, ``num_gt_instances``, ``num_pseudo_annotations``;
+        per ground-truth category ``name``: ``voc/AP{100t}/<name>`` (nan
+        without instances of that class) and ``point/mIoU/<name>``.
     """
     gt_coco, pseudo_coco = load_coco(gt), load_coco(pseudo)
     cats = gt_coco.dataset.get('categories', [])
@@ -127,6 +126,7 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
         if img_id not in pseudo_coco.imgs:
             pseudo_coco.imgs[img_id] = gt_coco.imgs[img_id]
     preds, gts, point_ious, num_pseudo = [[], [], [], []], [[], []], [], 0
+    point_labels = []
     for img_id in img_ids:
         p_rles, p_labels, p_scores, p_anns = _image_instances(
             pseudo_coco, img_id, cat2label, 'pseudo json: ')
@@ -140,6 +140,7 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
         point_ious.append(
             _point_ious(g_anns, p_anns, rle_mask_iou(p_rles, g_rles),
                         point_tol))
+        point_labels.append(g_labels)
     voc = eval_instance_ap(preds[0], preds[1], preds[2], gts[0], gts[1],
                            len(cats), list(iou_thrs))
     dets = [
@@ -150,8 +151,16 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
     for thr, value in zip(iou_thrs, voc['map']):
         results[f'voc/mAP{round(100 * thr)}'] = float(value)
     point_ious = np.concatenate(point_ious) if point_ious else np.zeros(0)
+    point_labels = np.concatenate(point_labels) if point_labels else \
+        np.zeros(0, np.int64)
     results['point/mIoU'] = (
         float(point_ious.mean()) if len(point_ious) else float('nan'))
+    for label, cat in enumerate(cats):
+        for thr, value in zip(iou_thrs, voc['ap'][:, label]):
+            results[f'voc/AP{round(100 * thr)}/{cat["name"]}'] = float(value)
+        of_class = point_ious[point_labels == label]
+        results[f'point/mIoU/{cat["name"]}'] = (
+            float(of_class.mean()) if len(of_class) else float('nan'))
     results['num_images'] = len(img_ids)
     results['num_gt_instances'] = int(len(point_ious))
     results['num_pseudo_annotations'] = num_pseudo

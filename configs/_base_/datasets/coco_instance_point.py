@@ -1,6 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # COCO 2017 with one point per instance (the centre of its box, as the
-# release) and a semantic pseudo-map per image (METHOD.md §1.3, §3.1).
+# release) and a semantic pseudo-map per image (docs/method.md §1.3, §3.1).
 # The 80 class names come from CocoDataset.METAINFO (CocoPointDataset
 # inherits it).
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
@@ -9,9 +9,10 @@ dataset_type = 'CocoPointDataset'
 data_root = 'data/coco/'
 backend_args = None
 
-# Release augmentation (METHOD.md §3.1): photometric distortion (brightness
-# ±16, contrast 0.5-1.5, hue ±36 degrees, no saturation change), long side
-# 449 x U(0.7, 1.3), 416 x 416 crop, horizontal flip.
+# Release augmentation (docs/method.md §3.1): photometric distortion
+# (brightness ±16, contrast 0.5-1.5, hue ±36 degrees, no saturation change, no
+# channel swap, clipped to [0, 255]: P2SegPhotoMetricDistortion, not mmdet's),
+# long side 449 x U(0.7, 1.3), 416 x 416 crop, horizontal flip.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(
@@ -20,7 +21,7 @@ train_pipeline = [
         num_classes=80,
         backend_args=backend_args),
     dict(
-        type='PhotoMetricDistortion',
+        type='P2SegPhotoMetricDistortion',
         brightness_delta=16,
         contrast_range=(0.5, 1.5),
         saturation_range=(1.0, 1.0),

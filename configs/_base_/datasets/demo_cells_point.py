@@ -9,8 +9,9 @@ data_root = 'data/demo_cells/'
 backend_args = None
 metainfo = dict(classes=('ecoli', 'hela_nucleus'))
 
-# Release augmentation (METHOD.md §3.1) at demo size: photometric
-# distortion, long side 512 x U(0.7, 1.3), 256 x 256 crop, flip.
+# Release augmentation (docs/method.md §3.1) at demo size: photometric
+# distortion (no channel swap, clipped to [0, 255]: not mmdet's), long side
+# 512 x U(0.7, 1.3), 256 x 256 crop, flip.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(
@@ -19,7 +20,7 @@ train_pipeline = [
         num_classes=2,
         backend_args=backend_args),
     dict(
-        type='PhotoMetricDistortion',
+        type='P2SegPhotoMetricDistortion',
         brightness_delta=16,
         contrast_range=(0.5, 1.5),
         saturation_range=(1.0, 1.0),

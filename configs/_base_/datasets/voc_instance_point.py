@@ -1,6 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # PASCAL VOC 2012 (train_aug, 10,582 images) with one point per instance
-# and a semantic pseudo-map per image (METHOD.md §1.3, §3.1).
+# and a semantic pseudo-map per image (docs/method.md §1.3, §3.1).
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 
 dataset_type = 'CocoPointDataset'
@@ -11,9 +11,10 @@ metainfo = dict(
              'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
              'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor'))
 
-# Release augmentation (METHOD.md §3.1): photometric distortion (brightness
-# ±16, contrast 0.5-1.5, hue ±36 degrees, no saturation change), long side
-# 449 x U(0.7, 1.3), 416 x 416 crop, horizontal flip.
+# Release augmentation (docs/method.md §3.1): photometric distortion
+# (brightness ±16, contrast 0.5-1.5, hue ±36 degrees, no saturation change, no
+# channel swap, clipped to [0, 255]: P2SegPhotoMetricDistortion, not mmdet's),
+# long side 449 x U(0.7, 1.3), 416 x 416 crop, horizontal flip.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(
@@ -22,7 +23,7 @@ train_pipeline = [
         num_classes=20,
         backend_args=backend_args),
     dict(
-        type='PhotoMetricDistortion',
+        type='P2SegPhotoMetricDistortion',
         brightness_delta=16,
         contrast_range=(0.5, 1.5),
         saturation_range=(1.0, 1.0),

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-# P2Seg network with HRNet-W48, single stride-4 output (METHOD §2.1).
+# P2Seg network with HRNet-W48, single stride-4 output (docs/method.md §2.1).
 _base_ = './p2seg_r50.py'
 
 model = dict(

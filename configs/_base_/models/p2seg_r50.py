@@ -1,5 +1,8 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-# P2Seg network with ResNet-50 + Panoptic-DeepLab decoder (METHOD §2.2).
+# P2Seg network, ResNet-50 + Panoptic-DeepLab decoder (docs/method.md §2.2).
+# Differs from the release's ResNet model: one decoder shared by all heads,
+# 3x3 heads (the release: separate semantic, instance and affinity decoders
+# with depthwise-separable 5x5 heads).
 # custom_imports lives in the leaf configs (mmengine refuses a key that
 # two bases define).
 
@@ -8,7 +11,7 @@ model = dict(
     type='P2Seg',
     data_preprocessor=dict(
         type='P2SegDataPreprocessor',
-        # ImageNet mean/std (METHOD §1.3); images are loaded as BGR.
+        # ImageNet mean/std (docs/method.md §1.3); images are loaded as BGR.
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
@@ -33,9 +36,11 @@ model = dict(
         aspp_dilations=(3, 6, 9),
         proj_channels=(128, 64, 32),
         dropout_ratio=0.5,
-        # BN momentum of the release's ResNet decoder (METHOD §2.2).
+        # BN momentum of the release's ResNet decoder (docs/method.md §2.2).
         norm_cfg=dict(type='BN', momentum=0.01)),
-    # Heads: conv3x3 -> ReLU -> conv1x1, init N(0, 0.001^2) (METHOD §2.1).
+    # Heads: conv3x3 -> ReLU -> conv1x1, init N(0, 0.001^2), as the
+    # release's HRNet heads (docs/method.md §2.1), not its ResNet dw-sep 5x5
+    # heads.
     semantic_head=dict(
         type='P2SegSemanticHead',
         num_classes=num_classes,
@@ -49,7 +54,7 @@ model = dict(
         num_classes=num_classes,
         in_channels=256,
         feat_channels=256,
-        # Loss weights (METHOD §5): centre 0 on VOC / 200 on COCO; each
+        # Loss weights (docs/method.md §5): centre 0 on VOC / 200 on COCO; each
         # offset term 0.5 x 0.01.
         loss_center_weight=0.0,
         loss_offset_static_weight=0.005,
@@ -58,22 +63,22 @@ model = dict(
         type='P2SegAffinityHead',
         in_channels=256,
         embed_dims=256,
-        # Stream the N x N affinity in row blocks (METHOD §0.5).
+        # Stream the N x N affinity in row blocks (docs/method.md §0.5).
         blockwise=True,
         block_size=1024,
         loss_sem_weight=0.5,
         loss_inst_weight=0.5),
-    # Online S2I target generator (METHOD §3.3).
+    # Online S2I target generator (docs/method.md §3.3).
     online_target=dict(type='OnlineS2ITarget'),
-    # MDM switches (METHOD §0.4, §11).
+    # MDM switches (docs/method.md §0.4, §11).
     train_cfg=dict(
         num_stages=1,
         use_online_s2i=True,
         use_i2s=True,
         use_inst_affinity=True,
         aff_stride=4),
-    # Test-time decoding (METHOD §6): one mask per given point; 'center'
-    # decodes centre peaks instead (no points needed).
+    # Test-time decoding (docs/method.md §6): one mask per given point;
+    # 'center' decodes centre peaks instead (no points needed).
     test_cfg=dict(
         mode='point',
         fallback_half_size=32,

@@ -1,6 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-# Release schedule (METHOD §7): Adam 5e-5, no weight decay, 2k-iteration
-# linear warm-up multiplied by poly(0.9) decay over 50k iterations.
+# Release schedule (docs/method.md §7): Adam 5e-5, no weight decay,
+# 2k-iteration linear warm-up multiplied by poly(0.9) decay over 50k
+# iterations.
 max_iters = 50000
 val_interval = 5000
 

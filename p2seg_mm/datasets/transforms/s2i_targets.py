@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Pipeline step that makes the static S2I targets (METHOD §3.2)."""
+"""Pipeline step that makes the static S2I targets (docs/method.md §3.2)."""
 from typing import Optional
 
 import numpy as np
@@ -43,7 +43,8 @@ class GenerateS2ITargets(BaseTransform):
         dis_group (bool): Split multi-point components between their points
             by distance. Defaults to True.
         offset_to (str): Target of single-point components, ``'point'``
-            (METHOD §0.2) or ``'centroid'`` (release). Defaults to 'point'.
+            (docs/method.md §0.2) or ``'centroid'`` (release). Defaults to
+            'point'.
     """
 
     def __init__(self,

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""VOC-style instance-mask AP (the chainercv / BESTIE protocol, METHOD §8.2).
+"""VOC instance-mask AP (chainercv / BESTIE protocol, docs/method.md §8.2).
 
 Masks of one image are given either densely, as a bool array of shape
 ``(N, H, W)``, or as a list of ``N`` COCO RLE dicts (``{'size': [H, W],

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Export predicted masks as a COCO instances json (P2Seg stage B, §6.4).
+"""Export predicted masks as a COCO json (P2Seg stage B, docs/method.md §6.4).
 
 While images are processed, each image's annotations are appended as one
 JSON line to a sidecar ``<out_file>.partial.jsonl`` (rank ``r > 0`` of a
@@ -23,6 +23,9 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from mmdet.registry import METRICS
+from ...datasets.categories import category_to_label, label_to_category_id
+from ...datasets.data_checks import (DataCheckError, check_coco_structure,
+                                     errors_of)
 from ...utils.atomic_io import dump_json_atomic
 
 
@@ -152,6 +155,10 @@ class PseudoMaskDumper(BaseMetric):
             from the sidecars. If False, this rank's stale sidecar is deleted
             before the first image and only this run's images are written.
             Defaults to True.
+        allow_empty (bool): Write a json without any annotation. If False,
+            an export that keeps no mask raises ``ValueError`` (with the
+            counts of empty and low-score masks and the fix) and writes
+            nothing: the second stage cannot train on it. Defaults to False.
         collect_device (str): 'cpu' or 'gpu'. Defaults to 'cpu'.
         prefix (str, optional): Metric prefix. Defaults to 'pseudo'.
         backend_args (dict, optional): File backend arguments of
@@ -165,6 +172,7 @@ class PseudoMaskDumper(BaseMetric):
                  ann_file: str,
                  score_thr: float = 0.0,
                  resume: bool = True,
+                 allow_empty: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  backend_args: Optional[dict] = None) -> None:
@@ -177,6 +185,7 @@ class PseudoMaskDumper(BaseMetric):
         self.ann_file = ann_file
         self.score_thr = float(score_thr)
         self.resume = resume
+        self.allow_empty = allow_empty
         self.backend_args = backend_args
         self._source: Optional[dict] = None
         self._sidecar_ready = False
@@ -189,24 +198,20 @@ class PseudoMaskDumper(BaseMetric):
                     backend_args=self.backend_args) as local_path:
                 with open(local_path, encoding='utf-8') as f:
                     data = json.load(f)
+            problems = errors_of(check_coco_structure(data, self.ann_file))
+            if problems:
+                raise DataCheckError(problems, self.ann_file)
             images = data.get('images') or []
             categories = data.get('categories') or []
             classes = (self.dataset_meta or {}).get('classes')
-            name2id = {cat['name']: cat['id'] for cat in categories}
-            if classes is None:
-                classes = [cat['name'] for cat in categories]
-            missing = [name for name in classes if name not in name2id]
-            if missing:
-                raise ValueError(
-                    f'{self.ann_file}: classes {missing} of the dataset '
-                    f'metainfo are not among the json categories '
-                    f'{list(name2id)}. Fix: use the json category names.')
+            cat2label = category_to_label(categories, classes,
+                                          self.ann_file)
             self._source = dict(
                 images=images,
                 categories=categories,
                 sizes={img['id']: (img['height'], img['width'])
                        for img in images},
-                label2cat=[name2id[name] for name in classes])
+                label2cat=label_to_category_id(cat2label))
         return self._source
 
     def _image_record(self, data_sample: dict) -> dict:
@@ -294,6 +299,18 @@ class PseudoMaskDumper(BaseMetric):
             ann['id'] = ann_id
         num_empty = sum(r['num_empty'] for r in merged.values())
         num_below = sum(r.get('num_below_thr', 0) for r in merged.values())
+        if not annotations and not self.allow_empty:
+            for path in sidecar_paths(self.out_file):
+                os.remove(path)
+            raise ValueError(
+                f'PseudoMaskDumper: no mask to write to {self.out_file}: '
+                f'{len(merged)} images exported, {num_empty} predicted '
+                f'masks were empty and {num_below} scored below '
+                f'score_thr={self.score_thr}. A second stage cannot train '
+                'on an empty json. Fix: lower --score-thr, check that the '
+                'checkpoint is the trained one (not an early or random '
+                'model) and that the points and classes of the json match '
+                'the config.')
         out = dict(
             images=source['images'],
             categories=source['categories'],

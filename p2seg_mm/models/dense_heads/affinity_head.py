@@ -1,12 +1,12 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Affinity (I2S) head of P2Seg: embedding, affinity loss, random walk.
 
-Targets (METHOD §4.2): the membership rows of T1 (pseudo-map classes) and T2
-(online S2I instance ids) need the online S2I output, so the detector builds
-them in ``loss`` with ``affinity_target.semantic_membership`` /
+Targets (docs/method.md §4.2): the membership rows of T1 (pseudo-map classes)
+and T2 (online S2I instance ids) need the online S2I output, so the detector
+builds them in ``loss`` with ``affinity_target.semantic_membership`` /
 ``instance_membership`` and passes them to :meth:`P2SegAffinityHead.loss`.
-Targets are per image (METHOD §0.1); the N x N affinity is streamed block by
-block (METHOD §0.5) unless ``blockwise=False``.
+Targets are per image (docs/method.md §0.1); the N x N affinity is streamed
+block by block (docs/method.md §0.5) unless ``blockwise=False``.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -50,6 +50,14 @@ class P2SegAffinityHead(BaseModule):
             walk's result is upsampled back bilinearly. 1 = the method
             (stride 4); 2 (stride 8, N / 4) only for cheap CPU demos: the
             detector's ``aff_stride`` must then be 8. Defaults to 1.
+        walk_power (float): The random walk's transition is built from
+            ``A ** walk_power`` (AffinityNet's beta, Ahn & Kwak 2018); the
+            affinity losses keep A. 1 = the method. Not in the paper: with
+            a walk over all N cells, objects of a few cells among
+            thousands of background cells are averaged away even when
+            their affinity to the background is only ~0.2; a power damps
+            those weak affinities (docs/method.md, "I2S on small
+            objects"). Defaults to 1.0.
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0.
     """
 
@@ -63,6 +71,7 @@ class P2SegAffinityHead(BaseModule):
         loss_inst_weight: float = 0.5,
         eps: float = 1e-6,
         pool: int = 1,
+        walk_power: float = 1.0,
         init_cfg: OptMultiConfig = dict(
             type='Normal', layer='Conv2d', std=0.001, bias=0)
     ) -> None:
@@ -76,6 +85,9 @@ class P2SegAffinityHead(BaseModule):
         if int(pool) < 1:
             raise ValueError(f'pool must be a positive int, got {pool}.')
         self.pool = int(pool)
+        if not float(walk_power) > 0:
+            raise ValueError(f'walk_power must be > 0, got {walk_power}.')
+        self.walk_power = float(walk_power)
         self.conv = nn.Conv2d(in_channels, embed_dims, 3, padding=1)
 
     def forward(self, x: Union[Tensor, Sequence[Tensor]]) -> Tensor:
@@ -151,12 +163,13 @@ class P2SegAffinityHead(BaseModule):
         """``R = P Â^T`` for one image: (D, N), (K, N) -> (K, N)."""
         prob = prob.to(embed.dtype)
         if self.blockwise:
-            return random_walk_blockwise(embed, prob, self.block_size)
-        return random_walk_dense(embed, prob)
+            return random_walk_blockwise(embed, prob, self.block_size,
+                                         self.walk_power)
+        return random_walk_dense(embed, prob, self.walk_power)
 
     def refine(self, sem_logits: Tensor, embed: Tensor,
                batch_channels: List[Tensor]) -> Tensor:
-        """I2S refinement of the semantic map (METHOD §4.3, §0.1).
+        """I2S refinement of the semantic map (docs/method.md §4.3, §0.1).
 
         Per image, ``P = softmax`` over the channels in ``batch_channels``
         (background 0 and c + 1 for each present class c), ``R`` the random
@@ -259,10 +272,10 @@ class P2SegAffinityHead(BaseModule):
         if self.blockwise:
             values, walked = affinity_step_blockwise(
                 emb, flat_prob, [members[k].to(emb) for k in active],
-                self.block_size)
+                self.block_size, self.walk_power)
             losses.update(zip(active, values.unbind(0)))
         else:
-            walked = random_walk_dense(emb, flat_prob)
+            walked = random_walk_dense(emb, flat_prob, self.walk_power)
             for kind in active:
                 losses[kind] = affinity_loss_dense(emb, members[kind].to(emb))
         walked = walked.view(prob.shape)

@@ -1,13 +1,13 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Centre + offset head of P2Seg and its S2I losses (METHOD §2, §3, §5).
+"""Centre + offset head and its S2I losses (docs/method.md §2, §3, §5).
 
 Targets:
 
-- static centre heatmap / offsets / weights (METHOD §3.2) depend only on the
-  annotations, so ``GenerateS2ITargets`` makes them in the data pipeline
+- static centre heatmap / offsets / weights (docs/method.md §3.2) depend only
+  on the annotations, so ``GenerateS2ITargets`` makes them in the data pipeline
   (``gt_s2i``);
-- online offsets (METHOD §3.3) depend on the network's own offsets, so the
-  detector makes them in ``loss`` with the ``OnlineS2ITarget`` TASK_UTILS
+- online offsets (docs/method.md §3.3) depend on the network's own offsets, so
+  the detector makes them in ``loss`` with the ``OnlineS2ITarget`` TASK_UTILS
   generator and passes them to :meth:`P2SegCenterOffsetHead.loss_offset`.
 
 Offsets are ``(dx, dy)`` in input-image pixels (channel 0 = x).
@@ -53,8 +53,8 @@ class P2SegCenterOffsetHead(BaseModule):
         num_classes (int): Foreground classes C (centre channels).
         in_channels (int): Input channels. Defaults to 256.
         feat_channels (int): Hidden channels. Defaults to 256.
-        loss_center_weight (float): 0 for VOC, 200 for COCO (METHOD §5).
-            Defaults to 0.0.
+        loss_center_weight (float): 0 for VOC, 200 for COCO
+            (docs/method.md §5). Defaults to 0.0.
         loss_offset_static_weight (float): Defaults to 0.005
             (0.5 * offset_weight 0.01).
         loss_offset_online_weight (float): Defaults to 0.005.

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Semantic head of P2Seg and its hard-pixel-mining loss (METHOD §2, §5).
+"""Semantic head and its hard-pixel-mining loss (docs/method.md §2, §5).
 
 Targets: the semantic pseudo-map (``gt_sem_seg``, 0 = background, c + 1 =
 class c, 255 = ignore) is an input of the data pipeline; no target is made
@@ -35,8 +35,8 @@ def hard_pixel_ce_single(log_probs: Tensor,
     """DeepLab hard-pixel-mining cross-entropy of one image.
 
     Ignored pixels contribute 0 but count in the pixel total, as in the
-    release (METHOD §5). With ``class_weight`` each pixel's loss is scaled
-    by the weight of its target class before the hardest are selected.
+    release (docs/method.md §5). With ``class_weight`` each pixel's loss is
+    scaled by the weight of its target class before the hardest are selected.
 
     Args:
         log_probs (Tensor): (C+1, H, W) log-probabilities.
@@ -83,7 +83,7 @@ class P2SegSemanticHead(BaseModule):
             ``class_weight``; for classes with few, small objects. None
             (default) = all 1, the method.
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0
-            (METHOD §2.1).
+            (docs/method.md §2.1).
     """
 
     def __init__(

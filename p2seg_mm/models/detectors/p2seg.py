@@ -3,6 +3,7 @@
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmdet.models.detectors import BaseDetector
@@ -40,9 +41,9 @@ class P2Seg(BaseDetector):
 
     ``backbone -> neck`` gives one stride-4 feature; the semantic, centre /
     offset and affinity heads run on it. Training runs ``num_stages`` MDM
-    stages (METHOD §0.4): S2I groups the foreground by the predicted offsets
-    (online targets + instance ids), I2S refines the semantic map by a random
-    walk on the affinity; stage k's refined map is stage k+1's S2I
+    stages (docs/method.md §0.4): S2I groups the foreground by the predicted
+    offsets (online targets + instance ids), I2S refines the semantic map by a
+    random walk on the affinity; stage k's refined map is stage k+1's S2I
     foreground and stage k+1's walk starts from stage k's probabilities.
 
     Args:
@@ -153,7 +154,7 @@ class P2Seg(BaseDetector):
 
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Losses of ``num_stages`` MDM stages (METHOD §3-§5, §0.4).
+        """Losses of ``num_stages`` MDM stages (docs/method.md §3-§5, §0.4).
 
         Returns:
             dict[str, Tensor]: ``loss_sem_seg``, ``loss_center``,
@@ -167,6 +168,8 @@ class P2Seg(BaseDetector):
         labels = [
             image_labels(s).to(offset.device) for s in batch_data_samples
         ]
+        refined_gt, absent = self._ignore_absent_classes(
+            gt_sem, labels, batch_data_samples)
         offset = resize_bilinear(offset, size)
         losses = self._static_s2i_losses(
             resize_bilinear(center, size), offset, batch_data_samples)
@@ -177,7 +180,9 @@ class P2Seg(BaseDetector):
         # Bilinear upsampling of log-probs is renormalised like logits.
         losses.update(
             self.semantic_head.loss_by_feat(
-                resize_bilinear(log_probs, size).log_softmax(dim=1), gt_sem))
+                resize_bilinear(log_probs, size).log_softmax(dim=1),
+                refined_gt if self.train_cfg['use_i2s'] else gt_sem))
+        losses['absent_cls_px'] = absent
         aux_weight = float(self.train_cfg.get('unrefined_sem_loss_weight', 0))
         if aux_weight > 0:
             # Not in the paper: a direct per-pixel signal for the semantic
@@ -187,6 +192,56 @@ class P2Seg(BaseDetector):
                 resize_bilinear(sem_logits, size).log_softmax(dim=1), gt_sem)
             losses['loss_sem_seg_unrefined'] = aux_weight * aux['loss_sem_seg']
         return losses
+
+    def _ignore_absent_classes(
+            self, gt_sem: Tensor, labels: List[Tensor],
+            batch_data_samples: SampleList) -> Tuple[Tensor, Tensor]:
+        """Pseudo-map pixels of classes without a point, set to ignore.
+
+        I2S refines only background and the classes of the image's points
+        (docs/method.md, I2S): a pseudo-map pixel of another class (WSSS
+        maps often hold extra classes) would see the constant channel
+        ``log(eps)`` after the walk, a CE of ~13.8 with no gradient that
+        takes a hard-pixel slot. The refined CE ignores those pixels; the
+        first batch that has any logs a warning.
+
+        Returns:
+            tuple[Tensor, Tensor]: (B, H, W) map for the refined CE and the
+            share of such pixels in the batch (a logged diagnostic).
+        """
+        num_ch = self.semantic_head.num_classes + 1
+        bad = (gt_sem >= num_ch) & (gt_sem != 255)
+        if bool(bad.any()):
+            i = int(bad.flatten(1).any(1).nonzero()[0])
+            raise ValueError(
+                f'{batch_data_samples[i].metainfo.get("img_path")}: pseudo-'
+                f'map values {gt_sem[i][bad[i]].unique().tolist()} are not '
+                f'classes (0 = background, 1..{num_ch - 1}, 255 = ignore). '
+                'Fix the map or the number of classes.')
+        allowed = torch.zeros((gt_sem.shape[0], 256),
+                              dtype=torch.bool,
+                              device=gt_sem.device)
+        for i, lab in enumerate(labels):
+            allowed[i, refine_channels(lab)] = True
+        allowed[:, 255] = True
+        keep = torch.gather(allowed, 1, gt_sem.flatten(1).clamp(0, 255))
+        absent = ~keep.view_as(gt_sem)
+        num = int(absent.sum())
+        if num and not getattr(self, '_warned_absent', False):
+            self._warned_absent = True
+            names = [
+                str(s.metainfo.get('img_path', s.metainfo.get('img_id')))
+                for s, a in zip(batch_data_samples, absent) if bool(a.any())
+            ]
+            print_log(
+                f'{num} pseudo-map pixels in {names} belong to classes '
+                'without a point in their image; the refined semantic loss '
+                'ignores them (I2S refines only the classes of the points). '
+                'Their share per batch is logged as absent_cls_px.',
+                logger='current',
+                level=30)
+        return gt_sem.masked_fill(absent, 255), \
+            absent.float().mean().detach()
 
     def _static_s2i_losses(
             self, center: Tensor, offset: Tensor,
@@ -207,7 +262,7 @@ class P2Seg(BaseDetector):
             gt_sem: Tensor, labels: List[Tensor],
             batch_data_samples: SampleList
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """Run the K stages S2I -> I2S (METHOD §0.4).
+        """Run the K stages S2I -> I2S (docs/method.md §0.4).
 
         Stage 1 groups the pseudo-map's foreground; stage k+1 groups stage
         k's refined map (ignore pixels kept) and walks from stage k's
@@ -265,6 +320,26 @@ class P2Seg(BaseDetector):
         return log_probs, losses
 
     # ------------------------------------------------------------ inference
+    def _num_walks(self) -> int:
+        """K: training chains K stages, so inference walks K times."""
+        return int(self.train_cfg['num_stages']) \
+            if self.train_cfg['use_i2s'] else 1
+
+    def _warn_untrained_center(self) -> None:
+        """Centre decoding needs a centre head trained with weight > 0."""
+        if self.center_offset_head.loss_center_weight > 0 or \
+                getattr(self, '_warned_center', False):
+            return
+        self._warned_center = True
+        print_log(
+            "test_cfg.mode='center' decodes centre peaks, but this model's "
+            'centre head was trained with loss_center_weight=0: expect few '
+            'or no instances. Train with center_offset_head.'
+            'loss_center_weight > 0 (the COCO configs use 200) or decode '
+            "with points (mode='point').",
+            logger='current',
+            level=30)
+
     def predict(self,
                 batch_inputs: Tensor,
                 batch_data_samples: SampleList,
@@ -277,7 +352,6 @@ class P2Seg(BaseDetector):
             ``scores`` (N,), at ``ori_shape`` when ``rescale``.
         """
         sem_logits, center, offset, embed = self._forward(batch_inputs)
-        num_ch = sem_logits.shape[1]
         point_mode = self.test_cfg['mode'] == 'point'
         if point_mode:
             channels = [
@@ -285,12 +359,17 @@ class P2Seg(BaseDetector):
                 for s in batch_data_samples
             ]
         else:
-            channels = [torch.arange(num_ch, device=sem_logits.device)
-                        ] * len(batch_data_samples)
+            self._warn_untrained_center()
+            # no points: the classes that win the unrefined argmax somewhere
+            # stand for the image labels (training walks only over those)
+            won = [logits.argmax(dim=0).unique() for logits in sem_logits]
+            channels = [refine_channels(w[w > 0] - 1) for w in won]
+        log_probs = sem_logits
         if embed is not None and self.test_cfg.get('use_i2s', True):
-            log_probs = self.affinity_head.refine(sem_logits, embed, channels)
-        else:
-            log_probs = sem_logits
+            # the same chain as training: K walks, each from the last
+            for _ in range(self._num_walks()):
+                log_probs = self.affinity_head.refine(log_probs, embed,
+                                                      channels)
         size = batch_inputs.shape[-2:]
         outputs = [
             resize_bilinear(x, size) for x in (log_probs, center, offset)

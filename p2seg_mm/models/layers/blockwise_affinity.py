@@ -25,13 +25,13 @@ gradient is fully known in the forward pass: each block of G is built, used
 for the value and for ``dE`` and discarded; backward only scales the stored
 (D, N) gradient (no recomputation needed).
 
-**Random walk** (proper transition, METHOD 0.1): for probabilities P (K, N),
-``R[:, b] = sum_a A[b, a] P[:, a] / d_b`` with ``d_b = sum_a A[b, a]``, i.e.
-``R = P Â^T``, Â the row-normalised A. The row sums are complete once every
-block of A has been seen, so a single pass accumulates ``A [P^T, 1]`` (walk
-and degrees together) and divides at the end (d_b >= A_bb >= 0.5, never
-zero). Backward recomputes each block of A; with ``H = dL/dR / d`` (per
-column) and ``g_b = sum_k H[k, b] R[k, b]``::
+**Random walk** (proper transition, docs/method.md §0.1): for probabilities P
+(K, N), ``R[:, b] = sum_a A[b, a] P[:, a] / d_b`` with ``d_b = sum_a A[b, a]``,
+i.e. ``R = P Â^T``, Â the row-normalised A. The row sums are complete once
+every block of A has been seen, so a single pass accumulates ``A [P^T, 1]``
+(walk and degrees together) and divides at the end (d_b >= A_bb >= 0.5, never
+zero). Backward recomputes each block of A; with ``H = dL/dR / d`` (per column)
+and ``g_b = sum_k H[k, b] R[k, b]``::
 
     dL/dP = H A,   dL/dA = H^T P - g 1^T,
     dL/dE = E S,   S = (dL/dA + dL/dA^T) * A * (1 - A)   (symmetric),
@@ -50,7 +50,7 @@ times ``2 D N^2`` flops, against 3 and 3 for autograd on the dense graph.
 **Memory** is O(block_size * N + (D + K) * N): two (block_size, N) buffers
 are reused across blocks; no N x N tensor is ever held.
 
-Deviations from the authors' release (each on purpose, METHOD 0.1):
+Deviations from the authors' release (each on purpose, docs/method.md §0.1):
 
 - single sigmoid in the loss (the release applies a second sigmoid to A);
 - targets are built per image (the release sums pair matrices over a batch);
@@ -289,7 +289,8 @@ def affinity_loss_blockwise(embed: Tensor,
 
 def random_walk_blockwise(embed: Tensor,
                           prob: Tensor,
-                          block_size: int = 512) -> Tensor:
+                          block_size: int = 512,
+                          power: float = 1.0) -> Tensor:
     """Random walk ``R = P Â^T`` without materialising N x N.
 
     Args:
@@ -297,16 +298,18 @@ def random_walk_blockwise(embed: Tensor,
         prob (Tensor): Shape (K, N), probabilities of K semantic channels
             (same device as ``embed``; see :func:`compute_dtype`).
         block_size (int): Rows of A computed at once. Defaults to 512.
+        power (float): Walk on ``W = A ** power`` (1 = the method).
+            Defaults to 1.0.
 
     Returns:
         Tensor: Shape (K, N), ``R[:, b]`` is the affinity-weighted average of
-        ``prob`` over all pixels a, weights ``A[b, a] / sum_a A[b, a]``.
+        ``prob`` over all pixels a, weights ``W[b, a] / sum_a W[b, a]``.
         Differentiable w.r.t. ``embed`` and ``prob``.
     """
     # the fused step without losses is exactly this walk (one forward and
     # one backward pass); imported here to avoid an import cycle
     from .blockwise_affinity_step import affinity_step_blockwise
-    return affinity_step_blockwise(embed, prob, (), block_size)[1]
+    return affinity_step_blockwise(embed, prob, (), block_size, power)[1]
 
 
 def affinity_loss_dense(embed: Tensor, membership: Tensor) -> Tensor:
@@ -330,17 +333,20 @@ def affinity_loss_dense(embed: Tensor, membership: Tensor) -> Tensor:
     return 0.5 * loss_pos + 0.5 * loss_neg
 
 
-def random_walk_dense(embed: Tensor, prob: Tensor) -> Tensor:
+def random_walk_dense(embed: Tensor,
+                      prob: Tensor,
+                      power: float = 1.0) -> Tensor:
     """Reference random walk ``R = P Â^T``; materialises N x N.
 
     Args:
         embed (Tensor): Shape (D, N), affinity embedding of one image.
         prob (Tensor): Shape (K, N), semantic probabilities.
+        power (float): Walk on ``A ** power``. Defaults to 1.0.
 
     Returns:
         Tensor: Shape (K, N), refined probabilities.
     """
     _check_inputs(embed, prob, 'prob')
-    aff = torch.sigmoid(embed.t() @ embed)  # (N, N)
+    aff = torch.sigmoid(embed.t() @ embed)**power  # (N, N)
     trans = aff / aff.sum(dim=1, keepdim=True)
     return prob @ trans.t()

@@ -1,11 +1,11 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Necks that turn backbone features into one stride-4 map (METHOD §2).
+"""Necks that turn backbone features into one stride-4 map (docs/method.md §2).
 
 ``P2SegDeepLabDecoder`` is the Panoptic-DeepLab semantic decoder used by the
-ResNet variant (METHOD §2.2): ASPP on the stride-32 level, then top-down
-fusion with the stride-16/8/4 levels. ``P2SegHRNetNeck`` picks HRNet's
-stride-4 branch (METHOD §2.1: the last stage-4 module of HRNet-W48 runs with
-``multiscale_output=False`` and yields one 48-channel map).
+ResNet variant (docs/method.md §2.2): ASPP on the stride-32 level, then
+top-down fusion with the stride-16/8/4 levels. ``P2SegHRNetNeck`` picks HRNet's
+stride-4 branch (docs/method.md §2.1: the last stage-4 module of HRNet-W48 runs
+with ``multiscale_output=False`` and yields one 48-channel map).
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -89,7 +89,7 @@ class P2SegDeepLabDecoder(BaseModule):
     """Panoptic-DeepLab decoder giving one stride-4 feature map.
 
     Implementation of the ResNet decoder of
-    `P2Seg <https://arxiv.org/abs/2401.09709>`_ (METHOD §2.2).
+    `P2Seg <https://arxiv.org/abs/2401.09709>`_ (docs/method.md §2.2).
 
     Args:
         in_channels (Sequence[int]): Channels of the backbone levels at
@@ -107,7 +107,7 @@ class P2SegDeepLabDecoder(BaseModule):
         norm_cfg (dict): Norm config. Defaults to BN.
         act_cfg (dict): Activation config. Defaults to ReLU.
         init_cfg (dict, optional): Defaults to conv weights N(0, 0.001^2)
-            (METHOD §2.2).
+            (docs/method.md §2.2).
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class P2SegHRNetNeck(BaseModule):
 
     mmdet's ``HRNet`` with ``multiscale_output=False`` returns a one-element
     list holding the stride-4 branch (48 channels for W48), already fused
-    with the lower branches as in the release (METHOD §2.1). With
+    with the lower branches as in the release (docs/method.md §2.1). With
     ``concat=True`` a multi-scale output is upsampled to stride 4 and
     concatenated instead (HRNetV2 style).
 

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Instance decoding from semantic probabilities and offsets (METHOD §6).
+"""Instance decoding from semantic probabilities + offsets (docs/method.md §6).
 
 Pure tensor functions, one image at a time. Conventions (docs/design.md):
 points are ``(x, y)`` continuous, pixel ``(i, j)`` has its centre at
@@ -44,7 +44,7 @@ def decode_instances_with_points(
         img_labels: Optional[Tensor] = None,
         fallback_half_size: int = 32,
         fallback_score: float = 0.5) -> Dict[str, Tensor]:
-    """Point-guided decoding: exactly one mask per point (METHOD §6.3).
+    """Point-guided decoding: exactly one mask per point (docs/method.md §6.3).
 
     Foreground channels of classes not in ``img_labels`` are zeroed, then
     ``sem = argmax``. For each class ``c`` that wins the argmax somewhere
@@ -161,7 +161,7 @@ def decode_instances_with_centers(sem_prob: Tensor,
                                   nms_kernel: int = 7,
                                   top_k: int = 200,
                                   min_area: int = 0) -> Dict[str, Tensor]:
-    """Point-free decoding from centre peaks (METHOD §6.5, simplified).
+    """Point-free decoding from centre peaks (docs/method.md §6.5, simplified).
 
     For each class ``c`` that wins the argmax of ``sem_prob`` somewhere:
     peaks of ``center[c]`` (equal to their ``nms_kernel`` max-pool, above

@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Stride-4 membership rows for the I2S affinity targets (METHOD §4.2).
+"""Stride-4 membership rows for the I2S affinity targets (docs/method.md §4.2).
 
 A membership matrix ``M`` of shape (K, N) has one row per class (T1) or per
 S2I instance (T2) and one column per cell of the stride-4 embedding, in the
@@ -11,8 +11,8 @@ rows). A cell is a member of a row iff any of its full-resolution pixels is
 (4x4 max-pooling), so a cell touching two classes belongs to both.
 
 Background (0) and ignore (255) pixels belong to no row: background-
-background pairs are negatives (METHOD §4.2). Targets are per image
-(METHOD §0.1, no batch summation).
+background pairs are negatives (docs/method.md §4.2). Targets are per image
+(docs/method.md §0.1, no batch summation).
 """
 from typing import Sequence
 
@@ -56,7 +56,7 @@ def pool_membership(masks: Tensor, stride: int = 4) -> Tensor:
 def semantic_membership(seg_map: Tensor,
                         classes: Sequence[int],
                         stride: int = 4) -> Tensor:
-    """Class membership rows (the T1 target of METHOD §4.2).
+    """Class membership rows (the T1 target of docs/method.md §4.2).
 
     Args:
         seg_map (Tensor): Shape (H, W), long semantic map (0 bg, c + 1
@@ -82,7 +82,7 @@ def semantic_membership(seg_map: Tensor,
 def instance_membership(instance_ids: Tensor,
                         num_instances: int,
                         stride: int = 4) -> Tensor:
-    """Instance membership rows (the T2 target of METHOD §4.2).
+    """Instance membership rows (the T2 target of docs/method.md §4.2).
 
     Args:
         instance_ids (Tensor): Shape (H, W), long, 0 = no instance, k + 1 =

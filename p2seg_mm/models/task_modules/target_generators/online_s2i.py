@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Online S2I targets (METHOD §3.3), made in every training step.
+"""Online S2I targets (docs/method.md §3.3), made in every training step.
 
 Conventions (docs/design.md): points are ``(x, y)`` in continuous pixel
 coordinates, pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``;
@@ -113,15 +113,15 @@ class OnlineS2ITarget:
     """Online S2I offset targets and instance ids from predicted offsets.
 
     Implementation of the online S2I refinement of `P2Seg
-    <https://arxiv.org/abs/2401.09709>`_ (METHOD §3.3). For each class ``c``
-    with points, every pixel with ``seg_map == c + 1`` is moved by its
+    <https://arxiv.org/abs/2401.09709>`_ (docs/method.md §3.3). For each class
+    ``c`` with points, every pixel with ``seg_map == c + 1`` is moved by its
     predicted offset and assigned to the nearest point of class ``c``. Its
-    offset target points from the pixel centre to that point (weight 1) and
-    its instance id is ``1 + index of the point``. Background and ignore
-    pixels get weight 0 and id 0. No minimum component size is applied.
+    offset target points from the pixel centre to that point (weight 1) and its
+    instance id is ``1 + index of the point``. Background and ignore pixels get
+    weight 0 and id 0. No minimum component size is applied.
 
     The single instance-id map replaces the release's per-instance mask that
-    was overwritten by every instance (METHOD §0.1, §10.1 item 5).
+    was overwritten by every instance (docs/method.md §0.1, §10.1 item 5).
 
     This target depends on the network's predictions, so it is built inside
     the head's loss (``TASK_UTILS.build(dict(type='OnlineS2ITarget'))``),

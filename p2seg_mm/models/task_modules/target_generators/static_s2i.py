@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Static S2I targets (METHOD §3.2), made on the CPU in the data pipeline.
+"""Static S2I targets (docs/method.md §3.2), made on the CPU in the pipeline.
 
 Conventions (docs/design.md): points are ``(x, y)`` in continuous pixel
 coordinates; pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)`` and its centre is
@@ -115,8 +115,8 @@ def _component_targets(cx: np.ndarray, cy: np.ndarray, cand: np.ndarray,
     to the earlier point).
     """
     if len(cand) == 1 and offset_to == 'centroid':
-        # Release (BESTIE) behaviour, not ours (METHOD §0.2): the truncated
-        # centroid, i.e. the centre of pixel (int(cy), int(cx)).
+        # Release (BESTIE) behaviour, not ours (docs/method.md §0.2): the
+        # truncated centroid, i.e. the centre of pixel (int(cy), int(cx)).
         return np.floor(centroid[0]) + 0.5, np.floor(centroid[1]) + 0.5
     if len(cand) == 1:
         return cand[0, 0], cand[0, 1]
@@ -140,8 +140,8 @@ def make_static_offsets(
     number of class-``c`` points whose pixel lies inside it:
 
     - exactly one: every pixel of the component points to that point
-      (``offset_to='point'``, METHOD §0.2) or to the centre of the pixel
-      ``(int(cy), int(cx))`` holding the component centroid
+      (``offset_to='point'``, docs/method.md §0.2) or to the centre of the
+      pixel ``(int(cy), int(cx))`` holding the component centroid
       (``offset_to='centroid'``, the release's BESTIE leftover); weight 1;
     - several and ``dis_group``: every pixel points to its nearest point
       (Euclidean, from the pixel centre; ties go to the earlier point);
