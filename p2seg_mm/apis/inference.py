@@ -7,7 +7,6 @@ per point); ``instances_to_coco`` turns the result into COCO annotations.
 """
 from typing import List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -21,6 +20,12 @@ from torch import nn
 
 from mmdet.registry import MODELS
 from ..datasets.converters.masks_to_points import encode_mask
+from ..datasets.image_io import (DEFAULT_PERCENTILES, check_percentiles,
+                                 read_image_file)
+
+#: Image loaders a test pipeline may start with; replaced by the rule's.
+_IMAGE_LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile',
+                  'LoadP2SegImageFromFile')
 
 
 def init_point_segmentor(
@@ -69,8 +74,26 @@ def init_point_segmentor(
     return model.to(device).eval(), cfg, tuple(names)
 
 
-def build_pipeline(cfg: Config) -> Compose:
-    """The config's test pipeline, with no semantic map to load."""
+def build_pipeline(cfg: Config,
+                   percentiles: Optional[Sequence[float]] = None,
+                   channel: Optional[int] = None) -> Compose:
+    """The config's test pipeline, with no semantic map to load.
+
+    Its image loader becomes :class:`LoadP2SegImageFromFile` (the loading
+    rule of :mod:`p2seg_mm.datasets.image_io`), keeping its
+    ``backend_args``, ``percentiles`` and ``channel`` unless given here.
+
+    Args:
+        cfg (Config): Config of the model.
+        percentiles (Sequence[float], optional): (low, high) of the stretch
+            of non-8-bit images. Defaults to None (the config's, else
+            (1.0, 99.8)).
+        channel (int, optional): Plane of multi-plane images. Defaults to
+            None (the config's).
+
+    Returns:
+        Compose: The pipeline.
+    """
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
     pipeline = dataset.get('pipeline') or cfg.get('test_pipeline')
     if not pipeline:
@@ -81,8 +104,29 @@ def build_pipeline(cfg: Config) -> Compose:
         step = dict(step)
         if step['type'] == 'LoadP2SegAnnotations':
             step['with_seg'] = False
+        if step['type'] in _IMAGE_LOADERS:
+            step = image_loader_cfg(step, percentiles, channel)
         steps.append(step)
     return Compose(steps)
+
+
+def image_loader_cfg(step: dict,
+                     percentiles: Optional[Sequence[float]] = None,
+                     channel: Optional[int] = None) -> dict:
+    """``LoadP2SegImageFromFile`` config replacing an image-loading step.
+
+    No json size check (inference has no json); ``to_float32``,
+    ``color_type`` and ``backend_args`` are kept.
+    """
+    keep = ('to_float32', 'color_type', 'backend_args', 'percentiles',
+            'channel', 'min_dynamic_range')
+    out = {k: v for k, v in step.items() if k in keep}
+    out.update(type='LoadP2SegImageFromFile', check_size=False)
+    if percentiles is not None:
+        out['percentiles'] = tuple(check_percentiles(percentiles))
+    if channel is not None:
+        out['channel'] = channel
+    return out
 
 
 def inference_points(model: nn.Module, pipeline: Compose, path: str,
@@ -114,6 +158,53 @@ def inference_points(model: nn.Module, pipeline: Compose, path: str,
     return result.pred_instances.cpu()
 
 
+def center_head_trained(model: nn.Module) -> bool:
+    """Whether the model's centre head was trained (weight > 0).
+
+    Point-free decoding (``test_cfg.mode='center'``) finds instances at the
+    centre heatmap's peaks; a head trained with
+    ``center_offset_head.loss_center_weight=0`` never learnt them.
+    """
+    head = getattr(model, 'center_offset_head', None)
+    return float(getattr(head, 'loss_center_weight', 0.0) or 0.0) > 0
+
+
+def inference_center(model: nn.Module, pipeline: Compose, path: str,
+                     img_id: int) -> InstanceData:
+    """Segment one image without points (centre-peak decoding).
+
+    Args:
+        model (nn.Module): From :func:`init_point_segmentor`; its centre
+            head must be trained (:func:`center_head_trained`).
+        pipeline (Compose): From :func:`build_pipeline`.
+        path (str): Image file.
+        img_id (int): Id recorded in the data sample.
+
+    Returns:
+        InstanceData: ``masks`` (N, H, W) bool at image size, ``labels``,
+        ``scores``, ``bboxes`` (on CPU); N found by the decoding.
+
+    Raises:
+        ValueError: The centre head was not trained.
+    """
+    if not center_head_trained(model):
+        raise ValueError(
+            f'image {path} has no points, and this model cannot segment '
+            'without them: its centre head was trained with center_offset_'
+            'head.loss_center_weight=0. Fix: give the points of the image, '
+            'or use a model trained with loss_center_weight > 0.')
+    data = pipeline(
+        dict(img_path=path, img_id=img_id, seg_map_path=None, instances=[]))
+    mode = model.test_cfg['mode']
+    model.test_cfg['mode'] = 'center'
+    try:
+        with torch.no_grad():
+            result = model.test_step(pseudo_collate([data]))[0]
+    finally:
+        model.test_cfg['mode'] = mode
+    return result.pred_instances.cpu()
+
+
 def instances_to_coco(pred: InstanceData, img_id: int, first_ann_id: int,
                       xy: np.ndarray) -> List[dict]:
     """COCO annotations (RLE masks, ``category_id = label + 1``)."""
@@ -136,9 +227,19 @@ def instances_to_coco(pred: InstanceData, img_id: int, first_ann_id: int,
     return anns
 
 
-def read_image(path: str) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB or raise ValueError."""
-    image = mmcv.imread(path, channel_order='rgb')
-    if image is None:
-        raise ValueError(f'image {path} could not be read (not an image?).')
-    return image
+def read_image(path: str,
+               percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+               channel: Optional[int] = None) -> np.ndarray:
+    """Read an image by the loading rule as (H, W, 3) uint8 RGB.
+
+    See :mod:`p2seg_mm.datasets.image_io` (EXIF orientation applied,
+    16-bit/float stretched between ``percentiles``, ``channel`` of
+    multi-plane TIFFs).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Unreadable or truncated file (the message names it),
+            multi-plane TIFF without ``channel``.
+    """
+    return read_image_file(
+        path, 'rgb', percentiles=percentiles, channel=channel)

@@ -6,6 +6,8 @@ Points are ``(x, y)`` in continuous pixel coordinates (the centre of pixel
 class is a class name of the model or its 0-based index. Sources:
 
 - JSON: ``{"<image file name>": [[x, y, "class_name_or_id"], ...], ...}``;
+- our COCO-with-points json (what ``import_points.py`` writes): each
+  annotation's ``point`` with its category *name* (``iscrowd: 1`` skipped);
 - CSV: rows ``file,x,y,class`` (an optional header row ``file,x,y,class``);
 - the command line (``--point X Y CLASS`` of ``tools/infer.py``).
 
@@ -60,6 +62,8 @@ def load_points_json(path: str) -> PointsByImage:
         raise ValueError(f'{path}: expected an object {{"<image file name>": '
                          '[[x, y, class], ...]}}, got a '
                          f'{type(raw).__name__}.')
+    if 'images' in raw and 'annotations' in raw:
+        return points_from_coco(raw, path)
     out: PointsByImage = {}
     for name, entries in raw.items():
         if not isinstance(entries, list):
@@ -74,6 +78,39 @@ def load_points_json(path: str) -> PointsByImage:
             out[name].append((_number(entry[0], where),
                               _number(entry[1], where),
                               _class_token(entry[2], where)))
+    return out
+
+
+def points_from_coco(coco: dict, path: str) -> PointsByImage:
+    """Points by image ``file_name`` from a COCO json with ``point``s.
+
+    Classes are the category names; crowd points are skipped. Images
+    without points are kept (with an empty list).
+    """
+    try:
+        names = {c['id']: c['name'] for c in coco.get('categories', [])}
+        files = {im['id']: im['file_name'] for im in coco['images']}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f'{path}: COCO json without proper "images"/'
+                         f'"categories" entries ({e!r}).')
+    out: PointsByImage = {name: [] for name in files.values()}
+    for ann in coco['annotations']:
+        where = f'{path}: annotation id {ann.get("id")}'
+        if ann.get('iscrowd', 0):
+            continue
+        point = ann.get('point')
+        if not isinstance(point, (list, tuple)) or len(point) != 2:
+            raise ValueError(f'{where} has no "point" [x, y]. Fix: make the '
+                             'json with tools/dataset_converters/'
+                             'import_points.py or masks_to_points.py.')
+        if ann.get('image_id') not in files or ann.get(
+                'category_id') not in names:
+            raise ValueError(f'{where}: unknown image_id '
+                             f'{ann.get("image_id")!r} or category_id '
+                             f'{ann.get("category_id")!r}.')
+        out[files[ann['image_id']]].append(
+            (_number(point[0], where), _number(point[1], where),
+             names[ann['category_id']]))
     return out
 
 

@@ -62,8 +62,8 @@ def test_parse_args_and_gather_points(tmp_path):
 
 
 @pytest.mark.parametrize('extra', [
-    [],
     ['--points', 'p.json', '--point', '1', '2', 'c'],
+    ['--percentiles', '1'],
     ['--point', '1', '2'],
 ])
 def test_parse_args_errors(tmp_path, extra):
@@ -105,13 +105,11 @@ def test_instances_to_coco():
     np.testing.assert_array_equal(decoded.astype(bool), masks[0].numpy())
 
 
-def test_infer_end_to_end(tmp_path):
-    """Random-weight demo P2Seg: one mask per point, json and overlay."""
-    import cv2
+def _tiny_model(tmp_path):
+    """(config, checkpoint) of a random-weight shrunk P2Seg."""
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from pycocotools.coco import COCO
 
     import p2seg_mm  # noqa: F401
     from mmdet.registry import MODELS
@@ -139,6 +137,14 @@ def test_infer_end_to_end(tmp_path):
             state_dict=model.state_dict(),
             meta=dict(dataset_meta=dict(classes=('ecoli', 'hela_nucleus')))),
         ckpt)
+    return config, ckpt
+
+
+def test_infer_end_to_end(tmp_path):
+    """Random-weight demo P2Seg: one mask per point, json and overlay."""
+    import cv2
+    from pycocotools.coco import COCO
+    config, ckpt = _tiny_model(tmp_path)
     folder = tmp_path / 'imgs'
     folder.mkdir()
     image = np.zeros((40, 56, 3), dtype=np.uint8)
@@ -185,3 +191,140 @@ def test_infer_end_to_end(tmp_path):
             str(folder / 'b.png'), '--point', '1', '35.5', '0', '--out-dir',
             str(out_dir)
         ])
+
+
+def test_infer_truncated_jpeg_names_file(tmp_path):
+    """Issue 10, fault 11: the error names the file (was inside OpenCV)."""
+    import cv2
+    config, ckpt = _tiny_model(tmp_path)
+    path = tmp_path / 'full.jpg'
+    cv2.imwrite(str(path), np.random.RandomState(0).randint(
+        0, 256, (48, 48, 3)).astype(np.uint8))
+    cut = tmp_path / 'cut.jpg'
+    cut.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ValueError, match='cut.jpg is truncated or corrupt'):
+        infer.main([config, str(ckpt), str(cut), '--point', '1', '1', '0',
+                    '--out-dir', str(tmp_path / 'out')])
+
+
+def test_infer_16bit_equals_its_8bit_conversion(tmp_path):
+    """The issue's 16-bit image (values 0..235) gives the masks of the same
+    image converted by hand (percentile stretch) to an 8-bit PNG."""
+    import cv2
+    config, ckpt = _tiny_model(tmp_path)
+    values = np.full((40, 56), 20, np.uint16)
+    values[5:20, 5:25] = 235
+    values[25:35, 30:50] = 120
+    lo, hi = np.percentile(values.astype(np.float64), [1.0, 99.8])
+    by_hand = np.round(np.clip((values - lo) / (hi - lo), 0, 1) * 255)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a16.png'), values)
+    cv2.imwrite(str(folder / 'a8.png'), by_hand.astype(np.uint8))
+    masks = {}
+    for name in ('a16.png', 'a8.png'):
+        coco = infer.main([
+            config, str(ckpt), str(folder / name), '--point', '10.5', '10.5',
+            'ecoli', '--point', '40.5', '30.5', '1', '--out-dir',
+            str(tmp_path / name), '--no-overlay'
+        ])
+        masks[name] = [a['segmentation'] for a in coco['annotations']]
+    assert masks['a16.png'] == masks['a8.png']
+
+
+def test_infer_without_points(tmp_path):
+    """Point-free decoding only with a trained centre head."""
+    import cv2
+    config, ckpt = _tiny_model(tmp_path)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    image = np.zeros((40, 56, 3), dtype=np.uint8)
+    image[5:20, 5:25] = 200
+    cv2.imwrite(str(folder / 'a.png'), image)
+    cv2.imwrite(str(folder / 'b.jpg'), image)
+    args = [config, str(ckpt), str(folder), '--out-dir', str(tmp_path / 'o')]
+    with pytest.raises(ValueError, match=r'2 image\(s\) have no points '
+                       r'\(a.png, b.jpg\).*loss_center_weight=0'):
+        infer.main(args)
+    coco = infer.main(args + [
+        '--cfg-options', 'model.center_offset_head.loss_center_weight=1.0'
+    ])
+    assert [im['file_name'] for im in coco['images']] == ['a.png', 'b.jpg']
+    assert all('point' not in a for a in coco['annotations'])
+    assert (tmp_path / 'o' / 'p2seg_predictions.json').is_file()
+
+
+def test_infer_reads_imported_coco_points(tmp_path):
+    """import_points.py's COCO json is a points file of tools/infer.py."""
+    import cv2
+    config, ckpt = _tiny_model(tmp_path)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.full((40, 56, 3), 90, np.uint8))
+    points = write(
+        tmp_path / 'points.json',
+        json.dumps(
+            dict(images=[dict(id=4, file_name='a.png', height=40, width=56)],
+                 categories=[dict(id=1, name='hela_nucleus')],
+                 annotations=[
+                     dict(id=1, image_id=4, category_id=1,
+                          point=[12.5, 7.5], iscrowd=0),
+                     dict(id=2, image_id=4, category_id=1,
+                          point=[2.5, 2.5], iscrowd=1)
+                 ])))
+    coco = infer.main([config, str(ckpt), str(folder), '--points', points,
+                       '--out-dir', str(tmp_path / 'o'), '--no-overlay'])
+    assert [(a['point'], a['category_id']) for a in coco['annotations']] == [
+        ([12.5, 7.5], 2)]
+
+
+def test_readme_walk_labelme_to_masks(tmp_path):
+    """README "Your own data": labelme folder -> import_points -> infer."""
+    import cv2
+    spec = importlib.util.spec_from_file_location(
+        'p2seg_import_points',
+        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
+                 'import_points.py'))
+    import_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(import_tool)
+    config, ckpt = _tiny_model(tmp_path)
+    data = tmp_path / 'my_cells'
+    data.mkdir()
+    shapes = {
+        'f1.png': [('hela_nucleus', [10.0, 12.0]), ('ecoli', [30.5, 20.5])],
+        'f2.png': [('hela_nucleus', [5.25, 5.75])],
+    }
+    for name, clicks in shapes.items():
+        image = np.full((40, 48, 3), 30, np.uint8)
+        cv2.circle(image, (10, 12), 6, (220, 220, 220), -1)
+        cv2.imwrite(str(data / name), image)
+        write(
+            data / name.replace('.png', '.json'),
+            json.dumps(
+                dict(version='5.4.1', flags={}, imagePath=name,
+                     imageData=None, imageHeight=40, imageWidth=48,
+                     shapes=[
+                         dict(label=label, points=[xy], group_id=None,
+                              shape_type='point', flags={})
+                         for label, xy in clicks
+                     ])))
+    points = str(data / 'points.json')
+    import_tool.main([
+        '--format', 'labelme',
+        str(data), '--img-dir',
+        str(data), '--classes', 'ecoli', 'hela_nucleus', '--out', points
+    ])
+    out = data / 'masks'
+    coco = infer.main([
+        config,
+        str(ckpt),
+        str(data), '--points', points, '--out-dir',
+        str(out)
+    ])
+    got = {(im['file_name'], tuple(a['point']), a['category_id'])
+           for im in coco['images'] for a in coco['annotations']
+           if a['image_id'] == im['id']}
+    assert got == {('f1.png', (10.0, 12.0), 2), ('f1.png', (30.5, 20.5), 1),
+                   ('f2.png', (5.25, 5.75), 2)}
+    assert (out / 'p2seg_predictions.json').is_file()
+    assert (out / 'f1_overlay.png').is_file()

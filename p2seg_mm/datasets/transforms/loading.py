@@ -1,16 +1,148 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 import io
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.fileio import exists, get
 from PIL import Image
 
 from mmdet.registry import TRANSFORMS
+from ..image_io import (DEFAULT_MIN_DYNAMIC_RANGE, DEFAULT_PERCENTILES,
+                        apply_orientation, check_percentiles, decode_image)
 
 # PIL modes that hold one integer index per pixel.
 _INDEX_MODES = ('P', 'L', '1', 'I', 'I;16', 'I;16B', 'I;16L')
+
+
+@TRANSFORMS.register_module()
+class LoadP2SegImageFromFile(LoadImageFromFile):
+    """Load an image by p2seg_mm's loading rule (:mod:`..image_io`).
+
+    A drop-in for mmcv's ``LoadImageFromFile`` (same keys, BGR order): 8-bit
+    images give the same array, 16-bit/float images are stretched per image
+    between the ``percentiles`` instead of losing their low byte,
+    multi-plane TIFFs need ``channel``, EXIF orientation is applied (points
+    and maps are in the upright frame) and a collapsed dynamic range is
+    warned about. The upright size is checked against the json's
+    ``height``/``width`` when the dataset gives them.
+
+    Required Keys:
+
+    - img_path
+
+    Modified Keys:
+
+    - img (np.uint8 or np.float32): (H, W, 3) BGR, or (H, W) with
+      ``color_type='grayscale'``
+    - img_shape, ori_shape
+
+    Added Keys:
+
+    - exif_orientation (int): the orientation applied (1 = none)
+
+    Args:
+        to_float32 (bool): Return float32 instead of uint8.
+            Defaults to False.
+        color_type (str): ``'color'`` or ``'grayscale'``.
+            Defaults to 'color'.
+        percentiles (Sequence[float]): (low, high) percentiles of the
+            stretch of non-8-bit images. Defaults to (1.0, 99.8).
+        channel (int, optional): Plane of a multi-page/multi-channel image.
+            Defaults to None.
+        min_dynamic_range (int): Warn when fewer grey levels remain.
+            Defaults to 8.
+        check_size (bool): Raise if the image's size differs from the
+            json's ``height``/``width``. Defaults to True.
+        ignore_empty (bool): Return None for unreadable files instead of
+            raising. Defaults to False.
+        backend_args (dict, optional): mmengine file backend arguments.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 to_float32: bool = False,
+                 color_type: str = 'color',
+                 percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+                 channel: Optional[int] = None,
+                 min_dynamic_range: int = DEFAULT_MIN_DYNAMIC_RANGE,
+                 check_size: bool = True,
+                 ignore_empty: bool = False,
+                 backend_args: Optional[dict] = None) -> None:
+        if color_type not in ('color', 'grayscale'):
+            raise ValueError("LoadP2SegImageFromFile: color_type must be "
+                             f"'color' or 'grayscale', got {color_type!r}.")
+        super().__init__(
+            to_float32=to_float32,
+            color_type=color_type,
+            ignore_empty=ignore_empty,
+            backend_args=backend_args)
+        self.percentiles = check_percentiles(percentiles)
+        self.channel = channel
+        self.min_dynamic_range = min_dynamic_range
+        self.check_size = check_size
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Read ``results['img_path']`` into ``results['img']``."""
+        path = results['img_path']
+        try:
+            loaded = decode_image(
+                get(path, backend_args=self.backend_args), path,
+                'grey' if self.color_type == 'grayscale' else 'bgr',
+                self.percentiles, self.channel, self.min_dynamic_range)
+        except (FileNotFoundError, ValueError):
+            if self.ignore_empty:
+                return None
+            raise
+        img = loaded.image
+        if self.check_size:
+            _check_json_size(results, img.shape[:2], loaded.orientation)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        results['exif_orientation'] = loaded.orientation
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(to_float32={self.to_float32}, '
+                f"color_type='{self.color_type}', "
+                f'percentiles={self.percentiles}, channel={self.channel}, '
+                f'min_dynamic_range={self.min_dynamic_range}, '
+                f'check_size={self.check_size}, '
+                f'ignore_empty={self.ignore_empty}, '
+                f'backend_args={self.backend_args})')
+
+
+def _exif_hint(orientation: int, got: Tuple[int, int],
+               expected: Tuple[int, int]) -> str:
+    """Explain a size mismatch caused by an applied EXIF rotation."""
+    if orientation in (5, 6, 7, 8) and tuple(got) == tuple(expected)[::-1]:
+        return (f' The file carries EXIF orientation {orientation}, which '
+                'p2seg_mm applies (the image is used upright, as viewers and '
+                'annotation tools show it); the other size is the stored, '
+                'unrotated one. Fix: give sizes, points and pseudo-maps in '
+                'the upright frame, or remove the EXIF orientation tag from '
+                'the file if they were made on the stored pixels.')
+    return ''
+
+
+def _check_json_size(results: dict, shape: Tuple[int, int],
+                     orientation: int) -> None:
+    """Raise if the loaded (H, W) differs from the json's height/width."""
+    height, width = results.get('height'), results.get('width')
+    if height is None or width is None:
+        return
+    expected = (int(height), int(width))
+    if tuple(shape) != expected:
+        raise ValueError(
+            f'image {results["img_path"]} is {shape[0]} x {shape[1]} (H x W)'
+            f' but its json entry (image id {results.get("img_id")}) says '
+            f'{expected[0]} x {expected[1]}.'
+            + (_exif_hint(orientation, shape, expected) or
+               ' Fix: correct "height"/"width" in the json (and the points '
+               'if they were made for the other size).'))
 
 
 @TRANSFORMS.register_module()
@@ -113,10 +245,13 @@ class LoadP2SegAnnotations(BaseTransform):
         seg_map = self._read_index_png(path)
         expected = _expected_shape(results)
         if expected is not None and seg_map.shape != expected:
+            hint = _exif_hint(results.get('exif_orientation', 1),
+                              seg_map.shape, expected)
             raise ValueError(
                 f'Semantic pseudo-map {path} has size {seg_map.shape} '
                 f'(H, W) but its image {results.get("img_path")} has '
-                f'{expected}. Fix: write the map at the image resolution.')
+                f'{expected}.' +
+                (hint or ' Fix: write the map at the image resolution.'))
         self._check_values(seg_map, path)
         results['gt_seg_map'] = seg_map.astype(np.uint8)
         results['ignore_index'] = self.ignore_index
@@ -125,8 +260,12 @@ class LoadP2SegAnnotations(BaseTransform):
             seg_fields.append('gt_seg_map')
 
     def _read_index_png(self, path: str) -> np.ndarray:
-        """Read a single-channel index image as an integer (H, W) array."""
+        """Read a single-channel index image as an integer (H, W) array.
+
+        An EXIF orientation stored in the map is applied, as for images.
+        """
         with Image.open(io.BytesIO(get(path, self.backend_args))) as img:
+            orientation = int(img.getexif().get(274, 1))
             mode = img.mode
             if mode not in _INDEX_MODES:
                 raise ValueError(
@@ -138,6 +277,8 @@ class LoadP2SegAnnotations(BaseTransform):
             seg_map = np.array(img)
         if seg_map.dtype == bool:
             seg_map = seg_map.astype(np.uint8)
+        if orientation != 1 and seg_map.ndim == 2:
+            seg_map = apply_orientation(seg_map, orientation)
         if seg_map.ndim != 2 or not np.issubdtype(seg_map.dtype, np.integer):
             raise ValueError(
                 f'Semantic pseudo-map {path} is not a (H, W) integer map '

@@ -156,3 +156,96 @@ def test_repr():
     text = repr(LoadP2SegAnnotations(with_seg=False, num_classes=20))
     assert text == ('LoadP2SegAnnotations(with_seg=False, num_classes=20, '
                     'backend_args=None)')
+
+
+# ---------------------------------------------------- LoadP2SegImageFromFile
+def _image_results(path, **extra):
+    return dict(img_path=str(path), img_id=3, **extra)
+
+
+def test_image_loader_matches_mmcv_on_8bit(tmp_path):
+    """Drop-in for mmcv's LoadImageFromFile: same array on 8-bit files."""
+    from mmcv.transforms import LoadImageFromFile
+    rgb = np.random.RandomState(0).randint(0, 256, (5, 7, 3)).astype(
+        np.uint8)
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    ours = TRANSFORMS.build(dict(type='LoadP2SegImageFromFile'))(
+        _image_results(tmp_path / 'a.png', height=5, width=7))
+    theirs = LoadImageFromFile()(_image_results(tmp_path / 'a.png'))
+    np.testing.assert_array_equal(ours['img'], theirs['img'])
+    assert ours['img_shape'] == ours['ori_shape'] == (5, 7)
+    assert ours['exif_orientation'] == 1
+    grey = TRANSFORMS.build(
+        dict(type='LoadP2SegImageFromFile', color_type='grayscale',
+             to_float32=True))(_image_results(tmp_path / 'a.png'))
+    assert grey['img'].shape == (5, 7) and grey['img'].dtype == np.float32
+
+
+def test_image_loader_16bit_and_options(tmp_path):
+    import tifffile
+    values = (np.arange(35).reshape(5, 7) * 7).astype(np.uint16)
+    tifffile.imwrite(tmp_path / 'a.tif', np.stack([values, values * 2]),
+                     metadata={'axes': 'CYX'})
+    with pytest.raises(ValueError, match='holds 2 planes'):
+        TRANSFORMS.build(dict(type='LoadP2SegImageFromFile'))(
+            _image_results(tmp_path / 'a.tif'))
+    loader = TRANSFORMS.build(
+        dict(type='LoadP2SegImageFromFile', channel=1, percentiles=(0, 100)))
+    img = loader(_image_results(tmp_path / 'a.tif'))['img']
+    expected = np.round(values / values.max() * 255).astype(np.uint8)
+    np.testing.assert_array_equal(img[..., 0], expected)
+    assert repr(loader) == (
+        "LoadP2SegImageFromFile(to_float32=False, color_type='color', "
+        'percentiles=(0.0, 100.0), channel=1, min_dynamic_range=8, '
+        'check_size=True, ignore_empty=False, backend_args=None)')
+    (tmp_path / 'bad.png').write_bytes(b'not an image')
+    assert TRANSFORMS.build(
+        dict(type='LoadP2SegImageFromFile', ignore_empty=True))(
+            _image_results(tmp_path / 'bad.png')) is None
+    with pytest.raises(ValueError, match='percentiles'):
+        TRANSFORMS.build(
+            dict(type='LoadP2SegImageFromFile', percentiles=(99, 1)))
+
+
+def _exif_jpeg(path, orientation, shape=(4, 6)):
+    img = Image.fromarray(np.full(shape + (3, ), 128, np.uint8))
+    exif = img.getexif()
+    exif[274] = orientation
+    img.save(path, exif=exif)
+
+
+def test_image_loader_checks_json_size_and_names_exif(tmp_path):
+    """Issue 10, fault 4: a rotated JPEG must not load silently against
+    a json/map made in the stored frame."""
+    path = tmp_path / 'r.jpg'
+    _exif_jpeg(path, 6)  # stored 4 x 6 (H x W), upright 6 x 4
+    loader = TRANSFORMS.build(dict(type='LoadP2SegImageFromFile'))
+    assert loader(_image_results(path, height=6, width=4))['img'].shape == (
+        6, 4, 3)
+    with pytest.raises(ValueError, match=r'r.jpg is 6 x 4 .*json entry \(image'
+                       r' id 3\) says 4 x 6. The file carries EXIF '
+                       'orientation 6'):
+        loader(_image_results(path, height=4, width=6))
+    with pytest.raises(ValueError, match=r'says 5 x 5. Fix: correct'):
+        loader(_image_results(path, height=5, width=5))
+    assert TRANSFORMS.build(
+        dict(type='LoadP2SegImageFromFile', check_size=False))(
+            _image_results(path, height=5, width=5))['img_shape'] == (6, 4)
+    # the pseudo-map made in the stored frame: the error names EXIF too
+    map_path = str(tmp_path / 'r.png')
+    _save_palette(map_path, _map(4, 6))
+    results = loader(_image_results(path, height=6, width=4))
+    results.update(seg_map_path=map_path, instances=[])
+    with pytest.raises(ValueError, match='EXIF orientation 6'):
+        LoadP2SegAnnotations()(results)
+
+
+def test_seg_map_exif_orientation_is_applied(tmp_path):
+    seg = _map(4, 5)
+    img = Image.fromarray(seg, 'L')
+    exif = img.getexif()
+    exif[274] = 8
+    img.save(tmp_path / 'm.png', exif=exif)
+    results = _results(str(tmp_path / 'm.png'), shape=(5, 4))
+    out = LoadP2SegAnnotations()(results)['gt_seg_map']
+    np.testing.assert_array_equal(out, np.rot90(seg, 1))
