@@ -301,9 +301,9 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
     assert cfg.val_dataloader.dataset.test_mode
     types = [t.type for t in cfg.train_pipeline]
     assert types == [
-        'LoadImageFromFile', 'LoadP2SegAnnotations', 'PhotoMetricDistortion',
-        'PointRandomResize', 'PointRandomCrop', 'PointPad', 'PointRandomFlip',
-        'GenerateS2ITargets', 'PackP2SegInputs'
+        'LoadImageFromFile', 'LoadP2SegAnnotations',
+        'P2SegPhotoMetricDistortion', 'PointRandomResize', 'PointRandomCrop',
+        'PointPad', 'PointRandomFlip', 'GenerateS2ITargets', 'PackP2SegInputs'
     ]
     assert cfg.train_pipeline[7].num_classes == num_classes
     assert cfg.train_pipeline[1].num_classes == num_classes

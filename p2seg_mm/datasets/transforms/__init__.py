@@ -4,10 +4,12 @@ from .geometric import (PointPad, PointRandomChoiceResize, PointRandomCrop,
                         PointRandomFlip, PointRandomResize, PointResize,
                         PointTransformMixin)
 from .loading import LoadP2SegAnnotations
+from .photometric import P2SegPhotoMetricDistortion
 from .s2i_targets import GenerateS2ITargets
 
 __all__ = [
     'PackP2SegInputs', 'PointPad', 'PointRandomChoiceResize',
     'PointRandomCrop', 'PointRandomFlip', 'PointRandomResize', 'PointResize',
-    'PointTransformMixin', 'LoadP2SegAnnotations', 'GenerateS2ITargets'
+    'PointTransformMixin', 'LoadP2SegAnnotations', 'GenerateS2ITargets',
+    'P2SegPhotoMetricDistortion'
 ]

@@ -20,7 +20,7 @@ Number = Union[int, float]
 
 # Position of ``swap_flag`` in mmdet 3.x's
 # ``PhotoMetricDistortion._random_flags()`` tuple: (mode, brightness_flag,
-# contrast_flag, hue_flag, saturation_flag, swap_flag, delta_value,
+# contrast_flag, saturation_flag, hue_flag, swap_flag, delta_value,
 # alpha_value, saturation_value, hue_value, swap_value).
 _SWAP_FLAG_INDEX = 5
 _NUM_FLAGS = 11

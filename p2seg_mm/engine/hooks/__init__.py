@@ -1,4 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
+from .batch_size_check_hook import BatchSizeCheckHook
 from .pseudo_mask_export_hook import PseudoMaskExportHook
 
-__all__ = ['PseudoMaskExportHook']
+__all__ = ['BatchSizeCheckHook', 'PseudoMaskExportHook']
