@@ -108,13 +108,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
         'p2seg':
         export_stage(args.mdm_config, mdm_ckpt,
                      osp.join(work, 'pseudo', 'train_p2seg.json'),
-                     args.mdm_options)
+                     args.mdm_options, osp.join(work, 'export'))
     }
     from p2seg_mm.apis.baseline import export_nearest_point_baseline
     nearest = osp.join(work, 'pseudo', 'train_nearest.json')
     if not osp.isfile(nearest):
-        export_nearest_point_baseline(paths['train_ann'],
-                                      paths['train_seg'], nearest)
+        if 'train_seg' not in paths:
+            raise ValueError(
+                f'{args.mdm_config}: the train dataset has no '
+                'data_prefix["seg"] (pseudo-map folder), which the '
+                'nearest-point baseline needs. Fix: set it.')
+        export_nearest_point_baseline(
+            paths['train_ann'],
+            paths['train_seg'],
+            nearest,
+            seg_suffix=paths['train_seg_suffix'],
+            classes=paths['train_classes'])
     pseudo['nearest'] = nearest
     if train_gt:
         pseudo['gt'] = train_gt

@@ -171,6 +171,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
     setup_cache_size_limit_of_dynamo()
     cfg = build_test_config(args)
+    # Bad metric / stock-dataset jsons fail here, before any inference
+    # (CocoPointDataset checks its own data when it is built).
+    from p2seg_mm.datasets.config_checks import preflight_check
+    preflight_check(cfg, ['test'])
     setup_distributed(cfg)  # also on CPU-only machines (gloo)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

@@ -130,7 +130,19 @@ def build_train_config(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    add_non_finite_loss_hook(cfg)
     return cfg
+
+
+def add_non_finite_loss_hook(cfg: Config) -> None:
+    """Add ``NonFiniteLossHook`` (stop on a NaN/inf loss, naming the
+    iteration and the images) unless ``custom_hooks`` has one."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(
+            str(h.get('type', '')).split('.')[-1] == 'NonFiniteLossHook'
+            for h in hooks if isinstance(h, dict)):
+        hooks.append(dict(type='NonFiniteLossHook'))
+    cfg.custom_hooks = hooks
 
 
 def build_runner(cfg: Config):
@@ -159,8 +171,28 @@ def main(argv: Optional[List[str]] = None) -> None:
     # Fewer torch.compile recompilations (only matters with compile=True).
     setup_cache_size_limit_of_dynamo()
     cfg = build_train_config(args)
+    check_data(cfg)
     runner = build_runner(cfg)
     runner.train()
+
+
+def check_data(cfg: Config) -> None:
+    """Fail before training on bad stock-dataset or metric jsons.
+
+    ``CocoPointDataset`` checks its own json and files when it is built
+    (before the first iteration); this covers the rest: categories not in
+    the config's class order (labels would be scored as another class),
+    repeated ids, masks pycocotools cannot decode in the metrics' jsons.
+
+    Raises:
+        DataCheckError: Listing every error, with file, id and fix.
+    """
+    import p2seg_mm  # noqa: F401  (registries)
+    from p2seg_mm.datasets.config_checks import preflight_check
+    splits = ['train']
+    if cfg.get('val_cfg') and cfg.get('val_dataloader'):
+        splits.append('val')
+    preflight_check(cfg, splits)
 
 
 if __name__ == '__main__':

@@ -94,16 +94,26 @@ def train_stage(config: str,
     return ckpt
 
 
-def export_stage(config: str, checkpoint: str, out_file: str,
-                 cfg_options: Optional[Sequence[str]] = None) -> str:
-    """Export the MDM's pseudo-masks of the training split."""
+def export_stage(config: str,
+                 checkpoint: str,
+                 out_file: str,
+                 cfg_options: Optional[Sequence[str]] = None,
+                 work_dir: Optional[str] = None) -> str:
+    """Export the MDM's pseudo-masks of the training split.
+
+    ``work_dir`` (the tool's logs) defaults to the folder of ``out_file``,
+    never the repository's ``work_dirs/``.
+    """
     if osp.isfile(out_file):
         print_log(f'skip export: {out_file} exists', logger='current')
         return out_file
+    work_dir = work_dir or osp.join(
+        osp.dirname(osp.abspath(out_file)),
+        osp.splitext(osp.basename(out_file))[0] + '_work')
     cmd = [
         sys.executable,
         _tool('export_pseudo_masks.py'), config, checkpoint, '--out',
-        out_file, '--split', 'train'
+        out_file, '--split', 'train', '--work-dir', work_dir
     ]
     run_command(cmd + _cfg_options(cfg_options),
                 osp.splitext(out_file)[0] + '.log')
@@ -142,8 +152,16 @@ def options_dict(opts: Optional[Sequence[str]]) -> Dict:
 
 
 def data_paths(config: str,
-               cfg_options: Optional[Sequence[str]] = None) -> Dict[str, str]:
-    """Absolute paths of the train/val annotation files and folders."""
+               cfg_options: Optional[Sequence[str]] = None) -> Dict:
+    """Absolute paths of the train/val annotation files and folders.
+
+    Returns:
+        dict: ``<split>_ann``, ``<split>_img``, ``<split>_seg`` (if the
+        dataset has a ``'seg'`` prefix), ``<split>_seg_suffix`` (the
+        dataset's ``seg_map_suffix``, default '.png') and
+        ``<split>_classes`` (``metainfo['classes']`` or None) for the
+        splits 'train' and 'val'.
+    """
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options_dict(cfg_options))
     out = {}
@@ -154,6 +172,9 @@ def data_paths(config: str,
         ds = loader['dataset']
         while 'dataset' in ds:  # unwrap RepeatDataset & co.
             ds = ds['dataset']
+        out[f'{split}_seg_suffix'] = ds.get('seg_map_suffix', '.png')
+        classes = (ds.get('metainfo') or {}).get('classes')
+        out[f'{split}_classes'] = list(classes) if classes else None
         root = ds.get('data_root', '') or ''
         out[f'{split}_ann'] = osp.abspath(osp.join(REPO, root,
                                                    ds['ann_file']))
@@ -249,23 +270,34 @@ def pick_images(labels_per_image: Sequence[Sequence[int]],
     return picked
 
 
-def _draw_json_masks(ann_file: str, img_dir: str, out_dir: str,
-                     num: int, tag: str) -> None:
+def _draw_json_masks(ann_file: str,
+                     img_dir: str,
+                     out_dir: str,
+                     num: int,
+                     tag: str,
+                     classes: Optional[Sequence[str]] = None) -> None:
     import mmcv
     from pycocotools import mask as mask_util
     from pycocotools.coco import COCO
 
     from ..visualization import overlay_instances, save_png
+    from ..datasets.categories import category_to_label
     coco = COCO(ann_file)
-    names = [c['name'] for c in coco.loadCats(coco.getCatIds())]
-    cat2label = {cid: i for i, cid in enumerate(coco.getCatIds())}
+    cat2label = category_to_label(coco.dataset.get('categories', []),
+                                  classes, ann_file)
+    id2name = {c['id']: c['name'] for c in coco.dataset['categories']}
+    names = [id2name[cat_id] for cat_id in cat2label]
     img_ids = coco.getImgIds()
     labels = [[
         a['category_id'] for a in coco.loadAnns(coco.getAnnIds(imgIds=i))
+        if a['category_id'] in cat2label
     ] for i in img_ids]
     for img_id in [img_ids[k] for k in pick_images(labels, num)]:
         info = coco.loadImgs(img_id)[0]
-        anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
+        anns = [
+            a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id))
+            if a['category_id'] in cat2label
+        ]
         img = mmcv.imread(osp.join(img_dir, info['file_name']),
                           channel_order='rgb')
         masks = np.stack([
@@ -290,10 +322,12 @@ def render_overlays(work: str, pseudo: Dict[str, str], paths: Dict[str, str],
     for key in ('p2seg', 'nearest'):
         if key in pseudo:
             _draw_json_masks(pseudo[key], paths['train_img'], out_dir, num,
-                             f'pseudo_{key}')
-    from pycocotools.coco import COCO
-    val = COCO(paths.get('val_ann', paths['train_ann']))
-    names = [c['name'] for c in val.loadCats(val.getCatIds())]
+                             f'pseudo_{key}', paths.get('train_classes'))
+    names = paths.get('val_classes') or paths.get('train_classes')
+    if names is None:
+        from pycocotools.coco import COCO
+        val = COCO(paths.get('val_ann', paths['train_ann']))
+        names = [c['name'] for c in val.dataset['categories']]
     for key in final:
         pred_file = osp.join(work, f'second_{key}', 'eval',
                              'predictions.pkl')

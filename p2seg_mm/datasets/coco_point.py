@@ -4,18 +4,21 @@
 Points are ``(x, y)`` in continuous pixel coordinates (pixel ``(i, j)``
 covers ``[j, j + 1) x [i, i + 1)``), see ``docs/design.md``.
 """
+import copy
 import logging
-import math
 import os.path as osp
-from collections import Counter
 from numbers import Real
-from typing import List
+from typing import List, Optional
 
 from mmengine.fileio import exists, get_local_path
 from mmengine.logging import print_log
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
+from .categories import category_to_label
+from .data_checks import (DataCheckError, check_coco_structure,
+                          check_data_files, errors_of, is_number,
+                          point_problem)
 
 
 @DATASETS.register_module()
@@ -45,31 +48,70 @@ class CocoPointDataset(CocoDataset):
 
     All bad input raises ``ValueError`` (``FileNotFoundError`` for missing
     images) naming the annotation file, the image and the annotation.
+
+    Data checks at build time (so bad data fails before the first
+    iteration; ``tools/analysis_tools/check_dataset.py`` runs the same ones
+    and lists every problem): the json's structure (unique image /
+    annotation / category ids, known references), the categories against
+    ``metainfo['classes']`` (:func:`~p2seg_mm.datasets.categories.
+    category_to_label`), every point, and, with ``check_files``, the header
+    of every image (readable, size equal to the json's, EXIF orientation,
+    bit depth) and pseudo-map (present, index PNG, image size) plus the
+    pixels of ``max_decode_checks`` images and pseudo-maps (values only
+    ``0..C`` and 255). Pseudo-maps are checked only when the pipeline loads
+    them (``LoadP2SegAnnotations(with_seg=True)``). Every
+    ``LoadP2SegAnnotations`` of the pipeline that loads a map without
+    ``num_classes`` gets ``num_classes=len(classes)``, so a map outside the
+    checked sample still fails with its path when it is first loaded.
+
+    Args:
+        check_files (bool): Check the image and pseudo-map files when the
+            dataset is built. Defaults to True.
+        max_decode_checks (int, optional): Images (and pseudo-maps) decoded
+            in full by those checks, evenly spread over the dataset; None
+            decodes all. Defaults to 1000.
+        **kwargs: Those of mmdet ``CocoDataset``.
     """
 
+    def __init__(self,
+                 *args,
+                 check_files: bool = True,
+                 max_decode_checks: Optional[int] = 1000,
+                 **kwargs) -> None:
+        self.check_files = check_files
+        self.max_decode_checks = max_decode_checks
+        metainfo = kwargs.get('metainfo') or {}
+        classes = metainfo.get('classes', self.METAINFO['classes'])
+        self._loads_seg = False
+        if isinstance(kwargs.get('pipeline'), (list, tuple)):
+            kwargs['pipeline'], self._loads_seg = _with_num_classes(
+                kwargs['pipeline'], len(classes))
+        super().__init__(*args, **kwargs)
+
     def load_data_list(self) -> List[dict]:
-        """Load the json, map categories to labels and parse every image.
+        """Load and check the json, map categories to labels, parse every
+        image and check the files (see the class docstring).
 
         Returns:
             list[dict]: One parsed ``data_info`` per image of the json.
+
+        Raises:
+            DataCheckError: Listing every structural or file problem.
         """
         with get_local_path(
                 self.ann_file, backend_args=self.backend_args) as local_path:
             self.coco = self.COCOAPI(local_path)
-        if not self.coco.dataset.get('images'):
-            raise ValueError(
-                f'{self.ann_file}: the json has no "images" (or an empty '
-                'list). Fix: write one entry per image with "id", '
-                '"file_name", "height" and "width".')
+        problems = check_coco_structure(self.coco.dataset, self.ann_file)
+        if errors_of(problems):
+            raise DataCheckError(problems, self.ann_file)
         self._init_categories()
         self.cat_img_map = dict(self.coco.cat_img_map)
 
-        data_list, all_ann_ids = [], []
+        data_list = []
         for img_id in self.coco.get_img_ids():
             raw_img_info = dict(self.coco.load_imgs([img_id])[0])
             raw_img_info['img_id'] = img_id
             ann_ids = self.coco.get_ann_ids(img_ids=[img_id])
-            all_ann_ids.extend(ann_ids)
             data_list.append(
                 self.parse_data_info({
                     'raw_ann_info':
@@ -77,36 +119,41 @@ class CocoPointDataset(CocoDataset):
                     'raw_img_info':
                     raw_img_info
                 }))
-        if len(set(all_ann_ids)) != len(all_ann_ids):
-            repeated = sorted(i for i, n in Counter(all_ann_ids).items()
-                              if n > 1)
-            raise ValueError(
-                f'{self.ann_file}: annotation ids {repeated[:10]} are used '
-                'more than once. Fix: give every annotation a unique "id".')
         del self.coco
+        if self.check_files:
+            self._check_files(data_list)
         return data_list
 
+    def _check_files(self, data_list: List[dict]) -> None:
+        """Check the image and pseudo-map files; raise on any error."""
+        problems = check_data_files(
+            data_list,
+            self.ann_file,
+            num_classes=len(self.metainfo['classes']),
+            check_seg=self._loads_seg,
+            max_decode=self.max_decode_checks,
+            backend_args=self.backend_args)
+        warnings = [p for p in problems if p.level == 'warning']
+        for problem in warnings[:10]:
+            print_log(problem.message, logger='current',
+                      level=logging.WARNING)
+        if len(warnings) > 10:
+            print_log(
+                f'{self.ann_file}: {len(warnings) - 10} more data warnings; '
+                'run tools/analysis_tools/check_dataset.py CONFIG to list '
+                'them.',
+                logger='current',
+                level=logging.WARNING)
+        if errors_of(problems):
+            raise DataCheckError(problems, self.ann_file)
+
     def _init_categories(self) -> None:
-        """Set ``cat_ids`` and ``cat2label`` from ``metainfo['classes']``."""
-        classes = list(self.metainfo['classes'])
-        cats = self.coco.dataset.get('categories', [])
-        name2id = {cat['name']: cat['id'] for cat in cats}
-        missing = [name for name in classes if name not in name2id]
-        if missing:
-            raise ValueError(
-                f'{self.ann_file}: classes {missing} of the dataset metainfo '
-                f'are not among the json categories {list(name2id)}. Fix: '
-                'set metainfo=dict(classes=...) to the json category names.')
-        # Same order as CocoMetric: the json's category order.
-        self.cat_ids = self.coco.get_cat_ids(cat_names=classes)
-        json_order = [cat['name'] for cat in cats if cat['name'] in classes]
-        if json_order != classes:
-            raise ValueError(
-                f'{self.ann_file}: metainfo classes {classes} are not in the '
-                f'order of the json categories {json_order}. Fix: list the '
-                'classes in the json category order, so labels, class names '
-                'and pseudo-map values agree.')
-        self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
+        """Set ``cat_ids`` and ``cat2label`` from ``metainfo['classes']``
+        (by name, json order checked: :func:`category_to_label`)."""
+        self.cat2label = category_to_label(
+            self.coco.dataset.get('categories', []),
+            list(self.metainfo['classes']), self.ann_file)
+        self.cat_ids = list(self.cat2label)
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
         """Parse one image and its point annotations.
@@ -125,7 +172,7 @@ class CocoPointDataset(CocoDataset):
         if not file_name:
             raise ValueError(f'{where} has no "file_name". Fix: add it.')
         width, height = img_info.get('width'), img_info.get('height')
-        if not (_is_number(width) and _is_number(height)) or min(
+        if not (is_number(width) and is_number(height)) or min(
                 width, height) <= 0:
             raise ValueError(
                 f'{where} has no valid "width"/"height" (got {width!r}, '
@@ -161,22 +208,10 @@ class CocoPointDataset(CocoDataset):
                          height: Real) -> dict:
         """Validate one annotation and turn it into an instance dict."""
         where = f'{where}, annotation id {ann.get("id")}'
-        if 'point' not in ann:
-            raise ValueError(
-                f'{where} has no "point". Fix: convert the json with a point '
-                'per annotation ("point": [x, y] in image pixels).')
-        point = ann['point']
-        if not (isinstance(point, (list, tuple)) and len(point) == 2
-                and all(_is_number(v) for v in point)):
-            raise ValueError(
-                f'{where}: "point" must be a list of 2 finite numbers [x, y], '
-                f'got {point!r}. Fix the converter output.')
-        x, y = float(point[0]), float(point[1])
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(
-                f'{where}: point ({x}, {y}) lies outside the image of width '
-                f'{width} and height {height} (need 0 <= x < width, '
-                '0 <= y < height). Fix the point or the image size.')
+        reason = point_problem(ann, height, width)
+        if reason is not None:
+            raise ValueError(f'{where}: {reason}')
+        x, y = float(ann['point'][0]), float(ann['point'][1])
         cat_id = ann.get('category_id')
         if cat_id not in self.cat2label:
             raise ValueError(
@@ -230,7 +265,22 @@ class CocoPointDataset(CocoDataset):
         return valid
 
 
-def _is_number(value) -> bool:
-    """Whether ``value`` is a finite real number (bools excluded)."""
-    return (isinstance(value, Real) and not isinstance(value, bool)
-            and math.isfinite(value))
+def _with_num_classes(pipeline: list, num_classes: int) -> tuple:
+    """Copy of ``pipeline`` whose ``LoadP2SegAnnotations`` that load a map
+    check its values against ``num_classes``; and whether any loads one.
+
+    Returns:
+        tuple[list, bool]: The pipeline and whether it loads pseudo-maps
+        (non-dict transforms are assumed not to).
+    """
+    out, loads_seg = [], False
+    for transform in pipeline:
+        if isinstance(transform, dict) and str(transform.get(
+                'type', '')).split('.')[-1] == 'LoadP2SegAnnotations' \
+                and transform.get('with_seg', True):
+            loads_seg = True
+            if transform.get('num_classes') is None:
+                transform = copy.copy(transform)
+                transform['num_classes'] = num_classes
+        out.append(transform)
+    return out, loads_seg

@@ -312,3 +312,102 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
             TRANSFORMS.build(t)
     assert cfg.train_dataloader.dataset.data_prefix.get('seg')
     assert 'seg' not in cfg.val_dataloader.dataset.data_prefix
+
+
+# ----------------------------------------------------------------------------
+# Issue #10: bad input fails when the dataset is built, naming file and fix.
+# ----------------------------------------------------------------------------
+def test_duplicate_image_ids_are_rejected(tmp_path):
+    """Fault 2: a second image entry with id 1 made a.jpg disappear."""
+    images = _images()
+    images[1]['id'] = 1
+    ann_file = _write(tmp_path, images=images)
+    with pytest.raises(ValueError, match='image id 1 is used by 2') as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    assert "'a.jpg'" in str(err.value) and "'b.jpg'" in str(err.value)
+    assert ann_file in str(err.value)
+
+
+def test_background_category_outside_classes_is_allowed(tmp_path):
+    ann_file = _write(
+        tmp_path,
+        categories=[dict(id=0, name='_background_'), dict(id=3, name='cat'),
+                    dict(id=7, name='dog')])
+    dataset = _build(tmp_path, ann_file, test_mode=True)
+    assert dataset.cat2label == {3: 0, 7: 1}
+
+
+@pytest.mark.parametrize('test_mode', [True, False])
+def test_json_size_differs_from_the_file(tmp_path, test_mode, monkeypatch):
+    """Fault 3: json says 2x the file: points silently at the wrong scale
+    in training, test.py exits 0. Every such image is named at build."""
+    monkeypatch.setattr(coco_point, 'print_log', lambda *a, **k: None)
+    ann_file = _write(tmp_path)
+    for name in ('a.jpg', 'c.jpg'):  # files half the json size
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(
+            tmp_path / 'imgs' / name)
+    with pytest.raises(ValueError) as err:
+        _build(tmp_path, ann_file, test_mode=test_mode,
+               filter_cfg=dict(filter_empty_gt=False))
+    msg = str(err.value)
+    assert '2 problem(s)' in msg
+    assert 'image id 1' in msg and 'image id 3' in msg
+    assert 'is 4 x 5 (H x W) but the json says 8 x 10' in msg
+    assert 'Fix' in msg
+
+
+def _seg_dataset(tmp_path, value):
+    ann_file = _write(tmp_path)
+    (tmp_path / 'sem').mkdir(exist_ok=True)
+    for img in _images():
+        sem = np.zeros((img['height'], img['width']), np.uint8)
+        sem[0, 0] = value if img['id'] == 2 else 1
+        Image.fromarray(sem).save(tmp_path / 'sem' /
+                                  img['file_name'].replace('.jpg', '.png'))
+    return ann_file
+
+
+def test_pseudo_map_values_fail_at_build_with_default_loader(tmp_path):
+    """Fault 9: LoadP2SegAnnotations() at its default let value 38 reach the
+    loss ("Target 38 is out of bounds") when the image was first sampled;
+    now the dataset refuses it before training starts."""
+    ann_file = _seg_dataset(tmp_path, 38)
+    pipeline = [dict(type='mmdet.LoadImageFromFile'),
+                dict(type='mmdet.LoadP2SegAnnotations')]
+    with pytest.raises(ValueError, match=r'holds values \[38\]') as err:
+        _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline)
+    assert 'b.png' in str(err.value) and 'image id 2' in str(err.value)
+    # beyond the decoded sample the loader itself now knows the classes
+    dataset = _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline,
+                     max_decode_checks=0)
+    with pytest.raises(ValueError, match=r'holds values \[38\]'):
+        dataset[1]
+    # valid maps pass; 255 (ignore) is allowed
+    ann_file = _seg_dataset(tmp_path, 255)
+    assert len(_build(tmp_path, ann_file, test_mode=True,
+                      pipeline=pipeline)) == 3
+
+
+def test_missing_and_wrong_size_pseudo_maps_listed_together(tmp_path):
+    ann_file = _seg_dataset(tmp_path, 2)
+    (tmp_path / 'sem' / 'a.png').unlink()
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / 'sem' /
+                                                     'c.png')
+    pipeline = [dict(type='mmdet.LoadP2SegAnnotations', with_seg=True)]
+    with pytest.raises(ValueError) as err:
+        _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline)
+    msg = str(err.value)
+    assert 'a.png does not exist' in msg
+    assert 'c.png is 3 x 3 (H x W) but its image is 4 x 4' in msg
+    # a pipeline that does not load maps does not need them
+    assert len(_build(tmp_path, ann_file, test_mode=True)) == 3
+
+
+def test_huge_input_is_refused_with_its_path(tmp_path, monkeypatch):
+    """Fault 8 (data side): PIL's decompression-bomb error named no file."""
+    ann_file = _write(tmp_path)
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 20)  # 10x8 = 80 > 2x20
+    with pytest.raises(ValueError, match='too large') as err:
+        _build(tmp_path, ann_file, test_mode=True)
+    assert osp.join('imgs/', 'a.jpg') in str(err.value)
+    assert 'Fix' in str(err.value)

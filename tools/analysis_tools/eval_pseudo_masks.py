@@ -15,6 +15,9 @@ import json
 import os
 import os.path as osp
 
+from p2seg_mm.datasets.data_checks import (DataCheckError,
+                                           check_coco_structure,
+                                           check_segmentations, errors_of)
 from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
                                                 format_quality_table)
 
@@ -34,12 +37,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def load_checked(path: str) -> dict:
+    """Load a COCO json and check its ids and masks (every problem listed).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DataCheckError: Repeated ids, dangling references, or masks
+            pycocotools cannot decode (empty or < 3-point polygons ...).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist.')
+    with open(path, encoding='utf-8') as f:
+        coco = json.load(f)
+    problems = check_coco_structure(coco, path)
+    if not errors_of(problems):
+        problems += check_segmentations(coco, path)
+    if errors_of(problems):
+        raise DataCheckError(problems, path)
+    return coco
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    for path in (args.pseudo, args.gt):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{path} does not exist.')
-    results = evaluate_pseudo_masks(args.pseudo, args.gt, args.iou_thrs)
+    pseudo, gt = load_checked(args.pseudo), load_checked(args.gt)
+    results = evaluate_pseudo_masks(pseudo, gt, args.iou_thrs)
     print(format_quality_table(results))
     if args.out_json:
         os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)

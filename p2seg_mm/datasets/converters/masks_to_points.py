@@ -24,6 +24,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from p2seg_mm.datasets.data_checks import (DataCheckError,
+                                           check_coco_structure, errors_of)
 from p2seg_mm.utils.atomic_io import dump_json_atomic
 
 MODES = ('centroid', 'random', 'box_center')
@@ -128,6 +130,14 @@ def _check_input(coco: dict, mode: str, source: str) -> None:
                              f'"{key}" list).')
     if mode not in MODES:
         raise ValueError(f'mode must be one of {MODES}, got {mode!r}.')
+    problems = errors_of(check_coco_structure(coco, source))
+    if problems:  # empty image list, repeated ids, dangling references
+        raise DataCheckError(problems, source)
+    if not coco['annotations']:
+        raise ValueError(
+            f'{source}: the json has {len(coco["images"])} images but no '
+            'annotation, so the output would hold no point. Fix: convert '
+            'the instances json that holds the masks.')
     need = 'bbox' if mode == 'box_center' else 'segmentation'
     for ann in coco['annotations']:
         if need not in ann:
@@ -163,6 +173,12 @@ def convert_masks_to_points(coco: dict,
     Returns:
         tuple[dict, int]: The new dict and the number of skipped (empty)
         annotations.
+
+    Raises:
+        ValueError: Not a COCO json, structural problems (no images,
+            repeated ids, annotations of unknown images or categories), an
+            annotation without what ``mode`` needs, or an empty output
+            (no annotation, or all of them empty).
     """
     _check_input(coco, mode, source)
     images: Dict[int, dict] = {img['id']: img for img in coco['images']}
@@ -207,6 +223,11 @@ def convert_masks_to_points(coco: dict,
     if skipped:
         warnings.warn(f'{source}: skipped {skipped} annotation(s) with an '
                       'empty mask/box.')
+    if not new_anns:
+        raise ValueError(
+            f'{source}: all {skipped} annotations have an empty mask/box, so '
+            'the output would hold no point. Fix: check the masks (polygons '
+            f'need >= 3 points) or use another --mode than {mode!r}.')
     out['annotations'] = new_anns
     return out, skipped
 

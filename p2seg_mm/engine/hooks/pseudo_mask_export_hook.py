@@ -80,14 +80,22 @@ class PseudoMaskExportHook(Hook):
         if self.interval and self.every_n_train_iters(runner, self.interval):
             stem, ext = osp.splitext(self._resolve(runner))
             out_file = f'{stem}_iter{runner.iter + 1}{ext}'
-            self.export(runner, out_file, False)
-            self._last_export = (runner.iter + 1, out_file)
+            metrics = self.export(runner, out_file, False)
+            self._last_export = (runner.iter + 1, out_file, metrics)
 
     def after_train(self, runner) -> None:
         """Export with the final model."""
         if self._last_export is not None and \
                 self._last_export[0] == runner.iter:
             # The final model was just exported: copy it to the final name.
+            metrics = self._last_export[2] or {}
+            if not metrics.get('pseudo/num_annotations', 1):
+                raise ValueError(
+                    f'PseudoMaskExportHook: the final export '
+                    f'{self._last_export[1]} holds no mask, so '
+                    f'{self._resolve(runner)} would be empty and a second '
+                    'stage cannot train on it. Fix: train longer, lower '
+                    'score_thr, or check the points and classes.')
             if is_main_process():
                 shutil.copyfile(self._last_export[1], self._resolve(runner))
             return
@@ -140,7 +148,10 @@ class PseudoMaskExportHook(Hook):
                 out_file=out_file,
                 ann_file=dataset.ann_file,
                 score_thr=self.score_thr,
-                resume=resume))
+                resume=resume,
+                # An early model may predict nothing: only the final
+                # export must hold masks.
+                allow_empty=out_file != self._resolve(runner)))
         evaluator.dataset_meta = dataset.metainfo
         model = runner.model
         was_training = model.training

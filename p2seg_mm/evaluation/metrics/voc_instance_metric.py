@@ -13,6 +13,8 @@ from pycocotools.coco import COCO
 from terminaltables import AsciiTable
 
 from mmdet.registry import METRICS
+from ...datasets.categories import category_to_label
+from ...datasets.data_checks import validate_segmentation
 from ..functional.voc_instance_ap import encode_masks, eval_instance_ap
 
 
@@ -26,6 +28,10 @@ def build_label_map(categories: List[dict], classes: Optional[Sequence[str]],
                     ann_file: str) -> Dict[int, int]:
     """Map json ``category_id`` to 0-based labels in ``classes`` order.
 
+    The project's one rule (:func:`~p2seg_mm.datasets.categories.
+    category_to_label`): by name, the json listing the classes in the same
+    order (``CocoMetric`` would otherwise score another class).
+
     Args:
         categories (list[dict]): The json ``categories`` (``id``, ``name``).
         classes (Sequence[str], optional): Class names, label order. None
@@ -35,16 +41,7 @@ def build_label_map(categories: List[dict], classes: Optional[Sequence[str]],
     Returns:
         dict[int, int]: ``category_id -> label`` for the classes only.
     """
-    if classes is None:
-        return {cat['id']: i for i, cat in enumerate(categories)}
-    name2id = {cat['name']: cat['id'] for cat in categories}
-    missing = [name for name in classes if name not in name2id]
-    if missing:
-        raise ValueError(
-            f'{ann_file}: classes {missing} of the dataset metainfo are not '
-            f'among the json categories {list(name2id)}. Fix: use the json '
-            'category names in metainfo=dict(classes=...).')
-    return {name2id[name]: i for i, name in enumerate(classes)}
+    return category_to_label(categories, classes, ann_file)
 
 
 def load_gt_rles(coco: COCO, img_ids: Sequence[int],
@@ -77,11 +74,9 @@ def load_gt_rles(coco: COCO, img_ids: Sequence[int],
                 continue
             if ann['category_id'] not in cat2label:
                 continue
-            if 'segmentation' not in ann:
-                raise ValueError(
-                    f'{ann_file}: annotation id {ann.get("id")} of image '
-                    f'{img_id} has no "segmentation". Fix: evaluate against '
-                    'a json with ground-truth masks.')
+            info = coco.imgs[img_id]
+            validate_segmentation(ann, info['height'], info['width'],
+                                  f'{ann_file}: ')
             rles.append(coco.annToRLE(ann))
             labs.append(cat2label[ann['category_id']])
         masks.append(rles)

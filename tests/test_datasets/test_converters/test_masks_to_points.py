@@ -186,3 +186,31 @@ def test_cli(tmp_path, monkeypatch):
     out = json.loads((tmp_path / 'inst_points_random_seed2.json').read_text())
     assert len(out['annotations']) == 3
     assert 'segmentation' in out['annotations'][0]
+
+
+def test_empty_outputs_are_errors(tmp_path):
+    """Issue #10 fault 12: a json with zero images wrote an empty json
+    silently; any input that gives no point must stop with the reason."""
+    src = tmp_path / 'empty.json'
+    src.write_text(json.dumps(dict(images=[], annotations=[],
+                                   categories=[dict(id=1, name='a')])))
+    with pytest.raises(ValueError, match='no "images"') as err:
+        masks_to_points_file(str(src), progress=False)
+    assert str(src) in str(err.value)
+    assert not (tmp_path / 'empty_points_centroid.json').exists()
+    no_anns = _coco()
+    no_anns['annotations'] = []
+    with pytest.raises(ValueError, match='no annotation'):
+        convert_masks_to_points(no_anns)
+    all_empty = _coco()
+    all_empty['annotations'] = all_empty['annotations'][3:]
+    with pytest.warns(UserWarning), pytest.raises(ValueError,
+                                                  match='all 1 annotations'):
+        convert_masks_to_points(all_empty)
+
+
+def test_duplicate_image_ids_are_errors():
+    coco = _coco()
+    coco['images'].append(dict(id=1, file_name='b.png', height=H, width=W))
+    with pytest.raises(ValueError, match='image id 1 is used by 2'):
+        convert_masks_to_points(coco)

@@ -171,9 +171,12 @@ def test_chain_composes_with_previous_homography():
     crop._rand_offset = lambda margin: (3, 4)  # (offset_h, offset_w)
     results = crop(results)
     results = PointPad(size=(12, 12))(results)
-    # (1.5, 2.5) -> (3, 5) -> (17, 5) -> (13, 2): right of the crop
+    # (1.5, 2.5) -> (3, 5) -> (17 - eps, 5) -> (13 - eps, 2): right of the
+    # crop (x = 3 is the left border of pixel 3, whose mirror is pixel 16)
     # (9.5, 0.5) -> (19, 1) -> (1, 1) -> (-3, -2): left of the crop
-    np.testing.assert_allclose(results['gt_points'], [[13, 2], [-3, -2]])
+    np.testing.assert_allclose(
+        results['gt_points'], [[13, 2], [-3, -2]], atol=1e-5)
+    assert results['gt_points'][0, 0] < 13
     np.testing.assert_array_equal(results['gt_ignore_flags'], [True, True])
 
 
@@ -231,3 +234,46 @@ def test_crop_min_points_ignores_flagged_points_and_gives_up():
     assert results['gt_ignore_flags'][0]
     with pytest.raises(ValueError, match='min_points'):
         PointRandomCrop(crop_size=(10, 10), min_points=-1)
+
+
+@pytest.mark.parametrize('direction', ['horizontal', 'vertical', 'diagonal'])
+def test_flip_keeps_border_points_in_the_mirrored_pixel(direction):
+    """Issue #10 fault 10: x = 0 (allowed) became x = W after a flip and was
+    ignored in every flipped sample; any point on a pixel border (integer
+    coordinate) moved to the neighbour of its mirrored pixel."""
+    h, w = 8, 10
+    points = [(0.0, 0.0), (3.0, 5.0), (9.999999, 7.9999995), (1e-7, 2.5),
+              (4.5, 3.5)]
+    results = PointRandomFlip(prob=1.0, direction=direction)(
+        _results(h, w, points=points))
+    assert not results['gt_ignore_flags'].any()
+    flipped = results['gt_points']
+    for (x, y), (fx, fy) in zip(points, flipped):
+        col, row = int(np.floor(x)), int(np.floor(y))
+        if direction in ('horizontal', 'diagonal'):
+            col = w - 1 - col
+        if direction in ('vertical', 'diagonal'):
+            row = h - 1 - row
+        assert (int(np.floor(fx)), int(np.floor(fy))) == (col, row), (
+            (x, y), (fx, fy))
+        assert 0 <= fx < w and 0 <= fy < h
+
+
+def test_resize_and_pad_never_push_inside_points_out():
+    """A point just below W stays inside whatever float32 rounding does."""
+    w = 7
+    x = float(np.nextafter(np.float32(w), np.float32(0)))
+    results = PointResize(scale=(3 * w, 8 * 3), keep_ratio=False)(
+        _results(8, w, points=[(x, 7.9999995)]))
+    px, py = results['gt_points'][0]
+    assert px < 3 * w and py < 24 and not results['gt_ignore_flags'].any()
+    results = PointPad(size=(16, 16))(_results(8, w, points=[(x, 0.0)]))
+    assert not results['gt_ignore_flags'].any()
+
+
+def test_crop_still_drops_points_outside():
+    results = PointRandomCrop(crop_size=(4, 4))(
+        _results(8, 10, points=[(0.0, 0.0), (9.5, 7.5)]))
+    x, y = results['gt_points'][:, 0], results['gt_points'][:, 1]
+    outside = (x < 0) | (x >= 4) | (y < 0) | (y >= 4)
+    np.testing.assert_array_equal(results['gt_ignore_flags'], outside)

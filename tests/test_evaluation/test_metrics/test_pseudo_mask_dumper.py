@@ -22,8 +22,9 @@ def ann_file(tmp_path):
             dict(id=i, file_name=f'{i}.jpg', height=h, width=w)
             for i, (h, w) in SIZES.items()
         ],
-        # json order differs from the class order: labels map by name
-        categories=[dict(id=9, name='dog'), dict(id=3, name='cat')],
+        # ids are not in label order: labels map by name (json order
+        # must follow the classes, issue #10)
+        categories=[dict(id=3, name='cat'), dict(id=9, name='dog')],
         annotations=[])
     path = tmp_path / 'source.json'
     path.write_text(json.dumps(data))
@@ -66,7 +67,7 @@ def make_dumper(out_file, ann_file, **kwargs):
 def check_output(out_file, expected_masks):
     coco = COCO(out_file)
     assert sorted(coco.getImgIds()) == [1, 2]
-    assert [c['id'] for c in coco.dataset['categories']] == [9, 3]
+    assert [c['id'] for c in coco.dataset['categories']] == [3, 9]
     anns = coco.dataset['annotations']
     assert [a['id'] for a in anns] == list(range(1, len(anns) + 1))
     assert len(anns) == len(expected_masks)
@@ -170,3 +171,50 @@ def test_mask_to_annotation_round_trip():
     np.testing.assert_array_equal(
         mask_util.decode(ann['segmentation']).astype(bool), mask)
     assert mask_to_annotation(np.zeros((5, 7), bool), 4, 3, 0.5) is None
+
+
+def test_categories_in_another_order_than_the_classes_raise(tmp_path,
+                                                            ann_file):
+    """Issue #10 (one rule): mmdet would read the labels of such a json as
+    the other class; the dumper refuses it like the dataset does."""
+    with open(ann_file) as f:
+        data = json.load(f)
+    data['categories'].reverse()
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    dumper = make_dumper(str(tmp_path / 'pseudo.json'), ann_file)
+    with pytest.raises(ValueError, match='order'):
+        dumper.process({}, [SAMPLES[1]])
+
+
+def test_export_without_any_mask_fails_and_writes_nothing(tmp_path,
+                                                          ann_file):
+    """Issue #10 fault 6: an export that kept no mask exited 0 and stage C
+    crashed later with "need at least one array to concatenate"."""
+    out_file = str(tmp_path / 'pseudo.json')
+    dumper = make_dumper(out_file, ann_file, score_thr=0.99)
+    dumper.process({}, [SAMPLES[1], SAMPLES[2]])
+    with pytest.raises(ValueError, match='no mask') as err:
+        dumper.evaluate(2)
+    assert '5 scored below score_thr=0.99' in str(err.value)
+    assert 'Fix' in str(err.value)
+    assert not osp.exists(out_file)
+    assert not osp.exists(sidecar_path(out_file))
+    # intermediate exports (PseudoMaskExportHook interval) may be empty
+    dumper = make_dumper(out_file, ann_file, score_thr=0.99,
+                         allow_empty=True)
+    dumper.process({}, [SAMPLES[1]])
+    assert dumper.evaluate(1)['pseudo/num_annotations'] == 0
+
+
+def test_duplicate_image_ids_in_source_raise(tmp_path, ann_file):
+    """Issue #10 fault 2: the exported json had annotation ids [3, 4, 3,
+    4] for two image entries with one id."""
+    with open(ann_file) as f:
+        data = json.load(f)
+    data['images'][1]['id'] = 1
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    dumper = make_dumper(str(tmp_path / 'pseudo.json'), ann_file)
+    with pytest.raises(ValueError, match='image id 1 is used by 2'):
+        dumper.process({}, [SAMPLES[1]])

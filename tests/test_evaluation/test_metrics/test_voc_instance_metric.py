@@ -40,7 +40,8 @@ def ann_file(tmp_path):
     data = dict(
         images=[dict(id=i, file_name=f'{i}.jpg', height=H, width=W)
                 for i in (1, 2, 3)],
-        categories=[dict(id=4, name='dog'), dict(id=12, name='cat')],
+        # ids not in label order: mapped by name, in the classes' order
+        categories=[dict(id=12, name='cat'), dict(id=4, name='dog')],
         annotations=anns)
     path = tmp_path / 'gt.json'
     path.write_text(json.dumps(data))
@@ -68,7 +69,6 @@ def test_perfect_predictions(ann_file, monkeypatch):
     monkeypatch.setattr(metric_module, 'print_log',
                         lambda msg, **kw: logged.append(msg))
     metric = make_metric(ann_file)
-    # classes order (cat, dog) differs from the json order (dog, cat)
     metric.process({}, [sample(1, [A, B], [0, 0], [0.9, 0.8])])
     pre_encoded = sample(2, [C], [1], [0.7])
     pre_encoded['pred_instances']['masks'] = [rle(C)]  # RLE input
@@ -141,3 +141,40 @@ def test_inside_an_evaluator_with_det_data_samples(ann_file, monkeypatch):
         samples.append(s)
     evaluator.process(data_samples=samples, data_batch={})
     assert evaluator.evaluate(2) == {'voc/mAP50': 1.0}
+
+
+def test_json_categories_in_another_order_raise(ann_file, monkeypatch):
+    """Issue #10 fault 5 (one rule): CocoMetric scores such a json as the
+    other class, so every metric refuses it."""
+    monkeypatch.setattr(metric_module, 'print_log', lambda *a, **k: None)
+    metric = make_metric(ann_file, classes=('dog', 'cat'))
+    metric.process({}, [sample(1, [A], [0], [0.9])])
+    with pytest.raises(ValueError, match='order'):
+        metric.evaluate(1)
+
+
+@pytest.mark.parametrize('segmentation, match', [
+    ([], 'empty list'),
+    ([[0, 0, 4, 4]], 'has 4 numbers'),
+    (dict(size=[H, W + 1], counts='abc'), 'RLE "size"'),
+    (None, 'no "segmentation"'),
+])
+def test_bad_ground_truth_masks_name_the_annotation(ann_file, monkeypatch,
+                                                    segmentation, match):
+    """Issue #10 fault 7: pycocotools raised IndexError / TypeError deep
+    inside, naming no file or annotation."""
+    monkeypatch.setattr(metric_module, 'print_log', lambda *a, **k: None)
+    with open(ann_file) as f:
+        data = json.load(f)
+    if segmentation is None:
+        del data['annotations'][3]['segmentation']
+    else:
+        data['annotations'][3]['segmentation'] = segmentation
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    metric = make_metric(ann_file)
+    metric.process({}, [sample(2, [C], [1], [0.9])])
+    with pytest.raises(ValueError, match=match) as err:
+        metric.evaluate(1)
+    assert ann_file in str(err.value)
+    assert 'annotation id 4 of image id 2' in str(err.value)

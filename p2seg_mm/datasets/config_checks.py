@@ -1,0 +1,266 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Data checks of a whole config: its datasets and its evaluators' jsons.
+
+:func:`check_config_data` is what ``tools/analysis_tools/check_dataset.py``
+runs (every check, every problem listed); :func:`preflight_check` is the
+fast part that ``tools/train.py`` and ``tools/test.py`` run before the
+runner is built, for the jsons no ``CocoPointDataset`` checks itself: stock
+mmdet datasets (second stage) and the ground-truth jsons of the metrics
+(``CocoMetric``, ``VOCInstanceMetric``), whose categories must follow the
+config classes in order and whose masks must be decodable.
+"""
+import json
+import os.path as osp
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+from mmengine.config import Config, ConfigDict
+
+from .data_checks import (DataCheckError, DataProblem, check_categories,
+                          check_coco_structure, check_data_files,
+                          check_points, check_segmentations, errors_of,
+                          is_number)
+
+POINT_DATASETS = ('CocoPointDataset', )
+SPLITS = ('train', 'val', 'test')
+
+
+def _plain(value):
+    return value.to_dict() if isinstance(value, ConfigDict) else value
+
+
+def _type_name(cfg: dict) -> str:
+    return str(cfg.get('type', '')).split('.')[-1]
+
+
+def _inner_dataset(dataset: dict) -> dict:
+    """Unwrap ``RepeatDataset`` / ``ClassBalancedDataset`` & co."""
+    while 'ann_file' not in dataset and isinstance(
+            dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    return dataset
+
+
+def _join(root: Optional[str], path: str) -> str:
+    if not root or osp.isabs(path) or '://' in path:
+        return path
+    return osp.join(root, path)
+
+
+def dataset_classes(dataset: dict) -> Optional[List[str]]:
+    """``metainfo['classes']`` of a dataset config, else its class's."""
+    metainfo = dataset.get('metainfo') or {}
+    if metainfo.get('classes'):
+        return list(metainfo['classes'])
+    try:
+        from mmdet.registry import DATASETS
+        cls = DATASETS.get(_type_name(dataset))
+    except Exception:  # noqa: BLE001 (unknown type: no classes)
+        cls = None
+    meta = getattr(cls, 'METAINFO', None) or {}
+    return list(meta['classes']) if meta.get('classes') else None
+
+
+def split_datasets(cfg: Config,
+                   splits: Sequence[str] = SPLITS
+                   ) -> Iterator[Tuple[str, dict]]:
+    """``(split, dataset config)`` of each split's dataloader, unwrapped;
+    a dataset shared by two splits (``test = val``) is given once."""
+    seen = []
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader or not loader.get('dataset'):
+            continue
+        dataset = _inner_dataset(_plain(loader['dataset']))
+        if 'ann_file' not in dataset or dataset in seen:
+            continue
+        seen.append(dataset)
+        yield split, dataset
+
+
+def evaluator_ann_files(cfg: Config,
+                        splits: Sequence[str] = SPLITS
+                        ) -> Iterator[Tuple[str, str, Optional[List[str]]]]:
+    """``(split, ann_file, classes)`` of every metric with an ``ann_file``;
+    ``classes`` are those of the split's dataset."""
+    seen = set()
+    for split in splits:
+        evaluator = _plain(cfg.get(f'{split}_evaluator'))
+        if not evaluator:
+            continue
+        if isinstance(evaluator, dict) and 'metrics' in evaluator:
+            evaluator = evaluator['metrics']
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        loader = cfg.get(f'{split}_dataloader') or {}
+        classes = None
+        if loader.get('dataset'):
+            classes = dataset_classes(
+                _inner_dataset(_plain(loader['dataset'])))
+        for metric in metrics:
+            ann_file = metric.get('ann_file') if isinstance(metric,
+                                                            dict) else None
+            if ann_file and (ann_file, str(classes)) not in seen:
+                seen.add((ann_file, str(classes)))
+                yield split, ann_file, classes
+
+
+def _load_json(path: str, what: str) -> Tuple[Optional[dict],
+                                              List[DataProblem]]:
+    if not osp.isfile(path):
+        return None, [DataProblem(
+            'error', f'{what} {path} does not exist. Fix: check the path '
+            '(and data_root) in the config.')]
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f), []
+    except (OSError, ValueError) as err:
+        return None, [DataProblem(
+            'error', f'{what} {path} is not a readable json ({err}). Fix: '
+            're-write it.')]
+
+
+def _data_list(coco: dict, dataset: dict, img_root: str,
+               seg_root: Optional[str]) -> List[dict]:
+    """The ``data_info`` fields :func:`check_data_files` needs."""
+    suffix = dataset.get('seg_map_suffix', '.png')
+    out = []
+    for img in coco.get('images') or []:
+        name = img.get('file_name')
+        if not name or not (is_number(img.get('height'))
+                            and is_number(img.get('width'))):
+            continue  # reported by check_coco_structure
+        out.append(
+            dict(
+                img_id=img.get('id'),
+                img_path=osp.join(img_root, name),
+                height=img.get('height'),
+                width=img.get('width'),
+                seg_map_path=(osp.join(seg_root,
+                                       name.rsplit('.', 1)[0] + suffix)
+                              if seg_root else None)))
+    return out
+
+
+def _loads_seg(dataset: dict) -> bool:
+    return any(
+        isinstance(t, dict) and _type_name(t) == 'LoadP2SegAnnotations'
+        and t.get('with_seg', True) for t in dataset.get('pipeline') or [])
+
+
+def check_dataset_cfg(dataset: dict,
+                      split: str,
+                      files: bool = True,
+                      max_decode: Optional[int] = None
+                      ) -> List[DataProblem]:
+    """Every check of one dataset config (see the module docstring).
+
+    Args:
+        dataset (dict): Dataset config (``ann_file``, ``data_root``,
+            ``data_prefix``, ``metainfo``, ``pipeline`` ...).
+        split (str): Split name, for messages.
+        files (bool): Check the image and pseudo-map files too.
+            Defaults to True.
+        max_decode (int, optional): Files decoded in full (None: all).
+
+    Returns:
+        list[DataProblem]: Every problem found.
+    """
+    root = dataset.get('data_root') or ''
+    ann_file = _join(root, dataset['ann_file'])
+    coco, problems = _load_json(ann_file, f'{split} annotation file')
+    if coco is None:
+        return problems
+    problems += check_coco_structure(coco, ann_file)
+    classes = dataset_classes(dataset)
+    problems += check_categories(coco, classes, ann_file)
+    is_point = _type_name(dataset) in POINT_DATASETS
+    if is_point:
+        problems += check_points(coco, ann_file)
+        with_point = {
+            a.get('image_id')
+            for a in coco.get('annotations') or []
+            if 'point' in a and not a.get('iscrowd') and not a.get('ignore')
+        }
+        empty = [i.get('id') for i in coco.get('images') or []
+                 if i.get('id') not in with_point]
+        if empty and not dataset.get('test_mode', False):
+            problems.append(DataProblem(
+                'warning', f'{ann_file}: {len(empty)} images have no '
+                f'non-crowd point (e.g. image ids {empty[:5]}); training '
+                'skips them.'))
+    elif any('segmentation' in a for a in coco.get('annotations') or []):
+        # mmdet's loader drops bad polygons: suspicious, not fatal
+        problems += [
+            DataProblem('warning', p.message)
+            for p in check_segmentations(coco, ann_file)
+        ]
+    if files:
+        prefix = dataset.get('data_prefix') or {}
+        img_root = _join(root, prefix.get('img', prefix.get('img_path', '')))
+        seg_root = None
+        if is_point and prefix.get('seg') and _loads_seg(dataset):
+            seg_root = _join(root, prefix['seg'])
+        problems += check_data_files(
+            _data_list(coco, dataset, img_root, seg_root),
+            ann_file,
+            num_classes=len(classes) if classes else None,
+            check_seg=seg_root is not None,
+            max_decode=max_decode,
+            backend_args=dataset.get('backend_args'))
+    return problems
+
+
+def check_evaluator_json(ann_file: str, classes: Optional[Sequence[str]],
+                         split: str) -> List[DataProblem]:
+    """Structure, categories (config order) and decodable masks of a
+    metric's ground-truth json."""
+    coco, problems = _load_json(ann_file, f'{split} evaluator ann_file')
+    if coco is None:
+        return problems
+    problems += check_coco_structure(coco, ann_file)
+    problems += check_categories(coco, classes, ann_file)
+    problems += check_segmentations(coco, ann_file)
+    return problems
+
+
+def check_config_data(cfg: Config,
+                      splits: Sequence[str] = SPLITS,
+                      files: bool = True,
+                      max_decode: Optional[int] = None,
+                      skip_point_datasets: bool = False
+                      ) -> List[DataProblem]:
+    """Every data problem of a config's datasets and evaluator jsons.
+
+    Args:
+        cfg (Config): The full config.
+        splits (Sequence[str]): Splits to check. Defaults to all.
+        files (bool): Check image / pseudo-map files. Defaults to True.
+        max_decode (int, optional): Files decoded in full (None: all).
+        skip_point_datasets (bool): Skip ``CocoPointDataset`` datasets
+            (they check themselves when built). Defaults to False.
+
+    Returns:
+        list[DataProblem]: Every problem found, in config order.
+    """
+    problems = []
+    for split, dataset in split_datasets(cfg, splits):
+        if skip_point_datasets and _type_name(dataset) in POINT_DATASETS:
+            continue
+        problems += check_dataset_cfg(dataset, split, files, max_decode)
+    for split, ann_file, classes in evaluator_ann_files(cfg, splits):
+        problems += check_evaluator_json(ann_file, classes, split)
+    # a json read as a dataset and by a metric reports a problem once
+    return list(dict.fromkeys(problems))
+
+
+def preflight_check(cfg: Config, splits: Sequence[str]) -> None:
+    """Fast json checks before a runner is built (``tools/train.py``,
+    ``tools/test.py``): stock datasets' and metrics' jsons.
+
+    Raises:
+        DataCheckError: Listing every error found.
+    """
+    problems = check_config_data(
+        cfg, splits, files=False, skip_point_datasets=True)
+    if errors_of(problems):
+        raise DataCheckError(
+            problems, f'the data of the {"/".join(splits)} split(s)')

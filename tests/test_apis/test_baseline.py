@@ -1,0 +1,99 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Nearest-point baseline (issue #10, faults 1, 2 and 6)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_util
+
+from p2seg_mm.apis.baseline import export_nearest_point_baseline
+
+
+def _scene(tmp_path, categories, cat_of_class, suffix='.png', crowd=False):
+    """One 20 x 30 image: class-0 blob left, class-1 blob right."""
+    seg = np.zeros((20, 30), np.uint8)
+    seg[2:8, 2:8] = 1
+    seg[10:18, 18:28] = 2
+    (tmp_path / 'sem').mkdir(exist_ok=True)
+    Image.fromarray(seg).save(tmp_path / 'sem' / f'img{suffix}')
+    anns = [
+        dict(id=1, image_id=1, category_id=cat_of_class[0], point=[4.5, 4.5],
+             iscrowd=0),
+        dict(id=2, image_id=1, category_id=cat_of_class[1],
+             point=[20.5, 12.5], iscrowd=int(crowd)),
+    ]
+    src = dict(images=[dict(id=1, file_name='img.jpg', height=20, width=30)],
+               annotations=anns, categories=categories)
+    path = tmp_path / 'points.json'
+    path.write_text(json.dumps(src))
+    return str(path), seg
+
+
+def _masks(out_file):
+    with open(out_file) as f:
+        out = json.load(f)
+    return {a['category_id']: a for a in out['annotations']}
+
+
+def test_background_category_and_two_classes_map_by_name(tmp_path):
+    """Fault 1: with "_background_" first in the json, classes were taken by
+    json position: 0 masks (one class) or the wrong class's blob (IoU 0)."""
+    cats = [dict(id=0, name='_background_'), dict(id=1, name='ecoli'),
+            dict(id=2, name='hela')]
+    ann_file, seg = _scene(tmp_path, cats, (1, 2))
+    out = export_nearest_point_baseline(
+        ann_file, str(tmp_path / 'sem'), str(tmp_path / 'out.json'),
+        progress=False, classes=['ecoli', 'hela'])
+    masks = _masks(out)
+    for cat_id, value in ((1, 1), (2, 2)):
+        mask = mask_util.decode(masks[cat_id]['segmentation']).astype(bool)
+        np.testing.assert_array_equal(mask, seg == value)  # IoU 1.0
+
+
+def test_one_class_with_background_category(tmp_path):
+    cats = [dict(id=0, name='_background_'), dict(id=1, name='cell')]
+    ann_file, seg = _scene(tmp_path, cats, (1, 1))
+    seg[seg == 2] = 1
+    Image.fromarray(seg).save(tmp_path / 'sem' / 'img.png')
+    out = export_nearest_point_baseline(
+        ann_file, str(tmp_path / 'sem'), str(tmp_path / 'out.json'),
+        progress=False, classes=['cell'])
+    with open(out) as f:
+        assert len(json.load(f)['annotations']) == 2
+
+
+def test_seg_suffix_and_crowd_flag_are_kept(tmp_path):
+    cats = [dict(id=1, name='ecoli'), dict(id=2, name='hela')]
+    ann_file, _ = _scene(tmp_path, cats, (1, 2), suffix='_sem.png',
+                         crowd=True)
+    with pytest.raises(FileNotFoundError, match='seg_map_suffix'):
+        export_nearest_point_baseline(
+            ann_file, str(tmp_path / 'sem'), str(tmp_path / 'o.json'),
+            progress=False, classes=['ecoli', 'hela'])
+    out = export_nearest_point_baseline(
+        ann_file, str(tmp_path / 'sem'), str(tmp_path / 'out.json'),
+        seg_suffix='_sem.png', progress=False, classes=['ecoli', 'hela'])
+    masks = _masks(out)
+    assert masks[1]['iscrowd'] == 0 and masks[2]['iscrowd'] == 1
+
+
+def test_empty_output_and_duplicate_image_ids_are_errors(tmp_path):
+    cats = [dict(id=1, name='ecoli'), dict(id=2, name='hela')]
+    ann_file, seg = _scene(tmp_path, cats, (1, 2))
+    Image.fromarray(np.zeros_like(seg)).save(tmp_path / 'sem' / 'img.png')
+    out_file = tmp_path / 'out.json'
+    with pytest.raises(ValueError, match='no mask for any point'):
+        export_nearest_point_baseline(ann_file, str(tmp_path / 'sem'),
+                                      str(out_file), progress=False,
+                                      classes=['ecoli', 'hela'])
+    assert not out_file.exists()
+    with open(ann_file) as f:
+        src = json.load(f)
+    src['images'].append(dict(id=1, file_name='b.jpg', height=20, width=30))
+    with open(ann_file, 'w') as f:
+        json.dump(src, f)
+    with pytest.raises(ValueError, match='image id 1 is used by 2'):
+        export_nearest_point_baseline(ann_file, str(tmp_path / 'sem'),
+                                      str(out_file), progress=False,
+                                      classes=['ecoli', 'hela'])

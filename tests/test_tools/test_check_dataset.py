@@ -1,0 +1,152 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""tools/analysis_tools/check_dataset.py and the tools' pre-flight checks
+(issue #10: one run lists every problem; faults 3, 5, 7, 9)."""
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _load_tool(*parts):
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + parts[-1][:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _save(path, array):
+    Image.fromarray(array).save(path)
+
+
+def _good_dataset(root):
+    """Two 16 x 20 images, one point each, valid pseudo-maps."""
+    for sub in ('img', 'sem'):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i in (1, 2):
+        _save(root / 'img' / f'{i}.png', np.zeros((16, 20, 3), np.uint8))
+        sem = np.zeros((16, 20), np.uint8)
+        sem[4:8, 4:8] = i
+        _save(root / 'sem' / f'{i}.png', sem)
+        images.append(dict(id=i, file_name=f'{i}.png', height=16, width=20))
+        anns.append(dict(id=i, image_id=i, category_id=i, point=[5.5, 5.5],
+                         iscrowd=0))
+    cats = [dict(id=1, name='cat'), dict(id=2, name='dog')]
+    return dict(images=images, annotations=anns, categories=cats)
+
+
+CONFIG = '''
+custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+metainfo = dict(classes=('cat', 'dog'))
+pipeline = [dict(type='LoadImageFromFile'),
+            dict(type='LoadP2SegAnnotations', with_seg=True)]
+train_dataloader = dict(dataset=dict(
+    type='CocoPointDataset', data_root={root!r}, ann_file='train.json',
+    metainfo=metainfo, data_prefix=dict(img='img/', seg='sem/'),
+    pipeline=pipeline))
+test_dataloader = dict(dataset=dict(
+    type='CocoDataset', data_root={root!r}, ann_file='gt.json',
+    metainfo=metainfo, data_prefix=dict(img='img/'), test_mode=True,
+    pipeline=[]))
+test_evaluator = dict(type='CocoMetric', ann_file={gt!r}, metric='segm')
+'''
+
+
+def _write_config(tmp_path, train, gt):
+    (tmp_path / 'train.json').write_text(json.dumps(train))
+    (tmp_path / 'gt.json').write_text(json.dumps(gt))
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        CONFIG.format(root=str(tmp_path), gt=str(tmp_path / 'gt.json')))
+    return str(cfg)
+
+
+def _gt(train):
+    anns = [dict(a, segmentation=[[4, 4, 8, 4, 8, 8, 4, 8]], area=16,
+                 bbox=[4, 4, 4, 4]) for a in train['annotations']]
+    return dict(train, annotations=anns)
+
+
+def test_good_dataset_passes(tmp_path, capsys):
+    train = _good_dataset(tmp_path)
+    cfg = _write_config(tmp_path, train, _gt(train))
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 0
+    assert '0 error(s)' in capsys.readouterr().out
+
+
+def test_bad_dataset_every_problem_in_one_run(tmp_path, capsys):
+    train = _good_dataset(tmp_path)
+    gt = json.loads(json.dumps(_gt(train)))
+    train['images'][1]['height'] = 32  # fault 3: json != file
+    train['annotations'][0]['point'] = [25.0, 1.0]  # outside the image
+    _save(tmp_path / 'sem' / '1.png', np.full((16, 20), 38, np.uint8))
+    (tmp_path / 'sem' / '2.png').unlink()
+    # metric json: dog listed before cat (fault 5), a broken mask (fault 7)
+    gt['categories'] = gt['categories'][::-1]
+    gt['annotations'][1]['segmentation'] = [[0, 0, 4, 4]]
+    cfg = _write_config(tmp_path, train, gt)
+    tool = _load_tool('analysis_tools', 'check_dataset.py')
+    assert tool.main([cfg]) == 1
+    out = capsys.readouterr().out
+    errors = [line for line in out.splitlines() if line.startswith('ERROR')]
+    expected = [
+        'annotation id 1: point (25.0, 1.0) lies outside',
+        'image id 2 (' + str(tmp_path / 'img' / '2.png') + '): image file',
+        'is 16 x 20 (H x W) but the json says 32 x 20',
+        'holds values [38] that are not classes',
+        '2.png does not exist',
+        'the json lists the categories',
+        'annotation id 2 of image id 2 polygon 0',
+    ]
+    for text in expected:
+        assert any(text in line for line in errors), (text, errors)
+    assert len(errors) == 6, errors
+    assert '6 error(s)' in out
+
+
+def test_structural_problems_are_listed_together(tmp_path, capsys):
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    train['images'][1]['id'] = 1               # fault 2
+    train['annotations'][1]['id'] = 1
+    cfg = _write_config(tmp_path, train, gt)
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 1
+    out = capsys.readouterr().out
+    assert 'image id 1 is used by 2 image entries' in out
+    assert 'annotation ids [1] are used more than once' in out
+    assert 'annotation id 2 refers to image id 2' in out
+
+
+def test_test_tool_refuses_a_metric_json_in_another_class_order(tmp_path):
+    """Fault 5: COCO mAP 0.000 instead of 0.166, no warning; now
+    tools/test.py stops before inference, naming the json and the fix."""
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    gt['categories'] = gt['categories'][::-1]
+    cfg = _write_config(tmp_path, train, gt)
+    test_tool = _load_tool('test.py')
+    with pytest.raises(ValueError, match='json lists the categories') as e:
+        test_tool.main([cfg, 'no_checkpoint.pth'])
+    assert 'gt.json' in str(e.value) and 'Fix' in str(e.value)
+
+
+def test_preflight_covers_coco_metric_masks(tmp_path):
+    """Fault 7 for mmdet's CocoMetric (pycocotools IndexError before)."""
+    from mmengine.config import Config
+
+    from p2seg_mm.datasets.config_checks import preflight_check
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    gt['annotations'][0]['segmentation'] = []
+    cfg = Config.fromfile(_write_config(tmp_path, train, gt))
+    with pytest.raises(ValueError, match='annotation id 1 of image id 1 '
+                       '"segmentation" is an empty list'):
+        preflight_check(cfg, ['test'])
+    preflight_check(cfg, ['train'])  # point datasets check themselves

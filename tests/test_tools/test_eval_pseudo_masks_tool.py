@@ -1,0 +1,62 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""tools/analysis_tools/eval_pseudo_masks.py on bad ground truth (issue #10,
+fault 7: pycocotools crashed with IndexError / TypeError naming nothing)."""
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+
+from p2seg_mm.evaluation.pseudo_quality import evaluate_pseudo_masks
+
+TOOL = osp.join(
+    osp.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
+    'eval_pseudo_masks.py')
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('eval_pseudo_tool2', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rle(mask):
+    r = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=r['size'], counts=r['counts'].decode())
+
+
+def _jsons(tmp_path, bad_segmentations):
+    mask = np.zeros((8, 8), bool)
+    mask[:4, :4] = True
+    anns = [dict(id=1, image_id=1, category_id=1, segmentation=_rle(mask),
+                 area=16, iscrowd=0)]
+    for k, segm in enumerate(bad_segmentations, start=2):
+        anns.append(dict(id=k, image_id=1, category_id=1, segmentation=segm,
+                         area=1, iscrowd=0))
+    gt = dict(images=[dict(id=1, file_name='1.jpg', height=8, width=8)],
+              categories=[dict(id=1, name='cat')], annotations=anns)
+    pseudo = dict(gt, annotations=[dict(anns[0], score=1.0)])
+    gt_file, pseudo_file = tmp_path / 'gt.json', tmp_path / 'pseudo.json'
+    gt_file.write_text(json.dumps(gt))
+    pseudo_file.write_text(json.dumps(pseudo))
+    return str(pseudo_file), str(gt_file), gt, pseudo
+
+
+def test_every_bad_mask_is_listed_with_file_and_annotation(tmp_path):
+    pseudo_file, gt_file, _, _ = _jsons(tmp_path, [[], [[0, 0, 4, 4]]])
+    with pytest.raises(ValueError) as err:
+        _tool().main([pseudo_file, gt_file])
+    msg = str(err.value)
+    assert '2 problem(s)' in msg and gt_file in msg
+    assert 'annotation id 2 of image id 1 "segmentation" is an empty' in msg
+    assert 'annotation id 3 of image id 1 polygon 0' in msg
+    assert 'has 4 numbers' in msg and 'Fix' in msg
+
+
+def test_library_call_names_the_annotation(tmp_path):
+    _, _, gt, pseudo = _jsons(tmp_path, [[[0, 0, 4, 4]]])
+    with pytest.raises(ValueError, match='annotation id 2 of image id 1'):
+        evaluate_pseudo_masks(pseudo, gt)
