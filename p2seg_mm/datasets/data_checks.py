@@ -12,10 +12,11 @@ Every message names the file, image id and/or annotation id and the fix.
 """
 import io
 import math
+import os.path as osp
 from collections import Counter
 from dataclasses import dataclass
 from numbers import Real
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -306,12 +307,22 @@ def validate_segmentation(ann: dict, height: int, width: int,
 # --------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------
-def _open_image(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data))
+def _open_image(source: Union[str, bytes]) -> Image.Image:
+    """PIL image of a local path (read lazily: a header check reads only
+    the header) or of bytes."""
+    if isinstance(source, bytes):
+        return Image.open(io.BytesIO(source))
+    return Image.open(source)
 
 
-def _read(path: str, backend_args: Optional[dict]) -> Optional[bytes]:
+def _read(path: str,
+          backend_args: Optional[dict]) -> Optional[Union[str, bytes]]:
+    """``path`` itself for a local file, the bytes for other backends, None
+    if the file does not exist."""
     from mmengine.fileio import exists, get
+    if (backend_args is None or backend_args.get('backend') == 'local') \
+            and '://' not in path:
+        return path if osp.isfile(path) else None
     if not exists(path, backend_args=backend_args):
         return None
     return get(path, backend_args=backend_args)
