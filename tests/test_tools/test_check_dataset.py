@@ -150,3 +150,23 @@ def test_preflight_covers_coco_metric_masks(tmp_path):
                        '"segmentation" is an empty list'):
         preflight_check(cfg, ['test'])
     preflight_check(cfg, ['train'])  # point datasets check themselves
+
+
+def test_train_tool_checks_stock_and_metric_jsons_before_training(tmp_path):
+    """Fault 5 for a second-stage training: the stock CocoDataset json and
+    the val metric json are checked before the runner is built."""
+    from mmengine.config import Config
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    gt['categories'] = gt['categories'][::-1]
+    cfg = Config.fromfile(_write_config(tmp_path, train, gt))
+    cfg.train_dataloader = cfg.test_dataloader
+    cfg.val_dataloader = cfg.test_dataloader
+    cfg.val_evaluator = cfg.test_evaluator
+    cfg.val_cfg = dict(type='ValLoop')
+    train_tool = _load_tool('train.py')
+    with pytest.raises(ValueError, match='json lists the categories'):
+        train_tool.check_data(cfg)
+    cfg.val_cfg = None  # pipeline runs: no validation, train json only
+    with pytest.raises(ValueError, match='json lists the categories'):
+        train_tool.check_data(cfg)
