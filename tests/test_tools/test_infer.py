@@ -279,14 +279,20 @@ def test_infer_reads_imported_coco_points(tmp_path):
 
 
 def test_readme_walk_labelme_to_masks(tmp_path):
-    """README "Your own data": labelme folder -> import_points -> infer."""
+    """README "Your own data": labelme folder -> import_points ->
+    make_pseudo_maps -> infer."""
     import cv2
-    spec = importlib.util.spec_from_file_location(
-        'p2seg_import_points',
-        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
-                 'import_points.py'))
-    import_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(import_tool)
+
+    def load_tool(name):
+        spec = importlib.util.spec_from_file_location(
+            f'p2seg_{name}',
+            osp.join(REPO_ROOT, 'tools', 'dataset_converters', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    import_tool = load_tool('import_points')
+    maps_tool = load_tool('make_pseudo_maps')
     config, ckpt = _tiny_model(tmp_path)
     data = tmp_path / 'my_cells'
     data.mkdir()
@@ -314,6 +320,14 @@ def test_readme_walk_labelme_to_masks(tmp_path):
         str(data), '--img-dir',
         str(data), '--classes', 'ecoli', 'hela_nucleus', '--out', points
     ])
+    maps_tool.main([
+        points, '--img-dir',
+        str(data), '--out-dir',
+        str(data / 'pseudo_maps')
+    ])
+    seg = cv2.imread(
+        str(data / 'pseudo_maps' / 'f1.png'), cv2.IMREAD_UNCHANGED)
+    assert seg.shape == (40, 48) and seg[12, 10] == 2  # hela_nucleus + 1
     out = data / 'masks'
     coco = infer.main([
         config,

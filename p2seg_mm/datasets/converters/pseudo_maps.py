@@ -1,0 +1,188 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Semantic pseudo-maps from images + points, without a WSSS model.
+
+For images where objects differ from a flat background by brightness
+(stained nuclei, fluorescence, phase-contrast cells); natural images need a
+weakly-supervised semantic segmentation method instead. Per image
+(:func:`make_pseudo_map`):
+
+1. the image by the loading rule (:mod:`p2seg_mm.datasets.image_io`), grey,
+   Gaussian-smoothed (``sigma``);
+2. a robust threshold ``median +/- k * 1.4826 * MAD``. The polarity
+   (bright or dark objects) is the one that puts more annotated points in
+   the foreground; the level is the larger of ``k_mad`` MADs and half the
+   points' median contrast (edges at half maximum), lowered (down to
+   ``min_k`` MADs) until ``min_point_coverage`` of the points lie in it;
+3. opening then closing (``radius``), components below ``min_area`` pixels
+   removed;
+4. each connected component takes the class of the points inside it: no
+   point -> ignore (255); points of several classes -> each pixel takes the
+   class of its nearest point (``conflict='nearest'``) or the component is
+   ignored (``conflict='ignore'``);
+5. a band of ``ignore_band`` pixels outside every component is set to
+   ignore (255): object borders are the least certain pixels.
+
+Values: 0 background, ``c + 1`` class ``c`` (category order of the json),
+255 ignore. The demo data (``demo_cells.py``) keeps its own thresholding.
+"""
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+IGNORE = 255
+
+
+@dataclass
+class PseudoMapConfig:
+    """Parameters of :func:`make_pseudo_map` (see the module docstring)."""
+    sigma: float = 1.0
+    k_mad: float = 6.0
+    min_k: float = 1.0
+    min_point_coverage: float = 0.9
+    radius: int = 1
+    min_area: int = 4
+    ignore_band: int = 1
+    conflict: str = 'nearest'
+
+
+def _foreground(grey: np.ndarray, xy: np.ndarray,
+                cfg: PseudoMapConfig) -> Tuple[np.ndarray, str, float]:
+    """Threshold (H, W) float ``grey``; returns mask, polarity, k.
+
+    The level above (below) the median is ``max(k_mad * MAD, half the
+    points' median contrast)`` (half-maximum: edges of blurred objects at
+    their middle), lowered by 0.75 steps down to ``min_k * MAD`` until
+    ``min_point_coverage`` of the points are in the foreground.
+    """
+    median = float(np.median(grey))
+    mad = 1.4826 * float(np.median(np.abs(grey - median))) or 1e-6
+    cols = np.clip(xy[:, 0].astype(int), 0, grey.shape[1] - 1)
+    rows = np.clip(xy[:, 1].astype(int), 0, grey.shape[0] - 1)
+    at_points = grey[rows, cols]
+    bright = int((at_points > median).sum()) >= int(
+        (at_points < median).sum())
+    sign = 1.0 if bright else -1.0
+    contrast = sign * (float(np.median(at_points)) - median) \
+        if len(xy) else 0.0
+    level = max(cfg.k_mad * mad, 0.5 * contrast)
+    while True:
+        fg = sign * (grey - median) > level
+        covered = fg[rows, cols].mean() if len(xy) else 1.0
+        if covered >= cfg.min_point_coverage or level <= cfg.min_k * mad:
+            break
+        level = max(cfg.min_k * mad, level * 0.75)
+    return fg, 'bright' if bright else 'dark', level / mad
+
+
+def _clean(fg: np.ndarray, cfg: PseudoMapConfig) -> np.ndarray:
+    """Opening, closing, small-component removal; (H, W) bool."""
+    mask = fg.astype(np.uint8)
+    if cfg.radius > 0:
+        kernel = cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * cfg.radius + 1, 2 * cfg.radius + 1))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    num, comp, stats, _ = cv2.connectedComponentsWithStats(mask, 4)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < cfg.min_area)
+    mask[np.isin(comp, small[small > 0])] = 0
+    return mask.astype(bool)
+
+
+def _label_components(fg: np.ndarray, xy: np.ndarray, labels: np.ndarray,
+                      cfg: PseudoMapConfig) -> np.ndarray:
+    """(H, W) uint8 map: components -> class + 1, 255 or nearest split."""
+    out = np.zeros(fg.shape, np.uint8)
+    num, comp = cv2.connectedComponents(fg.astype(np.uint8), connectivity=4)
+    rows, cols = xy[:, 1].astype(int), xy[:, 0].astype(int)
+    point_comp = comp[rows, cols] if len(xy) else np.zeros(0, int)
+    for c in range(1, num):
+        inside = comp == c
+        members = np.flatnonzero(point_comp == c)
+        classes = np.unique(labels[members])
+        if len(classes) == 0:
+            out[inside] = IGNORE
+        elif len(classes) == 1:
+            out[inside] = classes[0] + 1
+        elif cfg.conflict == 'ignore':
+            out[inside] = IGNORE
+        else:
+            pr, pc = np.nonzero(inside)
+            centres = xy[members]
+            d2 = ((pc[:, None] + 0.5 - centres[None, :, 0])**2 +
+                  (pr[:, None] + 0.5 - centres[None, :, 1])**2)
+            out[pr, pc] = labels[members][d2.argmin(axis=1)] + 1
+    return out
+
+
+def make_pseudo_map(image: np.ndarray,
+                    xy: np.ndarray,
+                    labels: np.ndarray,
+                    cfg: Optional[PseudoMapConfig] = None
+                    ) -> Tuple[np.ndarray, Dict[str, float]]:
+    """Semantic pseudo-map of one image from its points.
+
+    Args:
+        image (np.ndarray): (H, W) or (H, W, 3) uint8, as loaded by the rule.
+        xy (np.ndarray): (P, 2) points ``(x, y)``, continuous coordinates.
+        labels (np.ndarray): (P,) 0-based classes.
+        cfg (PseudoMapConfig, optional): Parameters. Defaults to None
+            (the defaults).
+
+    Returns:
+        tuple[np.ndarray, dict]: (H, W) uint8 map (0 background, c + 1,
+        255 ignore) and statistics: ``polarity`` (1 bright, -1 dark),
+        ``k``, ``point_coverage`` (share of points on their class).
+    """
+    cfg = cfg or PseudoMapConfig()
+    if cfg.conflict not in ('nearest', 'ignore'):
+        raise ValueError("conflict must be 'nearest' or 'ignore', got "
+                         f'{cfg.conflict!r}.')
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    grey = image.astype(np.float32)
+    if grey.ndim == 3:
+        grey = grey.mean(axis=2)
+    if cfg.sigma > 0:
+        grey = cv2.GaussianBlur(grey, (0, 0), cfg.sigma)
+    fg, polarity, k = _foreground(grey, xy, cfg)
+    fg = _clean(fg, cfg)
+    out = _label_components(fg, xy, labels, cfg)
+    if cfg.ignore_band > 0:
+        kernel = cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * cfg.ignore_band + 1, ) * 2)
+        band = cv2.dilate(fg.astype(np.uint8), kernel).astype(bool) & ~fg
+        out[band] = IGNORE
+    hit = out[xy[:, 1].astype(int), xy[:, 0].astype(int)] == labels + 1 \
+        if len(xy) else np.ones(0, bool)
+    stats = dict(polarity=1.0 if polarity == 'bright' else -1.0, k=k,
+                 point_coverage=float(hit.mean()) if len(hit) else 1.0)
+    return out, stats
+
+
+def points_by_image(coco: dict) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
+    """Image id -> (xy (P, 2), 0-based labels (P,)), categories in order.
+
+    Crowd points count too (they mark real objects).
+    """
+    label_of = {c['id']: k for k, c in enumerate(coco['categories'])}
+    out: Dict[int, list] = {im['id']: [] for im in coco['images']}
+    for ann in coco['annotations']:
+        out[ann['image_id']].append((*ann['point'],
+                                     label_of[ann['category_id']]))
+    return {
+        i: (np.array([p[:2] for p in pts], np.float64).reshape(-1, 2),
+            np.array([p[2] for p in pts], np.int64))
+        for i, pts in out.items()
+    }
+
+
+def foreground_iou(pred: np.ndarray, gt_fg: np.ndarray,
+                   classes: Sequence[int] = ()) -> float:
+    """IoU of ``pred``'s foreground (values 1..254) with a bool mask."""
+    fg = (pred > 0) & (pred != IGNORE)
+    if classes:
+        fg = np.isin(pred, [c + 1 for c in classes])
+    union = (fg | gt_fg).sum()
+    return float((fg & gt_fg).sum() / union) if union else 1.0

@@ -1,0 +1,99 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Pseudo-map maker on fabricated bright/dark disks with known classes."""
+import importlib.util
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+from p2seg_mm.datasets.converters.pseudo_maps import (PseudoMapConfig,
+                                                      foreground_iou,
+                                                      make_pseudo_map)
+
+REPO_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+H, W = 32, 48
+
+
+def _scene(touching=False):
+    """Background 20 (+-2 noise), disks of 200; returns image, gt masks."""
+    rng = np.random.RandomState(0)
+    image = (20 + rng.randint(-2, 3, (H, W))).astype(np.uint8)
+    yy, xx = np.mgrid[:H, :W] + 0.5
+    centres = [(10, 10), (20 if touching else 30, 10), (24, 25)]
+    disks = [(xx - cx)**2 + (yy - cy)**2 <= 25 for cx, cy in centres]
+    for disk in disks:
+        image[disk] = 200
+    return image, disks
+
+
+def test_bright_disks_classes_ignore_and_band():
+    image, disks = _scene()
+    xy = np.array([[10.5, 10.5], [30.5, 9.5]])  # disk 3 has no point
+    seg, stats = make_pseudo_map(image, xy, np.array([0, 1]))
+    assert stats['polarity'] == 1.0 and stats['point_coverage'] == 1.0
+    assert seg[10, 10] == 1 and seg[10, 30] == 2  # (row, col)
+    assert seg[25, 24] == 255  # component without a point: ignore
+    assert seg[0, 0] == 0 and seg[31, 47] == 0  # background
+    # the band: the first pixel right of disk 1 that is not class 1
+    row = seg[10, 10:]
+    assert row[np.argmax(row != 1)] == 255
+    assert foreground_iou(seg, disks[0], classes=[0]) > 0.9
+    # dark objects on a bright background: same map
+    seg_dark, stats = make_pseudo_map(255 - image, xy, np.array([0, 1]))
+    assert stats['polarity'] == -1.0
+    np.testing.assert_array_equal(seg_dark, seg)
+
+
+@pytest.mark.parametrize('conflict, left, right', [('nearest', 1, 2),
+                                                   ('ignore', 255, 255)])
+def test_touching_objects_of_two_classes(conflict, left, right):
+    image, _ = _scene(touching=True)
+    xy = np.array([[10.5, 10.5], [20.5, 10.5]])
+    seg, _ = make_pseudo_map(image, xy, np.array([0, 1]),
+                             PseudoMapConfig(conflict=conflict))
+    assert seg[10, 7] == left and seg[10, 23] == right
+
+
+def test_threshold_lowered_until_points_covered():
+    """A faint object (k=6 misses it) is found by lowering k."""
+    rng = np.random.RandomState(1)
+    image = (100 + rng.randint(-3, 4, (H, W))).astype(np.uint8)
+    image[8:16, 8:16] = 108  # MAD 2 -> 6 * 1.48 * 2 = 17.8 > 8
+    seg, stats = make_pseudo_map(image, np.array([[11.5, 11.5]]),
+                                 np.array([0]), PseudoMapConfig(sigma=0))
+    assert stats['k'] < 6 and seg[11, 11] == 1 and seg[28, 40] == 0
+
+
+def test_cli_writes_maps_the_loader_reads(tmp_path):
+    from p2seg_mm.datasets.transforms.loading import LoadP2SegAnnotations
+    spec = importlib.util.spec_from_file_location(
+        'p2seg_make_pseudo_maps',
+        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
+                 'make_pseudo_maps.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    image, _ = _scene()
+    (tmp_path / 'imgs').mkdir()
+    cv2.imwrite(str(tmp_path / 'imgs' / 'f1.png'), image)
+    coco = dict(
+        images=[dict(id=1, file_name='f1.png', height=H, width=W)],
+        categories=[dict(id=1, name='a'), dict(id=2, name='b')],
+        annotations=[
+            dict(id=1, image_id=1, category_id=2, point=[10.5, 10.5],
+                 iscrowd=0)
+        ])
+    (tmp_path / 'p.json').write_text(json.dumps(coco))
+    rows = tool.main([
+        str(tmp_path / 'p.json'), '--img-dir',
+        str(tmp_path / 'imgs'), '--out-dir',
+        str(tmp_path / 'maps')
+    ])
+    assert rows[0]['point_coverage'] == 1.0
+    results = LoadP2SegAnnotations(num_classes=2)(
+        dict(img_path='f1.png', seg_map_path=str(tmp_path / 'maps' /
+                                                 'f1.png'),
+             img_shape=(H, W), instances=[]))
+    assert results['gt_seg_map'][10, 10] == 2
