@@ -19,7 +19,9 @@ losses and the walk of one image share their passes:
 Cost in units of ``U = 2 D N^2 / 2`` flops (one upper-triangle product):
 separate passes take ``3 U`` per loss and ``4 U`` for the walk (10 U with
 two losses), the fused step ``U`` forward + ``3 U`` backward (4 U) for any
-number of losses. Memory stays O(block_size * N + (D + K) * N): the loss
+number of losses. With ``power`` = beta != 1 the walk uses ``W = A ** beta`` (the losses keep
+A): the walk's part of S is scaled by ``beta A ** (beta - 1)`` before the
+common factor ``A (1 - A)``. Memory stays O(block_size * N + (D + K) * N): the loss
 gradients are no longer precomputed in the forward pass, so nothing of
 size (L, D, N) is stored either. Values and gradients equal those of the
 separate functions (tested against the dense references).
@@ -62,7 +64,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, embed: Tensor, prob: Tensor, block_size: int,
-                *memberships: Tensor):
+                power: float, *memberships: Tensor):
         et = _rows_view(embed)  # (N, D)
         num = et.shape[0]
         rows = max(1, min(block_size, num))
@@ -80,15 +82,18 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         for start in range(0, num, rows):
             stop = min(start + rows, num)
             aff = _upper_sigmoid(et, start, stop, aff_buf)
-            _symmetric_mm_(acc, aff, rhs, start, stop)
             for i, target in enumerate(targets):
                 sums[i] += _tile_loss(
                     _coef_tile(coef_buf, target, start, stop), aff)
+            if power != 1.0:  # the walk's W = A ** power
+                aff.pow_(power)
+            _symmetric_mm_(acc, aff, rhs, start, stop)
         deg = acc[:, chans]
         out_t = acc[:, :chans] / deg[:, None]
         constants = sums.new_tensor([t.constant for t in targets])
         losses = (sums + constants).to(et.dtype)
         ctx.block_size = rows
+        ctx.power = power
         ctx.targets = targets  # no gradient flows to them
         ctx.save_for_backward(embed, prob, out_t, deg)
         return losses, out_t.t().contiguous()
@@ -99,7 +104,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         targets = ctx.targets
         et, prob_t = _rows_view(embed), prob.detach().t()
         need_e, need_p = ctx.needs_input_grad[:2]
-        num, rows = et.shape[0], ctx.block_size
+        num, rows, power = et.shape[0], ctx.block_size, ctx.power
         h_t, left, right = _walk_grad_operands(grad_walk, prob_t, out_t, deg)
         loss_scales = [2.0 * float(g) for g in grad_losses]
         grad_e = et.new_zeros(et.shape[::-1]) if need_e else None  # (D, N)
@@ -107,14 +112,22 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         aff_buf = et.new_empty(rows, num)
         sym_buf = et.new_empty(rows, num) if need_e else None
         coef_buf = et.new_empty(rows, num) if need_e and targets else None
+        pow_buf = et.new_empty(rows, num) if power != 1.0 else None
         for start in range(0, num, rows):
             stop = min(start + rows, num)
             aff = _upper_sigmoid(et, start, stop, aff_buf)
-            if need_p:  # dL/dP^T = A H^T
-                _symmetric_mm_(grad_p.t(), aff, h_t, start, stop)
+            walk = aff
+            if power != 1.0:
+                walk = _tile(pow_buf, stop - start, num - start)
+                torch.pow(aff, power, out=walk)
+            if need_p:  # dL/dP^T = W H^T
+                _symmetric_mm_(grad_p.t(), walk, h_t, start, stop)
             if need_e:
                 sym = _tile(sym_buf, stop - start, num - start)
                 torch.mm(left[start:stop], right[start:].t(), out=sym)
+                if power != 1.0:  # dW/dA = power * A ** (power - 1)
+                    torch.pow(aff, power - 1.0, out=walk)
+                    sym.mul_(walk).mul_(power)
                 for target, scale in zip(targets, loss_scales):
                     if scale != 0.0:
                         sym.add_(
@@ -123,14 +136,15 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
                 aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
                 sym.mul_(aff)  # rows of dL/ds, symmetric
                 _symmetric_mm_(grad_e.t(), sym, et, start, stop)
-        return (grad_e, grad_p, None) + (None, ) * len(targets)
+        return (grad_e, grad_p, None, None) + (None, ) * len(targets)
 
 
 def affinity_step_blockwise(
         embed: Tensor,
         prob: Tensor,
         memberships: Sequence[Tensor] = (),
-        block_size: int = 512) -> Tuple[Tensor, Tensor]:
+        block_size: int = 512,
+        power: float = 1.0) -> Tuple[Tensor, Tensor]:
     """Affinity losses and random walk of one image in shared passes.
 
     Equal to ``torch.stack([affinity_loss_blockwise(embed, m) for m in
@@ -146,6 +160,9 @@ def affinity_step_blockwise(
             bool or float; each must hold at least one member (a target
             without a positive pair is the caller's to skip).
         block_size (int): Rows of A computed at once. Defaults to 512.
+        power (float): The walk's transition is built from ``A ** power``
+            (AffinityNet's beta; the losses always use A). 1 = the method.
+            Defaults to 1.0.
 
     Returns:
         tuple[Tensor, Tensor]: Losses (L, ) and the walked probabilities
@@ -153,9 +170,12 @@ def affinity_step_blockwise(
         and ``prob``.
     """
     _check_inputs(embed, prob, 'prob', block_size)
+    if not power > 0:
+        raise ValueError(f'power must be > 0, got {power}.')
     for membership in memberships:
         _check_inputs(embed, membership, 'membership')
     dtype = compute_dtype(embed, prob)
     with torch.autocast(device_type=embed.device.type, enabled=False):
         return _BlockwiseAffinityStep.apply(embed.to(dtype), prob.to(dtype),
-                                            block_size, *memberships)
+                                            block_size, float(power),
+                                            *memberships)

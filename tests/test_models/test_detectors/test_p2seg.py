@@ -264,13 +264,101 @@ def test_unrefined_semantic_loss_and_test_time_i2s_switch():
     assert torch.isfinite(aux) and aux > 0
     assert 'loss_sem_seg_unrefined' not in run_loss(build(), make_batch())
 
+    from unittest import mock
+    from p2seg_mm.models.detectors import p2seg as p2seg_module
     batch = make_batch()
-    outs = []
+    outs, probs = [], []
     for use_i2s in (True, False):
         model = build(test_cfg=dict(use_i2s=use_i2s)).eval()
+        # features and heads that are not near-uniform (as they are at
+        # init), so that the walk matters
+        torch.manual_seed(1)
+        for part in (model.neck, model.semantic_head, model.affinity_head):
+            for mod in part.modules():
+                if isinstance(mod, torch.nn.Conv2d):
+                    torch.nn.init.normal_(mod.weight, std=0.2)
         torch.manual_seed(0)
-        with torch.no_grad():
+        with torch.no_grad(), mock.patch.object(
+                p2seg_module, 'decode_single',
+                wraps=p2seg_module.decode_single) as decode:
             data = model.data_preprocessor(batch, False)
             outs.append(model(**data, mode='predict'))
+        probs.append(decode.call_args_list[0][0][0].log_softmax(0).exp())
     for res in outs[1]:
         assert res.pred_instances.masks.shape[0] == len(res.gt_instances)
+    # the switch changes the output: same weights, other probabilities
+    assert (probs[0] - probs[1]).abs().max() > 0.05
+    with_i2s = torch.cat([r.pred_instances.scores for r in outs[0]])
+    without = torch.cat([r.pred_instances.scores for r in outs[1]])
+    assert not torch.allclose(with_i2s, without)
+
+
+def _predict_recording_refine(model, batch):
+    """Predict and record every (input, channels, output) of refine."""
+    calls = []
+    refine = model.affinity_head.refine
+
+    def recording(sem_logits, embed, channels):
+        out = refine(sem_logits, embed, channels)
+        calls.append((sem_logits, [c.tolist() for c in channels], out))
+        return out
+
+    model.affinity_head.refine = recording
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        preds = model(**data, mode='predict')
+    return preds, calls
+
+
+def test_predict_applies_the_training_chain_of_k_walks():
+    for stages in (1, 2, 3):
+        model = build(train_cfg=dict(num_stages=stages)).eval()
+        _, calls = _predict_recording_refine(model, make_batch())
+        assert len(calls) == stages
+        for prev, nxt in zip(calls, calls[1:]):
+            assert nxt[0] is prev[2]  # each walk starts from the last
+    model = build(train_cfg=dict(num_stages=3, use_i2s=False)).eval()
+    _, calls = _predict_recording_refine(model, make_batch())
+    assert len(calls) == 1  # trained without I2S: K is not a walk count
+
+
+def test_center_mode_walks_over_predicted_classes_and_warns():
+    from unittest import mock
+    model = build(test_cfg=dict(mode='center')).eval()
+    model.semantic_head.cls.bias.data[3] = -100.  # class 2 never wins
+    batch = make_batch()
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        logits = model._forward(data['inputs'])[0]
+    won = [lg.argmax(0).unique() for lg in logits]
+    with mock.patch('p2seg_mm.models.detectors.p2seg.print_log') as log:
+        _, calls = _predict_recording_refine(model, batch)
+    assert not log.called  # the tiny config trains the centre head
+    want = [[0] + [int(c) for c in w if c > 0] for w in won]
+    assert calls[0][1] == want
+    assert all(3 not in ch for ch in want)  # not every channel
+    untrained = build(
+        test_cfg=dict(mode='center'),
+        center_offset_head=dict(loss_center_weight=0.0)).eval()
+    with mock.patch('p2seg_mm.models.detectors.p2seg.print_log') as log:
+        _predict_recording_refine(untrained, batch)
+    assert 'loss_center_weight=0' in log.call_args[0][0]
+
+
+def test_pseudo_map_pixels_of_classes_without_points_are_ignored():
+    """Class-2 pixels in an image whose points are class 0 only: after
+    I2S their channel is constant, so the refined CE must ignore them."""
+    def batch_with(value):
+        batch = make_batch()
+        sem = batch['data_samples'][1].gt_sem_seg.sem_seg
+        sem[0, 50:60, 50:60] = value  # image b has one point, of class 1
+        return batch
+
+    model = build()
+    absent = run_loss(model, batch_with(3))
+    ignored = run_loss(build(), batch_with(255))
+    assert absent['absent_cls_px'] > 0 and ignored['absent_cls_px'] == 0
+    assert_close = torch.testing.assert_close
+    assert_close(absent['loss_sem_seg'], ignored['loss_sem_seg'])
+    with pytest.raises(ValueError, match='not classes'):
+        run_loss(build(), batch_with(7))

@@ -83,6 +83,57 @@ def test_gradcheck_step():
         (e, p))
 
 
+@pytest.mark.parametrize('power', [0.5, 3.0, 8.0])
+@pytest.mark.parametrize('block_size', [7, 64])
+def test_walk_power_matches_dense(power, block_size):
+    """Walk on A ** power: values and gradients equal the dense reference
+    (losses keep A), and the power really changes the walk."""
+    embed, sem, inst, prob, walk_w = _inputs()
+    loss_w = torch.tensor([0.7, -1.3], dtype=F64)
+    results = []
+    for fused in (False, True):
+        e = embed.clone().requires_grad_()
+        p = prob.clone().requires_grad_()
+        if fused:
+            losses, walked = affinity_step_blockwise(e, p, [sem, inst],
+                                                     block_size, power)
+        else:
+            losses = torch.stack(
+                [affinity_loss_dense(e, m) for m in (sem, inst)])
+            walked = random_walk_dense(e, p, power)
+        grads = torch.autograd.grad(
+            _objective(losses, walked, walk_w, loss_w), (e, p))
+        results.append((losses.detach(), walked.detach()) + grads)
+    for got, want in zip(results[1], results[0]):
+        assert_close(got, want, rtol=1e-4, atol=1e-12)
+    plain = random_walk_dense(embed, prob)
+    assert (results[1][1] - plain).abs().max() > 1e-3
+
+
+def test_walk_power_gradcheck_and_sharpening():
+    embed, sem, inst, prob, _ = _inputs(num=9, dim=3)
+    e = embed.clone().requires_grad_()
+    p = prob.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda e_, p_: affinity_step_blockwise(e_, p_, [sem, inst], 4, 3.0),
+        (e, p))
+    # one cell of class 1 among many background cells: a weak affinity
+    # (sigmoid(-1.4) ~ 0.2) to each of them averages it away at power 1,
+    # power 8 keeps it (hand-made 1-d embedding, N = 41)
+    num = 41  # object cell 0, background cells 1..40
+    embed = torch.zeros(2, num, dtype=F64)
+    embed[:, 0] = torch.tensor([2.0, 0.0])  # sigmoid(4) = 0.98 with itself
+    embed[:, 1:] = torch.tensor([-0.7, 2.0])[:, None]  # bg-bg sigmoid(4.49)
+    # object-bg: 2 * -0.7 = -1.4 -> sigmoid 0.198
+    prob = torch.zeros(2, num, dtype=F64)
+    prob[1, 0] = 1.0
+    prob[0, 1:] = 1.0
+    plain = random_walk_dense(embed, prob)[1, 0]
+    sharp = affinity_step_blockwise(embed, prob, (), 8, 8.0)[1][1, 0]
+    assert plain < 0.15  # 0.98 / (0.98 + 40 * 0.198)
+    assert sharp > 0.9
+
+
 def test_step_never_materialises_n_by_n():
     num, block = 60, 8
     embed, _, _, _, _ = _inputs(num=num, dim=4)
@@ -102,6 +153,8 @@ def test_step_bad_inputs_raise():
         affinity_step_blockwise(embed, torch.ones(2, 10), [torch.ones(2, 9)])
     with pytest.raises(ValueError, match='block_size'):
         affinity_step_blockwise(embed, torch.ones(2, 10), [], block_size=0)
+    with pytest.raises(ValueError, match='power'):
+        affinity_step_blockwise(embed, torch.ones(2, 10), [], 4, 0.0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

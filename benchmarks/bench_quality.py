@@ -1,0 +1,442 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Pseudo-mask quality ladder on the real demo cells (issue 8), with seeds.
+
+For every row, the masks decoded from the points of the 30 training frames
+(pseudo-masks, stage B) and of the 10 held-out frames are scored against the
+ground truth: VOC mask AP per class at IoU .25/.5/.7/.75 and the mean IoU
+per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
+
+- ``nearest``: the semantic pseudo-map cut by nearest point (no learning);
+- ``oracle``: the ground-truth semantic map cut by nearest point (bound);
+- ``mdm_base``: MDM, no dis_group, no I2S (train and test);
+- ``dis_group``: + dis_group static targets;
+- ``i2s_t1``: + I2S with the semantic affinity target T1 (walk at test);
+- ``p2seg``: + T2, the full method with K = 1 (walk at test);
+- ``k2``: the full method with K = 2 stages (train and test);
+- extra rows (beyond the paper, each one switch on top of ``p2seg``) are
+  listed in ``ROWS`` with their reason.
+
+Learned rows train ``configs/p2seg/p2seg_r18_demo-cells.py`` with
+``randomness.seed = s`` for each seed, one torch thread per process,
+``--jobs`` processes side by side. Everything is cached under
+``--work-dir`` (checkpoints, decoded jsons, scores): a rerun only does what
+is missing, so a killed run resumes. Writes ``results/quality.md``,
+``results/quality.png`` and ``results/quality.json`` (records ``row``,
+``split``, ``class``, ``iou``, ``mean``, ``std``, ``seeds``, plus
+``miou_mean`` / ``miou_std``, the mean IoU per point in %).
+
+Example::
+
+    python benchmarks/bench_quality.py                 # all rows, 3 seeds
+    python benchmarks/bench_quality.py --rows nearest p2seg --seeds 0
+"""
+import argparse
+import datetime
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _machine import cpu_model  # noqa: E402
+
+CONFIG = 'configs/p2seg/p2seg_r18_demo-cells.py'
+DATA = 'data/demo_cells'
+IOUS = (0.25, 0.5, 0.7, 0.75)
+# The paper's ladder: each training differs from the one above by one
+# switch. ``train``: model cfg options; ``dis_group``: the static-target
+# switch of the pipeline; ``test``: model.test_cfg options.
+PAPER = dict(
+    model=dict(
+        train_cfg=dict(
+            use_i2s=True, use_inst_affinity=True, num_stages=1,
+            unrefined_sem_loss_weight=0.0)),
+    dis_group=True)
+TRAININGS = {
+    'mdm_base': dict(
+        model=dict(train_cfg=dict(use_i2s=False, use_inst_affinity=False)),
+        dis_group=False),
+    'dis_group': dict(
+        model=dict(train_cfg=dict(use_i2s=False, use_inst_affinity=False))),
+    'i2s_t1': dict(model=dict(train_cfg=dict(use_inst_affinity=False))),
+    'p2seg': dict(),
+    'k2': dict(model=dict(train_cfg=dict(num_stages=2))),
+}
+# row -> (training, test_cfg options, splits)
+ROWS = {
+    'mdm_base': ('mdm_base', dict(use_i2s=False), ('train', 'val')),
+    'dis_group': ('dis_group', dict(use_i2s=False), ('train', 'val')),
+    'i2s_t1': ('i2s_t1', dict(use_i2s=True), ('train', 'val')),
+    'p2seg': ('p2seg', dict(use_i2s=True), ('train', 'val')),
+    'k2': ('k2', dict(use_i2s=True), ('train', 'val')),
+    # the full method's checkpoint without the walk at test time: what
+    # the test-time I2S adds
+    'p2seg_no_test_i2s': ('p2seg', dict(use_i2s=False), ('train', 'val')),
+    # point-free decoding (centre peaks) of new images, no clicks
+    'p2seg_center': ('p2seg', dict(mode='center'), ('val', )),
+}
+NO_LEARNING = ('nearest', 'oracle')
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Recursive dict merge (``extra`` wins)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def flatten(prefix: str, value) -> List[str]:
+    """``{'a': {'b': 1}}`` -> ``['a.b=1']`` (mmengine ``--cfg-options``)."""
+    if isinstance(value, dict):
+        return [
+            opt for key, sub in value.items()
+            for opt in flatten(f'{prefix}.{key}' if prefix else key, sub)
+        ]
+    return [f'{prefix}={value}']
+
+
+def dis_group_index() -> int:
+    """Position of ``GenerateS2ITargets`` in the demo training pipeline."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, CONFIG))
+    steps = cfg.train_dataloader.dataset.pipeline
+    return next(i for i, s in enumerate(steps)
+                if s['type'] == 'GenerateS2ITargets')
+
+
+def train_options(name: str, seed: int, pipe_index: int,
+                  extra: List[str]) -> List[str]:
+    spec = merge(PAPER, TRAININGS[name])
+    opts = flatten('model', spec['model'])
+    opts.append(f'train_dataloader.dataset.pipeline.{pipe_index}.dis_group='
+                f'{spec["dis_group"]}')
+    opts.append(f'randomness.seed={seed}')
+    return opts + list(extra)
+
+
+def run(cmd: List[str], log: str) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    with open(log, 'a') as f:
+        f.write(f'$ {" ".join(cmd)}\n')
+        f.flush()
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=f, env=env)
+    if proc.returncode:
+        raise RuntimeError(f'{" ".join(cmd[:3])} ... failed, see {log}')
+
+
+def checkpoint_of(work: str) -> Optional[str]:
+    last = osp.join(work, 'last_checkpoint')
+    if not osp.exists(last):
+        return None
+    with open(last) as f:
+        path = f.read().strip()
+    return path if osp.exists(path) else None
+
+
+def train_job(args, name: str, seed: int, pipe_index: int) -> str:
+    work = osp.join(args.work_dir, name, f'seed{seed}')
+    ckpt = checkpoint_of(work)
+    final = f'iter_{args.iters}.pth'
+    if ckpt and osp.basename(ckpt) == final:
+        return ckpt
+    os.makedirs(work, exist_ok=True)
+    iters = [
+        f'train_cfg.max_iters={args.iters}',
+        f'train_cfg.val_interval={args.iters}',
+        f'param_scheduler.1.end={args.iters}',
+        f'default_hooks.checkpoint.interval={args.iters}',
+        'val_dataloader=None', 'val_evaluator=None', 'val_cfg=None'
+    ]
+    cmd = [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work]
+    if ckpt:
+        cmd.append('--resume')
+    cmd += ['--cfg-options'] + train_options(name, seed, pipe_index,
+                                             iters + args.train_options)
+    run(cmd, osp.join(work, 'bench.log'))
+    return checkpoint_of(work)
+
+
+def decode(args, row: str, seed: int, ckpt: str, split: str) -> dict:
+    """Scores of one row / seed / split (cached in ``<split>.json``)."""
+    out = osp.join(args.work_dir, 'scores', row, f'seed{seed}',
+                   f'{split}.json')
+    if osp.exists(out):
+        with open(out) as f:
+            return json.load(f)
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    cmd = [
+        sys.executable, osp.abspath(__file__), '--score-one', row, split,
+        '--ckpt', ckpt or '-', '--out', out, '--data', args.data
+    ] + (['--test-options'] + args.test_options if args.test_options else [])
+    run(cmd, out[:-5] + '.log')
+    with open(out) as f:
+        return json.load(f)
+
+
+def score_one(row: str, split: str, ckpt: str, out: str, data: str,
+              test_options: List[str]) -> None:
+    """Decode one split with one row's inference and score it (child)."""
+    from PIL import Image
+
+    from p2seg_mm.apis.baseline import nearest_point_masks
+    from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
+                                                    load_coco)
+    from p2seg_mm.utils.atomic_io import dump_json_atomic
+    points = load_coco(osp.join(data, 'annotations', f'{split}_points.json'))
+    gt_file = osp.join(data, 'annotations', f'{split}_gt.json')
+    gt = load_coco(gt_file)
+    cat_ids = [c['id'] for c in points.dataset['categories']]
+    anns, t0 = [], time.time()
+    if row in NO_LEARNING:
+        for img_id in points.getImgIds():
+            info = points.imgs[img_id]
+            pts = points.imgToAnns[img_id]
+            xy = np.array([a['point'] for a in pts], np.float32)
+            labels = np.array([cat_ids.index(a['category_id']) for a in pts])
+            if row == 'nearest':
+                stem = osp.splitext(info['file_name'])[0]
+                seg = np.array(
+                    Image.open(osp.join(data, 'pseudo_sem', stem + '.png')))
+            else:  # ground-truth semantic map
+                seg = np.zeros((info['height'], info['width']), np.uint8)
+                for ann in gt.imgToAnns[img_id]:
+                    seg[gt.annToMask(ann) > 0] = cat_ids.index(
+                        ann['category_id']) + 1
+            res = nearest_point_masks(seg, xy, labels, len(cat_ids))
+            anns += masks_to_anns(res['masks'], res['scores'], labels, xy,
+                                  img_id, cat_ids, len(anns))
+    else:
+        anns = decode_with_model(row, split, ckpt, data, points, cat_ids,
+                                 test_options)
+    pseudo = dict(points.dataset, annotations=anns)
+    scores = evaluate_pseudo_masks(pseudo, gt_file)
+    scores['seconds'] = time.time() - t0
+    dump_json_atomic(scores, out)
+
+
+def masks_to_anns(masks, scores, labels, xy, img_id, cat_ids,
+                  first_id) -> List[dict]:
+    from p2seg_mm.datasets.converters.masks_to_points import encode_mask
+    anns = []
+    for k in range(len(masks)):
+        ann = dict(
+            id=first_id + k + 1,
+            image_id=img_id,
+            category_id=cat_ids[int(labels[k])],
+            segmentation=encode_mask(np.asarray(masks[k])),
+            score=float(scores[k]),
+            iscrowd=0)
+        if xy is not None:
+            ann['point'] = [float(v) for v in xy[k]]
+        anns.append(ann)
+    return anns
+
+
+def decode_with_model(row, split, ckpt, data, points, cat_ids,
+                      test_options) -> List[dict]:
+    """The row's own inference (``model.test_step``) on every frame."""
+    from p2seg_mm.apis.inference import (build_pipeline, inference_points,
+                                         init_point_segmentor)
+    _, test_cfg, _ = ROWS[row]
+    opts = {f'model.test_cfg.{k}': v for k, v in test_cfg.items()}
+    for opt in test_options:
+        key, value = opt.split('=', 1)
+        try:
+            opts[key] = json.loads(value)
+        except ValueError:
+            opts[key] = value
+    model, cfg, _ = init_point_segmentor(
+        osp.join(ROOT, CONFIG), ckpt, cfg_options=opts)
+    if test_cfg.get('mode') == 'center':
+        model.test_cfg['mode'] = 'center'
+    pipeline = build_pipeline(cfg)
+    anns = []
+    for img_id in points.getImgIds():
+        info = points.imgs[img_id]
+        pts = points.imgToAnns[img_id]
+        xy = np.array([a['point'] for a in pts], np.float32)
+        labels = [cat_ids.index(a['category_id']) for a in pts]
+        pred = inference_points(model, pipeline,
+                                osp.join(data, 'images', info['file_name']),
+                                img_id, xy, labels)
+        point_mode = test_cfg.get('mode', 'point') == 'point'
+        anns += masks_to_anns(pred.masks.numpy(), pred.scores.numpy(),
+                              pred.labels.numpy(), xy if point_mode else None,
+                              img_id, cat_ids, len(anns))
+    return anns
+
+
+def summarise(scores: Dict[str, Dict[str, List[dict]]],
+              classes: List[str]) -> List[dict]:
+    """Per row / split / class / IoU: mean and std over seeds (in %)."""
+    records = []
+    for row, by_split in scores.items():
+        for split, runs in by_split.items():
+            for cls in classes + ['mean']:
+                miou_key = 'point/mIoU' + ('' if cls == 'mean' else f'/{cls}')
+                mious = [100 * r[miou_key] for r in runs]
+                for iou in IOUS:
+                    key = f'voc/mAP{round(100 * iou)}' if cls == 'mean' \
+                        else f'voc/AP{round(100 * iou)}/{cls}'
+                    values = [100 * r[key] for r in runs]
+                    records.append(
+                        dict(row=row, split=split, **{'class': cls},
+                             iou=iou, mean=statistics.fmean(values),
+                             std=spread(values), seeds=len(values),
+                             miou_mean=statistics.fmean(mious),
+                             miou_std=spread(mious)))
+    return records
+
+
+def spread(values: List[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def markdown(records: List[dict], args, minutes: float) -> str:
+    classes = sorted({r['class'] for r in records} - {'mean'}) + ['mean']
+    lines = [
+        '# Pseudo-mask quality on the demo cells (`benchmarks/bench_quality.py`)',
+        '',
+        f'{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, '
+        f'Python {platform.python_version()}; MDM {CONFIG}, '
+        f'{args.iters} iterations, seeds {args.seeds}; {minutes:.0f} min. '
+        'VOC mask AP (%) at IoU .25 / .5 / .7 / .75 and mean IoU per point '
+        '(%), mean ± std over seeds ("train": pseudo-masks of the 30 '
+        'training frames; "val": the 10 held-out frames decoded from their '
+        'points).', ''
+    ]
+    for split in ('train', 'val'):
+        lines += [f'## {split}', '',
+                  '| row | ' + ' | '.join(classes) + ' |',
+                  '|---|' + '---|' * len(classes)]
+        rows = list(dict.fromkeys(r['row'] for r in records
+                                  if r['split'] == split))
+        for row in rows:
+            cells = []
+            for cls in classes:
+                recs = [r for r in records if (r['row'], r['split'],
+                                               r['class']) == (row, split, cls)]
+                text = ' / '.join(f'{r["mean"]:.1f}±{r["std"]:.1f}'
+                                  if r['seeds'] > 1 else f'{r["mean"]:.1f}'
+                                  for r in recs)
+                cells.append(f'{text}; mIoU {recs[0]["miou_mean"]:.1f}')
+            lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def plot(records: List[dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    classes = sorted({r['class'] for r in records})
+    fig, axes = plt.subplots(2, len(classes), figsize=(5 * len(classes), 7),
+                             squeeze=False)
+    for i, split in enumerate(('train', 'val')):
+        for j, cls in enumerate(classes):
+            ax = axes[i][j]
+            for row in dict.fromkeys(r['row'] for r in records):
+                recs = [r for r in records if (r['row'], r['split'],
+                                               r['class']) == (row, split, cls)]
+                if recs:
+                    ax.errorbar([r['iou'] for r in recs],
+                                [r['mean'] for r in recs],
+                                yerr=[r['std'] for r in recs], marker='o',
+                                capsize=3, label=row)
+            ax.set_title(f'{split}: {cls}')
+            ax.set_xlabel('IoU threshold')
+            ax.set_ylabel('VOC mask AP (%)')
+            ax.set_ylim(0, 100)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--rows', nargs='+',
+                        default=list(NO_LEARNING) + list(ROWS))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--data', default=DATA)
+    parser.add_argument('--work-dir', default='work_dirs/bench_quality')
+    parser.add_argument('--out-dir', default='benchmarks/results')
+    parser.add_argument('--train-options', nargs='*', default=[],
+                        help='extra --cfg-options for every training')
+    parser.add_argument('--test-options', nargs='*', default=[],
+                        help='extra key=python-value options at decoding')
+    parser.add_argument('--score-one', nargs=2, metavar=('ROW', 'SPLIT'))
+    parser.add_argument('--ckpt')
+    parser.add_argument('--out')
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    if args.score_one:
+        score_one(*args.score_one, args.ckpt, args.out, args.data,
+                  args.test_options)
+        return
+    unknown = set(args.rows) - set(ROWS) - set(NO_LEARNING)
+    if unknown:
+        parser.error(f'unknown rows {sorted(unknown)}')
+    if not osp.exists(osp.join(args.data, 'annotations', 'val_gt.json')):
+        subprocess.run([sys.executable,
+                        'tools/dataset_converters/prepare_demo_data.py'],
+                       check=True)
+    t0 = time.time()
+    pipe_index = dis_group_index()
+    learned = [r for r in args.rows if r in ROWS]
+    trainings = sorted({ROWS[r][0] for r in learned},
+                       key=list(TRAININGS).index)
+
+    def job(name: str, seed: int):
+        ckpt = train_job(args, name, seed, pipe_index)
+        out = {}
+        for row in learned:
+            if ROWS[row][0] == name:
+                for split in ROWS[row][2]:
+                    out[(row, split)] = decode(args, row, seed, ckpt, split)
+        return seed, out
+
+    scores: Dict[str, Dict[str, List[dict]]] = {}
+    for row in args.rows:
+        if row in NO_LEARNING:
+            for split in ('train', 'val'):
+                scores.setdefault(row, {})[split] = [
+                    decode(args, row, 0, None, split)]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(job, name, seed) for seed in args.seeds
+                   for name in trainings]
+        results = [f.result() for f in futures]
+    for row in learned:
+        for split in ROWS[row][2]:
+            scores.setdefault(row, {})[split] = [
+                out[(row, split)] for _, out in results
+                if (row, split) in out]
+    with open(osp.join(args.data, 'annotations', 'train_points.json')) as f:
+        classes = [c['name'] for c in json.load(f)['categories']]
+    records = summarise(scores, classes)
+    os.makedirs(args.out_dir, exist_ok=True)
+    from p2seg_mm.utils.atomic_io import dump_json_atomic
+    dump_json_atomic(records, osp.join(args.out_dir, 'quality.json'))
+    text = markdown(records, args, (time.time() - t0) / 60)
+    with open(osp.join(args.out_dir, 'quality.md'), 'w') as f:
+        f.write(text + '\n')
+    plot(records, osp.join(args.out_dir, 'quality.png'))
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
