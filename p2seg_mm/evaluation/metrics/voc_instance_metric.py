@@ -14,7 +14,8 @@ from terminaltables import AsciiTable
 
 from mmdet.registry import METRICS
 from ...datasets.categories import category_to_label
-from ...datasets.data_checks import validate_segmentation
+from ...datasets.data_checks import (DataCheckError, check_coco_structure,
+                                     errors_of, validate_segmentation)
 from ..functional.voc_instance_ap import encode_masks, eval_instance_ap
 
 
@@ -158,6 +159,10 @@ class VOCInstanceMetric(BaseMetric):
         with get_local_path(
                 self.ann_file, backend_args=self.backend_args) as local_path:
             coco = COCO(local_path)
+        problems = errors_of(check_coco_structure(coco.dataset,
+                                                  self.ann_file))
+        if problems:  # e.g. repeated image ids: pycocotools keeps one
+            raise DataCheckError(problems, self.ann_file)
         categories = coco.dataset.get('categories', [])
         classes = (self.dataset_meta or {}).get('classes')
         if classes is None:

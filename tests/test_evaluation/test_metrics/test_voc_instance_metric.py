@@ -178,3 +178,18 @@ def test_bad_ground_truth_masks_name_the_annotation(ann_file, monkeypatch,
         metric.evaluate(1)
     assert ann_file in str(err.value)
     assert 'annotation id 4 of image id 2' in str(err.value)
+
+
+def test_repeated_image_ids_in_ground_truth_raise(ann_file, monkeypatch):
+    """Issue #10 fault 2 (whole kind): pycocotools keeps one of two image
+    entries with one id and moves the other's annotations to it."""
+    monkeypatch.setattr(metric_module, 'print_log', lambda *a, **k: None)
+    with open(ann_file) as f:
+        data = json.load(f)
+    data['images'][2]['id'] = 1
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    metric = make_metric(ann_file)
+    metric.process({}, [sample(1, [A], [0], [0.9])])
+    with pytest.raises(ValueError, match='image id 1 is used by 2'):
+        metric.evaluate(1)
