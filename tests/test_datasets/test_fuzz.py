@@ -36,28 +36,44 @@ point = st.one_of(
 
 @st.composite
 def coco_jsons(draw):
-    n_img = draw(st.integers(0, 3))
-    images = [
-        dict(id=draw(st.integers(1, 3)), file_name=FILES[i],
-             height=draw(st.one_of(st.integers(1, 9), st.just(0))),
-             width=draw(st.integers(1, 9))) for i in range(n_img)
-    ]
-    cat_ids = draw(st.lists(st.integers(0, 4), min_size=1, max_size=3))
-    names = draw(st.permutations(NAMES))[:len(cat_ids)]
-    categories = [dict(id=c, name=n) for c, n in zip(cat_ids, names)]
+    """Mostly valid jsons with a few wild fields (repeated or dangling ids,
+    zero sizes, bad points, categories out of order)."""
+    wild = draw(st.lists(st.booleans(), min_size=6, max_size=6))
+    n_img = draw(st.integers(0 if wild[0] else 1, 3))
+    images = []
+    for i in range(n_img):
+        img_id = draw(st.integers(1, 3)) if wild[1] else i + 1
+        height = draw(st.integers(0 if wild[2] else 1, 9))
+        images.append(dict(id=img_id, file_name=FILES[i], height=height,
+                           width=draw(st.integers(1, 9))))
+    order = draw(st.permutations(NAMES))
+    cat_ids = draw(st.lists(st.integers(0, 4), min_size=3, max_size=3,
+                            unique=not wild[3]))
+    categories = [dict(id=c, name=n) for c, n in zip(cat_ids, order)]
+    classes = [n for n in order if draw(st.booleans())] or [order[0]]
+    if wild[4]:
+        classes = list(draw(st.permutations(classes)))
     anns = []
     for k in range(draw(st.integers(0, 5))):
-        ann = dict(id=draw(st.integers(1, 6)),
-                   image_id=draw(st.integers(1, 4)),
-                   category_id=draw(st.integers(0, 4)),
+        img = draw(st.sampled_from(images)) if images else dict(
+            id=1, width=1, height=1)
+        ann = dict(id=draw(st.integers(1, 6)) if wild[5] else k + 1,
+                   image_id=img['id'] if not wild[1] else draw(
+                       st.integers(1, 4)),
+                   category_id=draw(st.sampled_from(cat_ids)),
                    iscrowd=draw(st.sampled_from([0, 1])))
-        p = draw(point)
-        if p is not None:
-            ann['point'] = p
+        if draw(st.integers(0, 3)):  # mostly a point inside
+            ann['point'] = [
+                draw(st.floats(0, max(img['width'], 1), exclude_max=True)),
+                draw(st.floats(0, max(img['height'], 1), exclude_max=True))
+            ]
+        else:
+            p = draw(point)
+            if p is not None:
+                ann['point'] = p
         anns.append(ann)
-    classes = tuple(draw(st.permutations(NAMES))[:draw(st.integers(1, 3))])
     return dict(images=images, annotations=anns,
-                categories=categories), classes
+                categories=categories), tuple(classes)
 
 
 @pytest.fixture(scope='module')
