@@ -41,9 +41,9 @@ from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 from p2seg_mm.apis.inference import (build_pipeline, center_head_trained,
-                                     inference_center, inference_points,
-                                     init_point_segmentor, instances_to_coco,
-                                     read_image)
+                                     coco_categories, inference_center,
+                                     inference_points, init_point_segmentor,
+                                     instances_to_coco, read_image)
 from p2seg_mm.apis.point_prompts import (PointsByImage, load_points,
                                          match_images, points_from_cli,
                                          prepare_points)
@@ -191,11 +191,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if not args.no_overlay:
         from p2seg_mm.visualization.overlay import overlay_instances, save_png
     coco = dict(
-        images=[],
-        annotations=[],
-        categories=[
-            dict(id=k + 1, name=name) for k, name in enumerate(class_names)
-        ])
+        images=[], annotations=[], categories=coco_categories(class_names))
     bar = ProgressBar(len(paths)) if len(paths) > 1 else None
     for img_id, (name, path) in enumerate(paths.items()):
         image = read_image(path, *options)
@@ -211,9 +207,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 file_name=name,
                 height=image.shape[0],
                 width=image.shape[1]))
-        coco['annotations'] += instances_to_coco(pred, img_id,
-                                                 len(coco['annotations']) + 1,
-                                                 xy)
+        coco['annotations'] += instances_to_coco(
+            pred, img_id, len(coco['annotations']) + 1, xy,
+            coco['categories'], class_names)
         if not args.no_overlay:
             drawn = overlay_instances(
                 image, pred.masks.numpy(), pred.labels.numpy(), class_names,

@@ -19,6 +19,7 @@ from pycocotools import mask as mask_utils
 from torch import nn
 
 from mmdet.registry import MODELS
+from ..datasets.categories import category_to_label, label_to_category_id
 from ..datasets.converters.masks_to_points import encode_mask
 from ..datasets.image_io import (DEFAULT_PERCENTILES, check_percentiles,
                                  read_image_file)
@@ -205,17 +206,70 @@ def inference_center(model: nn.Module, pipeline: Compose, path: str,
     return result.pred_instances.cpu()
 
 
-def instances_to_coco(pred: InstanceData, img_id: int, first_ann_id: int,
-                      xy: np.ndarray) -> List[dict]:
-    """COCO annotations (RLE masks, ``category_id = label + 1``)."""
+def coco_categories(class_names: Sequence[str]) -> List[dict]:
+    """Json ``categories`` of the predictions: ``id = label + 1``."""
+    return [dict(id=k + 1, name=name) for k, name in enumerate(class_names)]
+
+
+def instances_to_coco(pred: InstanceData,
+                      img_id: int,
+                      first_ann_id: int,
+                      xy: np.ndarray,
+                      categories: Optional[Sequence[dict]] = None,
+                      class_names: Optional[Sequence[str]] = None
+                      ) -> List[dict]:
+    """COCO annotations (RLE masks) of one image's predictions.
+
+    Label ``i`` is written as the ``category_id`` of ``class_names[i]`` in
+    ``categories``: the inverse of the one category<->label rule
+    (:func:`~p2seg_mm.datasets.categories.category_to_label`; the json
+    order must be the class order, checked).
+
+    Args:
+        pred (InstanceData): ``masks`` (N, H, W), ``labels``, ``scores``.
+        img_id (int): ``image_id`` of the annotations.
+        first_ann_id (int): ``id`` of the first annotation.
+        xy (np.ndarray): (P, 2) points; with P == N (point mode, one mask
+            per point, in order) each annotation gets its ``point``.
+        categories (Sequence[dict], optional): The json ``categories``
+            (``id``, ``name``). None: :func:`coco_categories` of
+            ``class_names`` (``category_id = label + 1``).
+        class_names (Sequence[str], optional): Class names in label order.
+            None: every category, in json order; with ``categories`` None
+            too, ``category_id = label + 1``.
+
+    Returns:
+        list[dict]: The annotations.
+
+    Raises:
+        ValueError: Categories that disagree with the classes (see
+            ``category_to_label``) or a label without a category.
+    """
+    if categories is None and class_names is not None:
+        categories = coco_categories(class_names)
+    if categories is None:
+        label2cat = None
+    else:
+        label2cat = label_to_category_id(
+            category_to_label(categories, class_names, 'categories'))
     masks = pred.masks.numpy()
     anns = []
     for k in range(len(masks)):
+        label = int(pred.labels[k])
+        if label2cat is None:
+            cat_id = label + 1
+        elif 0 <= label < len(label2cat):
+            cat_id = label2cat[label]
+        else:
+            raise ValueError(
+                f'image id {img_id}: predicted label {label} has no category'
+                f' ({len(label2cat)} classes). Fix: pass the model\'s class '
+                'names and categories.')
         rle = encode_mask(masks[k])
         ann = dict(
             id=first_ann_id + k,
             image_id=img_id,
-            category_id=int(pred.labels[k]) + 1,
+            category_id=cat_id,
             segmentation=rle,
             area=float(mask_utils.area(rle)),
             bbox=[float(v) for v in mask_utils.toBbox(rle)],

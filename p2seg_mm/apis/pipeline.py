@@ -276,12 +276,12 @@ def _draw_json_masks(ann_file: str,
                      num: int,
                      tag: str,
                      classes: Optional[Sequence[str]] = None) -> None:
-    import mmcv
     from pycocotools import mask as mask_util
     from pycocotools.coco import COCO
 
-    from ..visualization import overlay_instances, save_png
     from ..datasets.categories import category_to_label
+    from ..datasets.image_io import read_image_file
+    from ..visualization import overlay_instances, save_png
     coco = COCO(ann_file)
     cat2label = category_to_label(coco.dataset.get('categories', []),
                                   classes, ann_file)
@@ -298,8 +298,7 @@ def _draw_json_masks(ann_file: str,
             a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id))
             if a['category_id'] in cat2label
         ]
-        img = mmcv.imread(osp.join(img_dir, info['file_name']),
-                          channel_order='rgb')
+        img = read_image_file(osp.join(img_dir, info['file_name']), 'rgb')
         masks = np.stack([
             mask_util.decode(coco.annToRLE(a)).astype(bool) for a in anns
         ])
@@ -339,10 +338,10 @@ def _draw_predictions(pred_file: str, class_names: Sequence[str],
                       out_dir: str, num: int, tag: str,
                       score_thr: float = 0.3) -> None:
     """Overlays from a ``tools/test.py --out`` pickle (RLE masks)."""
-    import mmcv
     from mmengine.fileio import load
     from pycocotools import mask as mask_util
 
+    from ..datasets.image_io import read_image_file
     from ..visualization import overlay_instances, save_png
     results = load(pred_file)
     labels = [
@@ -353,7 +352,7 @@ def _draw_predictions(pred_file: str, class_names: Sequence[str],
     for res in [results[k] for k in pick_images(labels, num)]:
         inst = res['pred_instances']
         keep = np.flatnonzero(np.asarray(inst['scores']) > score_thr)
-        img = mmcv.imread(res['img_path'], channel_order='rgb')
+        img = read_image_file(res['img_path'], 'rgb')
         if len(keep):
             masks = np.stack([
                 mask_util.decode(inst['masks'][i]).astype(bool)

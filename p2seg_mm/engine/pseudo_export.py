@@ -11,7 +11,7 @@ from mmengine.config import Config, ConfigDict
 #: Pipeline that keeps the points (needed by point-mode prediction) and
 #: does not read the semantic pseudo-map.
 DEFAULT_EXPORT_PIPELINE = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadP2SegImageFromFile', backend_args=None),
     dict(type='LoadP2SegAnnotations', with_seg=False),
     dict(type='PackP2SegInputs'),
 ]

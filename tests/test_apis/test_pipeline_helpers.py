@@ -49,3 +49,54 @@ def test_data_paths_give_classes_and_seg_suffix(tmp_path):
     assert paths['train_classes'] == ['x', 'y']
     assert paths['train_seg_suffix'] == '_s.png'
     assert paths['train_seg'].endswith(osp.join('d', 's'))
+
+
+def test_overlays_read_images_by_the_loading_rule(tmp_path, monkeypatch):
+    """The pipeline's overlays read images as training does (image_io): a
+    16-bit image is stretched, not darkened to its high byte, and an
+    EXIF-rotated one is upright, matching its upright-frame masks."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_util
+
+    from p2seg_mm.apis import pipeline
+    drawn = []
+    monkeypatch.setattr('p2seg_mm.visualization.overlay_instances',
+                        lambda img, masks, *a, **k: drawn.append(
+                            (img, masks)) or img)
+    monkeypatch.setattr('p2seg_mm.visualization.save_png',
+                        lambda path, img: None)
+    values = (np.arange(24).reshape(4, 6) * 10).astype(np.uint16)  # 0..230
+    Image.fromarray(values).save(tmp_path / 'a.png')  # mode I;16
+    Image.fromarray(np.full((4, 6, 3), 50, np.uint8)).save(
+        tmp_path / 'b.jpg', exif=_orientation(6))
+    images, anns = [], []
+    for img_id, (name, h, w) in enumerate([('a.png', 4, 6), ('b.jpg', 6, 4)]):
+        images.append(dict(id=img_id, file_name=name, height=h, width=w))
+        mask = np.zeros((h, w), np.uint8, order='F')
+        mask[0, 0] = 1
+        rle = mask_util.encode(mask)
+        rle['counts'] = rle['counts'].decode()
+        anns.append(dict(id=img_id + 1, image_id=img_id, category_id=1,
+                         segmentation=rle, area=1, bbox=[0, 0, 1, 1],
+                         iscrowd=0, point=[0.5, 0.5]))
+    with open(tmp_path / 'p.json', 'w') as f:
+        json.dump(dict(images=images, annotations=anns,
+                       categories=[dict(id=1, name='c')]), f)
+    pipeline._draw_json_masks(str(tmp_path / 'p.json'), str(tmp_path),
+                              str(tmp_path / 'out'), 2, 'pseudo', ['c'])
+    shapes = sorted(img.shape for img, _ in drawn)
+    assert shapes == [(4, 6, 3), (6, 4, 3)]
+    for img, masks in drawn:
+        assert img.shape[:2] == masks.shape[1:]
+        if img.shape[:2] == (4, 6):
+            assert img.max() == 255  # stretched (old loader: all 0)
+
+
+def _orientation(value):
+    from PIL import Image
+    tags = Image.Exif()
+    tags[274] = value
+    return tags

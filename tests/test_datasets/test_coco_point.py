@@ -301,12 +301,14 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
     assert cfg.val_dataloader.dataset.test_mode
     types = [t.type for t in cfg.train_pipeline]
     assert types == [
-        'LoadImageFromFile', 'LoadP2SegAnnotations',
+        'LoadP2SegImageFromFile', 'LoadP2SegAnnotations',
         'P2SegPhotoMetricDistortion', 'PointRandomResize', 'PointRandomCrop',
         'PointPad', 'PointRandomFlip', 'GenerateS2ITargets', 'PackP2SegInputs'
     ]
     assert cfg.train_pipeline[7].num_classes == num_classes
     assert cfg.train_pipeline[1].num_classes == num_classes
+    # the one loading rule (image_io) also reads the test images
+    assert cfg.test_pipeline[0].type == 'LoadP2SegImageFromFile'
     for t in cfg.train_pipeline + cfg.test_pipeline:
         if t.type != 'GenerateS2ITargets':
             TRANSFORMS.build(t)

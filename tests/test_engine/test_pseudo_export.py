@@ -29,6 +29,8 @@ def make_cfg(**extra):
 
 def test_pipeline_choice():
     assert export_pipeline(make_cfg()) == DEFAULT_EXPORT_PIPELINE
+    # the default export reads images by the loading rule (image_io)
+    assert DEFAULT_EXPORT_PIPELINE[0]['type'] == 'LoadP2SegImageFromFile'
     test_pipeline = [dict(type='LoadImageFromFile')]
     assert export_pipeline(make_cfg(test_pipeline=test_pipeline)) == \
         test_pipeline

@@ -105,6 +105,34 @@ def test_instances_to_coco():
     np.testing.assert_array_equal(decoded.astype(bool), masks[0].numpy())
 
 
+
+def test_instances_to_coco_uses_the_category_rule():
+    """category_id is the inverse of category_to_label: label 1 of
+    categories with ids [3, 7] is written as 7, not 2."""
+    import torch
+    from mmengine.structures import InstanceData
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[:, 1, 1] = True
+    pred = InstanceData(
+        masks=masks,
+        labels=torch.tensor([1, 0]),
+        scores=torch.tensor([0.9, 0.4]))
+    xy = np.zeros((2, 2), np.float32)
+    cats = [dict(id=3, name='a'), dict(id=7, name='b')]
+    anns = instances_to_coco(pred, 0, 1, xy, cats, ('a', 'b'))
+    assert [a['category_id'] for a in anns] == [7, 3]
+    # class names alone: category_id = label + 1 (tools/infer.py's json)
+    anns = instances_to_coco(pred, 0, 1, xy, class_names=('a', 'b'))
+    assert [a['category_id'] for a in anns] == [2, 1]
+    # non-class json categories are skipped, the class order is checked
+    cats = [dict(id=0, name='_background_')] + cats
+    anns = instances_to_coco(pred, 0, 1, xy, cats, ('a', 'b'))
+    assert [a['category_id'] for a in anns] == [7, 3]
+    with pytest.raises(ValueError, match='order'):
+        instances_to_coco(pred, 0, 1, xy, cats, ('b', 'a'))
+    with pytest.raises(ValueError, match='label 1 has no category'):
+        instances_to_coco(pred, 0, 1, xy, [dict(id=3, name='a')], ('a', ))
+
 def _tiny_model(tmp_path):
     """(config, checkpoint) of a random-weight shrunk P2Seg."""
     import torch

@@ -10,14 +10,20 @@ Example::
 
 Crowd annotations are drawn as hollow gray rings (ignored points). With
 ``--show-masks`` annotations that carry a ``segmentation`` are drawn too.
+Images are read by the loading rule (``p2seg_mm.datasets.image_io``: EXIF
+orientation applied, 16-bit stretched), pseudo-maps as index maps (palette
+indices, not colours) and labels follow the json category order
+(``p2seg_mm.datasets.categories.category_to_label``), as in training.
 """
 import argparse
 import os.path as osp
 
-import cv2
 import numpy as np
 from pycocotools.coco import COCO
 
+from p2seg_mm.datasets.categories import category_to_label
+from p2seg_mm.datasets.image_io import read_image_file
+from p2seg_mm.datasets.transforms.loading import read_seg_map
 from p2seg_mm.visualization.overlay import (overlay_instances, overlay_points,
                                             overlay_semantic, save_png)
 
@@ -38,6 +44,13 @@ def parse_args() -> argparse.Namespace:
         help='number of images (the first N by id)')
     parser.add_argument('--show-masks', action='store_true')
     parser.add_argument(
+        '--classes',
+        nargs='+',
+        default=None,
+        help='class names in label order (the config\'s metainfo.classes); '
+        'annotations of other categories are not drawn. Default: every json '
+        'category, in json order')
+    parser.add_argument(
         '--no-names',
         action='store_true',
         help='do not write class names beside points')
@@ -48,23 +61,32 @@ def draw_image(coco: COCO, img_id: int, args: argparse.Namespace):
     """Overlay of one image as an RGB array."""
     info = coco.imgs[img_id]
     path = osp.join(args.img_dir, info['file_name'])
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
+    if not osp.isfile(path):
         raise FileNotFoundError(f'image id {img_id}: cannot read {path}; '
                                 'check img_dir.')
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = read_image_file(path, 'rgb')
     if args.seg_dir is not None:
         stem = osp.splitext(info['file_name'])[0]
         seg_path = osp.join(args.seg_dir, stem + args.seg_suffix)
-        seg = cv2.imread(seg_path, cv2.IMREAD_UNCHANGED)
-        if seg is None:
+        if not osp.isfile(seg_path):
             raise FileNotFoundError(f'image id {img_id}: cannot read '
                                     f'pseudo-map {seg_path}; check --seg-dir.')
+        seg = read_seg_map(seg_path)
+        if seg.shape != img.shape[:2]:
+            raise ValueError(f'image id {img_id}: pseudo-map {seg_path} is '
+                             f'{seg.shape} (H, W) but the image is '
+                             f'{img.shape[:2]}.')
         img = overlay_semantic(img, seg)
-    cat_ids = sorted(coco.cats)
-    cat2label = {c: i for i, c in enumerate(cat_ids)}
-    names = None if args.no_names else [coco.cats[c]['name'] for c in cat_ids]
-    anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
+    cat2label = category_to_label(coco.dataset.get('categories', []),
+                                  getattr(args, 'classes', None),
+                                  args.ann_file)
+    names = None if args.no_names else [
+        coco.cats[c]['name'] for c in cat2label
+    ]
+    anns = [
+        a for a in coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
+        if a['category_id'] in cat2label
+    ]
     for a in anns:
         if 'point' not in a:
             raise ValueError(f'{args.ann_file}: annotation id {a["id"]} has '

@@ -14,7 +14,7 @@ backend_args = None
 # channel swap, clipped to [0, 255]: P2SegPhotoMetricDistortion, not mmdet's),
 # long side 449 x U(0.7, 1.3), 416 x 416 crop, horizontal flip.
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadP2SegImageFromFile', backend_args=backend_args),
     dict(
         type='LoadP2SegAnnotations',
         with_seg=True,
@@ -49,7 +49,7 @@ train_pipeline = [
 ]
 # Full-resolution inference with the image's points (no resize).
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadP2SegImageFromFile', backend_args=backend_args),
     dict(type='LoadP2SegAnnotations', with_seg=False),
     dict(
         type='PackP2SegInputs',

@@ -13,7 +13,7 @@ metainfo = dict(classes=('ecoli', 'hela_nucleus'))
 # distortion (no channel swap, clipped to [0, 255]: not mmdet's), long side
 # 512 x U(0.7, 1.3), 256 x 256 crop, flip.
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadP2SegImageFromFile', backend_args=backend_args),
     dict(
         type='LoadP2SegAnnotations',
         with_seg=True,
@@ -50,7 +50,7 @@ train_pipeline = [
 ]
 # Full-resolution inference with the image's points (no resize).
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadP2SegImageFromFile', backend_args=backend_args),
     dict(type='LoadP2SegAnnotations', with_seg=False),
     dict(
         type='PackP2SegInputs',

@@ -3,13 +3,13 @@ from .formatting import PackP2SegInputs
 from .geometric import (PointPad, PointRandomChoiceResize, PointRandomCrop,
                         PointRandomFlip, PointRandomResize, PointResize,
                         PointTransformMixin)
-from .loading import LoadP2SegAnnotations
+from .loading import LoadP2SegAnnotations, LoadP2SegImageFromFile
 from .photometric import P2SegPhotoMetricDistortion
 from .s2i_targets import GenerateS2ITargets
 
 __all__ = [
     'PackP2SegInputs', 'PointPad', 'PointRandomChoiceResize',
     'PointRandomCrop', 'PointRandomFlip', 'PointRandomResize', 'PointResize',
-    'PointTransformMixin', 'LoadP2SegAnnotations', 'GenerateS2ITargets',
-    'P2SegPhotoMetricDistortion'
+    'PointTransformMixin', 'LoadP2SegAnnotations', 'LoadP2SegImageFromFile',
+    'GenerateS2ITargets', 'P2SegPhotoMetricDistortion'
 ]

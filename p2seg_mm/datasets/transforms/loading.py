@@ -260,31 +260,8 @@ class LoadP2SegAnnotations(BaseTransform):
             seg_fields.append('gt_seg_map')
 
     def _read_index_png(self, path: str) -> np.ndarray:
-        """Read a single-channel index image as an integer (H, W) array.
-
-        An EXIF orientation stored in the map is applied, as for images.
-        """
-        with Image.open(io.BytesIO(get(path, self.backend_args))) as img:
-            orientation = int(img.getexif().get(274, 1))
-            mode = img.mode
-            if mode not in _INDEX_MODES:
-                raise ValueError(
-                    f'Semantic pseudo-map {path} has PIL mode {mode!r}; it '
-                    'must be a single-channel index PNG (mode L or P) whose '
-                    'values are 0 = background, c + 1 = class c, 255 = '
-                    'ignore. Fix: save the label array itself, not a '
-                    'colour rendering (RGB/RGBA) of it.')
-            seg_map = np.array(img)
-        if seg_map.dtype == bool:
-            seg_map = seg_map.astype(np.uint8)
-        if orientation != 1 and seg_map.ndim == 2:
-            seg_map = apply_orientation(seg_map, orientation)
-        if seg_map.ndim != 2 or not np.issubdtype(seg_map.dtype, np.integer):
-            raise ValueError(
-                f'Semantic pseudo-map {path} is not a (H, W) integer map '
-                f'(shape {seg_map.shape}, dtype {seg_map.dtype}). Fix: save '
-                'a single-channel uint8 index PNG.')
-        return seg_map
+        """Read a single-channel index image; see :func:`read_seg_map`."""
+        return read_seg_map(path, self.backend_args)
 
     def _check_values(self, seg_map: np.ndarray, path: str) -> None:
         """Check that the map only holds 0..C and 255."""
@@ -310,6 +287,40 @@ class LoadP2SegAnnotations(BaseTransform):
         repr_str += f'num_classes={self.num_classes}, '
         repr_str += f'backend_args={self.backend_args})'
         return repr_str
+
+
+def read_seg_map(path: str,
+                 backend_args: Optional[dict] = None) -> np.ndarray:
+    """Read a semantic pseudo-map as an integer (H, W) array, upright.
+
+    The map must be a single-channel index image (PIL mode L, P, 1 or I):
+    palette PNGs give their indices, not colours. An EXIF orientation
+    stored in the map is applied, as for images.
+
+    Raises:
+        ValueError: A colour (RGB/RGBA) rendering or another layout.
+    """
+    with Image.open(io.BytesIO(get(path, backend_args))) as img:
+        orientation = int(img.getexif().get(274, 1))
+        mode = img.mode
+        if mode not in _INDEX_MODES:
+            raise ValueError(
+                f'Semantic pseudo-map {path} has PIL mode {mode!r}; it '
+                'must be a single-channel index PNG (mode L or P) whose '
+                'values are 0 = background, c + 1 = class c, 255 = '
+                'ignore. Fix: save the label array itself, not a '
+                'colour rendering (RGB/RGBA) of it.')
+        seg_map = np.array(img)
+    if seg_map.dtype == bool:
+        seg_map = seg_map.astype(np.uint8)
+    if orientation != 1 and seg_map.ndim == 2:
+        seg_map = apply_orientation(seg_map, orientation)
+    if seg_map.ndim != 2 or not np.issubdtype(seg_map.dtype, np.integer):
+        raise ValueError(
+            f'Semantic pseudo-map {path} is not a (H, W) integer map '
+            f'(shape {seg_map.shape}, dtype {seg_map.dtype}). Fix: save '
+            'a single-channel uint8 index PNG.')
+    return seg_map
 
 
 def _expected_shape(results: dict) -> Optional[Tuple[int, int]]:

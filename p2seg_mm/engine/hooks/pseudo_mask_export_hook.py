@@ -41,7 +41,7 @@ class PseudoMaskExportHook(Hook):
         pipeline (Sequence[dict], optional): Pipeline for the default
             dataloader; it must keep the points. None uses
             ``cfg.export_pipeline``, ``cfg.test_pipeline`` or
-            ``LoadImageFromFile, LoadP2SegAnnotations(with_seg=False),
+            ``LoadP2SegImageFromFile, LoadP2SegAnnotations(with_seg=False),
             PackP2SegInputs``. Defaults to None.
         interval (int, optional): Also export every ``interval`` training
             iterations. Defaults to None.

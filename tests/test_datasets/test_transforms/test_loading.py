@@ -181,6 +181,32 @@ def test_image_loader_matches_mmcv_on_8bit(tmp_path):
     assert grey['img'].shape == (5, 7) and grey['img'].dtype == np.float32
 
 
+
+def test_demo_config_loader_gives_mmcv_arrays_on_demo_images():
+    """The demo config's loader (now LoadP2SegImageFromFile) reads the
+    demo's 8-bit PNGs exactly as mmcv's LoadImageFromFile did."""
+    import glob
+    import os.path as osp
+    from mmcv.transforms import LoadImageFromFile
+    from mmengine.config import Config
+    root = osp.join(osp.dirname(__file__), '..', '..', '..')
+    paths = sorted(glob.glob(osp.join(root, 'data', 'demo_cells', 'images',
+                                      '*.png')))
+    if not paths:
+        pytest.skip('demo data not prepared (make demo-data)')
+    cfg = Config.fromfile(
+        osp.join(root, 'configs', '_base_', 'datasets',
+                 'demo_cells_point.py'))
+    for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
+        assert pipeline[0].type == 'LoadP2SegImageFromFile'
+    ours = TRANSFORMS.build(cfg.train_pipeline[0])
+    for path in paths[:1] + paths[-1:]:  # one image of each cell type
+        new = ours(_image_results(path))
+        old = LoadImageFromFile()(_image_results(path))
+        assert new['img'].dtype == old['img'].dtype == np.uint8
+        np.testing.assert_array_equal(new['img'], old['img'])
+        assert new['img_shape'] == old['img_shape']
+
 def test_image_loader_16bit_and_options(tmp_path):
     import tifffile
     values = (np.arange(35).reshape(5, 7) * 7).astype(np.uint16)
