@@ -17,8 +17,8 @@ from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from .categories import category_to_label
 from .data_checks import (DataCheckError, check_coco_structure,
-                          check_data_files, errors_of, is_number,
-                          point_problem)
+                          check_data_files, errors_of, image_loader_of,
+                          is_number, point_problem)
 
 
 @DATASETS.register_module()
@@ -83,6 +83,7 @@ class CocoPointDataset(CocoDataset):
         metainfo = kwargs.get('metainfo') or {}
         classes = metainfo.get('classes', self.METAINFO['classes'])
         self._loads_seg = False
+        self._image_loader = image_loader_of(kwargs.get('pipeline'))
         if isinstance(kwargs.get('pipeline'), (list, tuple)):
             kwargs['pipeline'], self._loads_seg = _with_num_classes(
                 kwargs['pipeline'], len(classes))
@@ -132,7 +133,8 @@ class CocoPointDataset(CocoDataset):
             num_classes=len(self.metainfo['classes']),
             check_seg=self._loads_seg,
             max_decode=self.max_decode_checks,
-            backend_args=self.backend_args)
+            backend_args=self.backend_args,
+            loader=self._image_loader)
         warnings = [p for p in problems if p.level == 'warning']
         for problem in warnings[:10]:
             print_log(problem.message, logger='current',

@@ -18,7 +18,7 @@ from mmengine.config import Config, ConfigDict
 from .data_checks import (DataCheckError, DataProblem, check_categories,
                           check_coco_structure, check_data_files,
                           check_points, check_segmentations, errors_of,
-                          is_number)
+                          image_loader_of, is_number)
 
 POINT_DATASETS = ('CocoPointDataset', )
 SPLITS = ('train', 'val', 'test')
@@ -205,7 +205,8 @@ def check_dataset_cfg(dataset: dict,
             num_classes=len(classes) if classes else None,
             check_seg=seg_root is not None,
             max_decode=max_decode,
-            backend_args=dataset.get('backend_args'))
+            backend_args=dataset.get('backend_args'),
+            loader=image_loader_of(dataset.get('pipeline')))
     return problems
 
 

@@ -25,8 +25,11 @@ from .categories import category_to_label
 
 #: PIL modes that hold one integer index per pixel (pseudo-maps).
 INDEX_MODES = ('P', 'L', '1', 'I', 'I;16', 'I;16B', 'I;16L')
-#: PIL modes the image loader (OpenCV, 8-bit colour) reads without loss.
+#: PIL modes of 8-bit (or 1-bit) files: every image loader reads them
+#: without change.
 EIGHT_BIT_MODES = ('L', 'RGB', 'P', 'RGBA', 'LA', 'CMYK', 'YCbCr', '1')
+#: The loader of the loading rule (:mod:`.image_io`).
+RULE_LOADER = 'LoadP2SegImageFromFile'
 IGNORE_INDEX = 255
 _EXIF_ORIENTATION = 0x0112
 
@@ -336,17 +339,79 @@ def _bomb_message(path: str, what: str, err: Exception) -> str:
             'memory.')
 
 
+def image_loader_of(pipeline) -> Optional[str]:
+    """Type name of the image loader of a pipeline (dicts or transforms):
+    its first ``Load*Image*`` step; ``''`` if the pipeline loads no image,
+    None if the pipeline is unknown (not a list)."""
+    if not isinstance(pipeline, (list, tuple)):
+        return None
+    for step in pipeline:
+        name = (str(step.get('type', '')) if isinstance(step, dict) else
+                type(step).__name__).split('.')[-1]
+        if name.startswith('Load') and 'Image' in name:
+            return name
+    return ''
+
+
+def _more_than_8_bits(img: Image.Image) -> bool:
+    """Whether a file holds more than 8 bits per channel (16-bit RGB PNGs
+    and TIFFs open in PIL mode 'RGB'; their raw mode tells)."""
+    if img.mode not in EIGHT_BIT_MODES:
+        return True
+    for tile in getattr(img, 'tile', None) or []:
+        args = getattr(tile, 'args', None)
+        if args is None and len(tile) > 3:
+            args = tile[3]
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and ';16' in rawmode:
+            return True
+    return False
+
+
+def _bit_depth_message(where: str, path: str, mode: str,
+                       loader: Optional[str]) -> Optional[str]:
+    """Warning for a file of more than 8 bits; None if the loader handles
+    it (the loading rule stretches it per image) or nothing loads it."""
+    if loader in (RULE_LOADER, ''):
+        return None
+    stretch = (f'{RULE_LOADER} (the loading rule, p2seg_mm.datasets.'
+               'image_io) stretches it per image to 8 bits between the '
+               'percentiles 1 and 99.8 of its values')
+    if loader is None:
+        return (f'{where}: image {path} has more than 8 bits per channel '
+                f'(PIL mode {mode!r}). {stretch}; mmcv\'s LoadImageFromFile'
+                ' would keep only its high byte (a dark or black image). '
+                f'Fix: load it with {RULE_LOADER} in every pipeline.')
+    return (f'{where}: image {path} has more than 8 bits per channel (PIL '
+            f'mode {mode!r}) but the pipeline loads it with {loader}, which '
+            'keeps only its high byte: the image is darkened (values below '
+            f'256 become black). Fix: use {RULE_LOADER} (same arguments): '
+            f'{stretch}.')
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF (or TIFF) orientation 1..8 of an open image; 1 if absent."""
+    try:
+        value = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 (a broken EXIF block: not rotated)
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
 def check_image_file(path: str,
                      json_hw: Tuple[int, int],
                      where: str,
                      decode: bool = False,
-                     backend_args: Optional[dict] = None
+                     backend_args: Optional[dict] = None,
+                     loader: Optional[str] = None
                      ) -> Tuple[List[DataProblem], Optional[Tuple[int, int]]]:
     """Check one image file against its json entry.
 
     Header checks (fast): exists, readable, size ``(height, width)`` equal
-    to the json's, EXIF orientation, bit depth. With ``decode`` the pixels
-    are decoded too (truncated files).
+    to the json's **in the upright frame** (the loading rule applies the
+    EXIF orientation, so orientations 5-8 swap the stored width and
+    height), EXIF orientation, bit depth. With ``decode`` the pixels are
+    decoded too (truncated files).
 
     Args:
         path (str): Image path.
@@ -354,9 +419,14 @@ def check_image_file(path: str,
         where (str): ``'<json>: image id <id>'`` prefix of messages.
         decode (bool): Decode the pixels. Defaults to False.
         backend_args (dict, optional): File backend. Defaults to None.
+        loader (str, optional): Type of the pipeline's image loader
+            (:func:`image_loader_of`); more than 8 bits are fine for
+            ``LoadP2SegImageFromFile`` (stretched per image) and ``''`` (no
+            loader), a warning for other loaders (darkened) and, with None
+            (unknown), a warning naming both. Defaults to None.
 
     Returns:
-        tuple: ``(problems, (height, width) of the file or None)``.
+        tuple: ``(problems, upright (height, width) of the file or None)``.
     """
     data = _read(path, backend_args)
     if data is None:
@@ -366,7 +436,8 @@ def check_image_file(path: str,
         with _open_image(data) as img:
             width, height = img.size
             mode = img.mode
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+            deep = _more_than_8_bits(img)
+            orientation = _orientation(img)
             if decode:
                 img.load()
     except Image.DecompressionBombError as err:
@@ -379,33 +450,39 @@ def check_image_file(path: str,
     stored = f'{height} x {width}'
     if orientation in (5, 6, 7, 8):  # shown (and loaded) transposed
         height, width = width, height
-    if orientation not in (1, None):
+    if orientation != 1:
         problems.append(
             _warn(f'{where}: image {path} has EXIF Orientation='
-                  f'{orientation}: it is loaded upright (as viewers and '
-                  f'OpenCV show it, {height} x {width}), not as its stored '
-                  f'pixels ({stored}). Points, pseudo-map and the json size '
-                  'must be in the upright frame. Fix: if they were made on '
-                  'the stored pixels, write the image upright without the '
-                  'tag (PIL.ImageOps.exif_transpose).'))
+                  f'{orientation}: it is loaded upright ({height} x {width}, '
+                  f'H x W), as viewers and annotation tools show it, not as '
+                  f'its stored pixels ({stored}). Its points, pseudo-map and '
+                  'json size must be in the upright frame (annotation tools '
+                  'export them so). Only if they were made on the stored '
+                  'pixels: remove the Orientation tag, keeping the pixels.'))
     if (height, width) != tuple(json_hw):
-        hint = ''
         if orientation in (5, 6, 7, 8) and (width, height) == tuple(json_hw):
-            hint = (f' The json has the stored size; EXIF Orientation='
-                    f'{orientation} turns the image when it is loaded.')
-        problems.append(
-            _err(f'{where}: image file {path} is {height} x {width} (H x W) '
-                 f'but the json says {json_hw[0]} x {json_hw[1]}: points '
-                 'and pseudo-map would be read at the wrong scale.' + hint +
-                 ' Fix: write the real size in the json "height"/"width" '
-                 '(and the points in that image\'s pixels).'))
-    if mode not in EIGHT_BIT_MODES:
-        problems.append(
-            _warn(f'{where}: image {path} has PIL mode {mode!r} (more than '
-                  '8 bits per channel): it is converted to 8 bits when '
-                  'loaded. Fix: look at the loaded image '
-                  '(tools/misc/browse_points.py) or convert it to 8 bits '
-                  'with your own contrast normalisation.'))
+            problems.append(
+                _err(f'{where}: image file {path} is {height} x {width} (H x'
+                     f' W) upright but the json says {json_hw[0]} x '
+                     f'{json_hw[1]}, its stored size: the file carries EXIF '
+                     f'Orientation={orientation}, which the loader applies '
+                     '(images are used upright, as viewers and annotation '
+                     'tools show them). Fix: write the upright size in the '
+                     'json "height"/"width", with points and pseudo-map in '
+                     'that frame; only if the points were made on the stored'
+                     ' pixels, remove the Orientation tag instead, keeping '
+                     'the pixels.'))
+        else:
+            problems.append(
+                _err(f'{where}: image file {path} is {height} x {width} (H x'
+                     f' W) but the json says {json_hw[0]} x {json_hw[1]}: '
+                     'points and pseudo-map would be read at the wrong '
+                     'scale. Fix: write the real size in the json "height"/'
+                     '"width" (and the points in that image\'s pixels).'))
+    if deep:
+        message = _bit_depth_message(where, path, mode, loader)
+        if message is not None:
+            problems.append(_warn(message))
     return problems, (height, width)
 
 
@@ -419,7 +496,8 @@ def check_seg_map_file(path: str,
     """Check one semantic pseudo-map.
 
     Header checks: exists, readable, single-channel index mode, size equal
-    to the image's. With ``decode``: values only ``0..num_classes`` and
+    to the image's (both upright: an EXIF orientation of the map is applied
+    as the loader does). With ``decode``: values only ``0..num_classes`` and
     ``255``.
 
     Args:
@@ -443,6 +521,8 @@ def check_seg_map_file(path: str,
     try:
         with _open_image(data) as img:
             width, height = img.size
+            if _orientation(img) in (5, 6, 7, 8):  # loaded upright
+                width, height = height, width
             mode = img.mode
             if mode not in INDEX_MODES:
                 return [_err(
@@ -464,6 +544,10 @@ def check_seg_map_file(path: str,
         problems.append(
             _err(f'{where}: semantic pseudo-map {path} is {height} x {width} '
                  f'(H x W) but its image is {image_hw[0]} x {image_hw[1]}. '
+                 + ('The map has the image\'s size transposed: an image '
+                    'with EXIF Orientation 5-8 is loaded upright, so its map '
+                    'must be in that upright frame. '
+                    if (width, height) == tuple(image_hw) else '') +
                  'Fix: write the map at the image resolution.'))
     if values is not None:
         if num_classes is None:
@@ -496,8 +580,8 @@ def check_data_files(data_list: Sequence[dict],
                      num_classes: Optional[int],
                      check_seg: bool,
                      max_decode: Optional[int] = None,
-                     backend_args: Optional[dict] = None
-                     ) -> List[DataProblem]:
+                     backend_args: Optional[dict] = None,
+                     loader: Optional[str] = None) -> List[DataProblem]:
     """Check the image and pseudo-map files of parsed ``data_info`` dicts.
 
     Every file's header is checked; the pixels of at most ``max_decode``
@@ -512,6 +596,8 @@ def check_data_files(data_list: Sequence[dict],
         max_decode (int, optional): Images (and maps) decoded in full.
             Defaults to None (all).
         backend_args (dict, optional): File backend. Defaults to None.
+        loader (str, optional): Type of the pipeline's image loader (see
+            :func:`check_image_file`). Defaults to None (unknown).
 
     Returns:
         list[DataProblem]: Every problem found.
@@ -523,7 +609,7 @@ def check_data_files(data_list: Sequence[dict],
                  f'({info["img_path"]})')
         img_problems, file_hw = check_image_file(
             info['img_path'], (info['height'], info['width']), where,
-            decode=i in decoded, backend_args=backend_args)
+            decode=i in decoded, backend_args=backend_args, loader=loader)
         problems += img_problems
         if check_seg and info.get('seg_map_path'):
             problems += check_seg_map_file(

@@ -45,7 +45,7 @@ def _good_dataset(root):
 CONFIG = '''
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 metainfo = dict(classes=('cat', 'dog'))
-pipeline = [dict(type='LoadImageFromFile'),
+pipeline = [dict(type={loader!r}),
             dict(type='LoadP2SegAnnotations', with_seg=True)]
 train_dataloader = dict(dataset=dict(
     type='CocoPointDataset', data_root={root!r}, ann_file='train.json',
@@ -59,12 +59,13 @@ test_evaluator = dict(type='CocoMetric', ann_file={gt!r}, metric='segm')
 '''
 
 
-def _write_config(tmp_path, train, gt):
+def _write_config(tmp_path, train, gt, loader='LoadImageFromFile'):
     (tmp_path / 'train.json').write_text(json.dumps(train))
     (tmp_path / 'gt.json').write_text(json.dumps(gt))
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(
-        CONFIG.format(root=str(tmp_path), gt=str(tmp_path / 'gt.json')))
+        CONFIG.format(root=str(tmp_path), gt=str(tmp_path / 'gt.json'),
+                      loader=loader))
     return str(cfg)
 
 
@@ -170,3 +171,109 @@ def test_train_tool_checks_stock_and_metric_jsons_before_training(tmp_path):
     cfg.val_cfg = None  # pipeline runs: no validation, train json only
     with pytest.raises(ValueError, match='json lists the categories'):
         train_tool.check_data(cfg)
+
+
+def _exif_dataset(root):
+    """Image 1 is a JPEG stored 16 x 20 (H x W) with EXIF Orientation=6
+    (rotate 90 clockwise): it is loaded upright, 20 x 16. Its pseudo-map
+    and json entry are in that upright frame, as annotation tools give."""
+    train = _good_dataset(root)
+    tags = Image.Exif()
+    tags[0x0112] = 6
+    Image.fromarray(np.full((16, 20, 3), 90, np.uint8)).save(
+        root / 'img' / '1.jpg', exif=tags)
+    sem = np.zeros((20, 16), np.uint8)
+    sem[4:8, 4:8] = 1
+    _save(root / 'sem' / '1.png', sem)
+    train['images'][0].update(file_name='1.jpg', height=20, width=16)
+    return train
+
+
+def _messages(out, level):
+    return [line for line in out.splitlines() if line.startswith(level)]
+
+
+def test_exif_rotated_image_is_checked_upright(tmp_path, capsys):
+    """The loader applies EXIF orientation, so the checks compare the
+    upright size: the json in the upright frame passes (one warning that
+    names the rotation, no advice to strip EXIF) ..."""
+    from p2seg_mm.datasets.image_io import read_image_file
+    train = _exif_dataset(tmp_path)
+    assert read_image_file(str(tmp_path / 'img' / '1.jpg')).shape == (20, 16,
+                                                                      3)
+    tool = _load_tool('analysis_tools', 'check_dataset.py')
+    cfg = _write_config(tmp_path, train, _gt(train))
+    assert tool.main([cfg]) == 0
+    out = capsys.readouterr().out
+    warnings = _messages(out, 'WARNING')
+    assert len(warnings) == 2  # the train and the test dataset
+    for warning in warnings:
+        assert 'EXIF Orientation=6' in warning
+        assert 'loaded upright (20 x 16' in warning
+    assert 'exif_transpose' not in out and 'strip' not in out
+    # ... while the stored size (16 x 20) in the json is an error naming EXIF
+    train['images'][0].update(height=16, width=20)
+    _save(tmp_path / 'sem' / '1.png', np.zeros((16, 20), np.uint8))
+    cfg = _write_config(tmp_path, train, _gt(train))
+    assert tool.main([cfg]) == 1
+    errors = _messages(capsys.readouterr().out, 'ERROR')
+    # the image size (train and test dataset) and the map size (train)
+    assert len(errors) == 3, errors
+    image_error = [e for e in errors if 'image file' in e][0]
+    assert 'is 20 x 16 (H x W) upright but the json says 16 x 20' in \
+        image_error
+    assert 'EXIF Orientation=6' in image_error
+    assert 'write the upright size' in image_error
+    map_error = [e for e in errors if 'pseudo-map' in e][0]
+    assert 'EXIF' in map_error and 'upright' in map_error
+
+
+def test_exif_rotated_image_at_dataset_build(tmp_path):
+    """The same rule when training builds the dataset."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmdet.registry import DATASETS
+    train = _exif_dataset(tmp_path)
+    cfg = Config.fromfile(_write_config(tmp_path, train, _gt(train),
+                                        loader='LoadP2SegImageFromFile'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        sample = dataset[0]  # image 1: loaded upright, map in that frame
+    assert sample['img'].shape == (20, 16, 3)
+    assert sample['gt_seg_map'].shape == (20, 16)
+    train['images'][0].update(height=16, width=20)
+    cfg = Config.fromfile(_write_config(tmp_path, train, _gt(train),
+                                        loader='LoadP2SegImageFromFile'))
+    with pytest.raises(ValueError, match='EXIF Orientation=6') as err, \
+            DefaultScope.overwrite_default_scope('mmdet'):
+        DATASETS.build(cfg.train_dataloader.dataset)
+    assert 'upright but the json says 16 x 20' in str(err.value)
+
+
+@pytest.mark.parametrize('kind', ['grey16', 'rgb16'])
+def test_16_bit_warning_depends_on_the_loader(tmp_path, capsys, kind):
+    """16-bit images are stretched per image by LoadP2SegImageFromFile (no
+    warning); mmcv's LoadImageFromFile keeps their high byte (warning that
+    it darkens them and names the fix). 16-bit RGB PNGs open as PIL 'RGB'
+    and are recognised too."""
+    import cv2
+    train = _good_dataset(tmp_path)
+    values = np.arange(320).reshape(16, 20) * 3
+    if kind == 'grey16':
+        _save(tmp_path / 'img' / '1.png', values.astype(np.uint16))
+    else:
+        cv2.imwrite(str(tmp_path / 'img' / '1.png'),
+                    np.dstack([values] * 3).astype(np.uint16))
+    tool = _load_tool('analysis_tools', 'check_dataset.py')
+    cfg = _write_config(tmp_path, train, _gt(train))
+    assert tool.main([cfg]) == 0
+    warnings = _messages(capsys.readouterr().out, 'WARNING')
+    assert len(warnings) == 1, warnings
+    assert 'more than 8 bits' in warnings[0]
+    assert 'LoadImageFromFile, which keeps only its high byte' in warnings[0]
+    assert 'Fix: use LoadP2SegImageFromFile' in warnings[0]
+    cfg = _write_config(tmp_path, train, _gt(train),
+                        loader='LoadP2SegImageFromFile')
+    assert tool.main([cfg]) == 0
+    assert not _messages(capsys.readouterr().out, 'WARNING')

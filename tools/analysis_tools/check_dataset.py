@@ -11,9 +11,12 @@ Checks the train / val / test datasets of the config and the ground-truth
 jsons of its metrics: json structure (unique image, annotation and category
 ids; known references), categories against the config classes (by name, in
 order), points (two finite numbers inside the image), image files
-(readable, size equal to the json's, EXIF orientation, bit depth) and
-semantic pseudo-maps (present, single-channel index PNG, image size, values
-``0..C`` and 255), masks of the metrics' jsons (decodable by pycocotools).
+(readable; size equal to the json's in the upright frame, since the loader
+applies the EXIF orientation: orientations 5-8 swap the stored width and
+height; more than 8 bits with a loader other than ``LoadP2SegImageFromFile``,
+which stretches them per image) and semantic pseudo-maps (present,
+single-channel index PNG, upright image size, values ``0..C`` and 255),
+masks of the metrics' jsons (decodable by pycocotools).
 Each problem names the file, image id and annotation id and the fix. Exit
 status 1 if any error was found, 0 otherwise (warnings only).
 """
