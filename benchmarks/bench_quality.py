@@ -23,7 +23,9 @@ Learned rows train ``configs/p2seg/p2seg_r18_demo-cells.py`` with
 is missing, so a killed run resumes. Writes ``results/quality.md``,
 ``results/quality.png`` and ``results/quality.json`` (records ``row``,
 ``split``, ``class``, ``iou``, ``mean``, ``std``, ``seeds``, plus
-``miou_mean`` / ``miou_std``, the mean IoU per point in %).
+``miou_mean`` / ``miou_std``, the mean IoU per point in %, and
+``fallback_mean``, the % of points that got the fallback square because
+their class lost the argmax around them).
 
 Example::
 
@@ -70,6 +72,10 @@ TRAININGS = {
     'i2s_t1': dict(model=dict(train_cfg=dict(use_inst_affinity=False))),
     'p2seg': dict(),
     'k2': dict(model=dict(train_cfg=dict(num_stages=2))),
+    # beyond the paper: + a CE on the unrefined logits (weight 1), so that
+    # the semantic head is trained where the walk averages objects away
+    'p2seg_aux': dict(
+        model=dict(train_cfg=dict(unrefined_sem_loss_weight=1.0))),
 }
 # row -> (training, test_cfg options, splits)
 ROWS = {
@@ -81,10 +87,15 @@ ROWS = {
     # the full method's checkpoint without the walk at test time: what
     # the test-time I2S adds
     'p2seg_no_test_i2s': ('p2seg', dict(use_i2s=False), ('train', 'val')),
+    'p2seg_aux': ('p2seg_aux', dict(use_i2s=True), ('train', 'val')),
+    'p2seg_aux_no_test_i2s': ('p2seg_aux', dict(use_i2s=False),
+                              ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
-    'p2seg_center': ('p2seg', dict(mode='center'), ('val', )),
+    'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
+                         ('val', )),
 }
 NO_LEARNING = ('nearest', 'oracle')
+FALLBACK_SCORE = 0.5  # the demo's test_cfg.fallback_score
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -115,6 +126,13 @@ def dis_group_index() -> int:
     steps = cfg.train_dataloader.dataset.pipeline
     return next(i for i, s in enumerate(steps)
                 if s['type'] == 'GenerateS2ITargets')
+
+
+def model_options(name: str, extra: List[str]) -> List[str]:
+    """The training's model options (decoding builds the same model)."""
+    spec = merge(PAPER, TRAININGS[name])
+    return flatten('model', spec['model']) + [
+        opt for opt in extra if opt.startswith('model.')]
 
 
 def train_options(name: str, seed: int, pipe_index: int,
@@ -177,10 +195,13 @@ def decode(args, row: str, seed: int, ckpt: str, split: str) -> dict:
         with open(out) as f:
             return json.load(f)
     os.makedirs(osp.dirname(out), exist_ok=True)
+    opts = model_options(ROWS[row][0], args.train_options) \
+        if row in ROWS else []
+    opts += args.test_options
     cmd = [
         sys.executable, osp.abspath(__file__), '--score-one', row, split,
         '--ckpt', ckpt or '-', '--out', out, '--data', args.data
-    ] + (['--test-options'] + args.test_options if args.test_options else [])
+    ] + (['--test-options'] + opts if opts else [])
     run(cmd, out[:-5] + '.log')
     with open(out) as f:
         return json.load(f)
@@ -223,6 +244,15 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
                                  test_options)
     pseudo = dict(points.dataset, annotations=anns)
     scores = evaluate_pseudo_masks(pseudo, gt_file)
+    # share of points whose class lost the argmax everywhere near them:
+    # they get the fallback square (score = test_cfg.fallback_score)
+    for cat in points.dataset['categories']:
+        of_cat = [a for a in anns if a['category_id'] == cat['id']]
+        scores[f'fallback/{cat["name"]}'] = sum(
+            a['score'] == FALLBACK_SCORE
+            for a in of_cat) / max(len(of_cat), 1)
+    scores['fallback'] = sum(a['score'] == FALLBACK_SCORE
+                             for a in anns) / max(len(anns), 1)
     scores['seconds'] = time.time() - t0
     dump_json_atomic(scores, out)
 
@@ -254,10 +284,7 @@ def decode_with_model(row, split, ckpt, data, points, cat_ids,
     opts = {f'model.test_cfg.{k}': v for k, v in test_cfg.items()}
     for opt in test_options:
         key, value = opt.split('=', 1)
-        try:
-            opts[key] = json.loads(value)
-        except ValueError:
-            opts[key] = value
+        opts[key] = parse_value(value)
     model, cfg, _ = init_point_segmentor(
         osp.join(ROOT, CONFIG), ckpt, cfg_options=opts)
     if test_cfg.get('mode') == 'center':
@@ -279,6 +306,17 @@ def decode_with_model(row, split, ckpt, data, points, cat_ids,
     return anns
 
 
+def parse_value(text: str):
+    """``'False'`` -> False, ``'8'`` -> 8, other text stays text."""
+    words = {'True': True, 'False': False, 'None': None}
+    if text in words:
+        return words[text]
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def summarise(scores: Dict[str, Dict[str, List[dict]]],
               classes: List[str]) -> List[dict]:
     """Per row / split / class / IoU: mean and std over seeds (in %)."""
@@ -286,8 +324,9 @@ def summarise(scores: Dict[str, Dict[str, List[dict]]],
     for row, by_split in scores.items():
         for split, runs in by_split.items():
             for cls in classes + ['mean']:
-                miou_key = 'point/mIoU' + ('' if cls == 'mean' else f'/{cls}')
-                mious = [100 * r[miou_key] for r in runs]
+                suffix = '' if cls == 'mean' else f'/{cls}'
+                mious = [100 * r['point/mIoU' + suffix] for r in runs]
+                fallback = [100 * r.get('fallback' + suffix, 0.) for r in runs]
                 for iou in IOUS:
                     key = f'voc/mAP{round(100 * iou)}' if cls == 'mean' \
                         else f'voc/AP{round(100 * iou)}/{cls}'
@@ -297,7 +336,8 @@ def summarise(scores: Dict[str, Dict[str, List[dict]]],
                              iou=iou, mean=statistics.fmean(values),
                              std=spread(values), seeds=len(values),
                              miou_mean=statistics.fmean(mious),
-                             miou_std=spread(mious)))
+                             miou_std=spread(mious),
+                             fallback_mean=statistics.fmean(fallback)))
     return records
 
 
@@ -332,7 +372,8 @@ def markdown(records: List[dict], args, minutes: float) -> str:
                 text = ' / '.join(f'{r["mean"]:.1f}±{r["std"]:.1f}'
                                   if r['seeds'] > 1 else f'{r["mean"]:.1f}'
                                   for r in recs)
-                cells.append(f'{text}; mIoU {recs[0]["miou_mean"]:.1f}')
+                cells.append(f'{text}; mIoU {recs[0]["miou_mean"]:.1f}; '
+                             f'fallback {recs[0]["fallback_mean"]:.0f} %')
             lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
         lines.append('')
     return '\n'.join(lines)

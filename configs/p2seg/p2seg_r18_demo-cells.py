@@ -39,8 +39,13 @@ model = dict(
         in_channels=32,
         feat_channels=32,
         class_weight=[1.0, 5.0, 1.0]),
+    # Centre head trained (weight 200, as the COCO configs) so that the
+    # demo model also decodes new images without clicks (mode='center').
     center_offset_head=dict(
-        num_classes=num_classes, in_channels=32, feat_channels=32),
+        num_classes=num_classes,
+        in_channels=32,
+        feat_channels=32,
+        loss_center_weight=200.0),
     affinity_head=dict(in_channels=32, embed_dims=32, pool=2),
     # 300 CPU iterations from random init leave the affinity embedding
     # near-uniform, so its random walk would blur the semantic map: the

@@ -371,11 +371,13 @@ class P2Seg(BaseDetector):
                 log_probs = self.affinity_head.refine(log_probs, embed,
                                                       channels)
         size = batch_inputs.shape[-2:]
-        outputs = [
-            resize_bilinear(x, size) for x in (log_probs, center, offset)
-        ]
+        log_probs, offset = (resize_bilinear(x, size)
+                             for x in (log_probs, offset))
+        # point mode never reads the (C, H, W) centre maps: not upsampled
+        center = [None] * len(batch_data_samples) if point_mode else \
+            resize_bilinear(center, size)
         for i, sample in enumerate(batch_data_samples):
-            sample.pred_instances = decode_single(*(x[i] for x in outputs),
-                                                  sample, self.test_cfg,
-                                                  rescale)
+            sample.pred_instances = decode_single(log_probs[i], center[i],
+                                                  offset[i], sample,
+                                                  self.test_cfg, rescale)
         return batch_data_samples

@@ -1,6 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Per-image helpers of the ``P2Seg`` detector (batching, labels, maps)."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -186,14 +186,16 @@ def rescale_offsets_and_points(offset: Tensor, points: Tensor,
     return offset, points
 
 
-def decode_single(log_probs: Tensor, center: Tensor, offset: Tensor,
+def decode_single(log_probs: Tensor, center: Optional[Tensor],
+                  offset: Tensor,
                   sample: DetDataSample, cfg: dict,
                   rescale: bool) -> InstanceData:
     """Decode one image from maps at the padded input size.
 
     Args:
         log_probs (Tensor): (C+1, H, W) refined log-probabilities.
-        center (Tensor): (C, H, W) centre heatmaps.
+        center (Tensor, optional): (C, H, W) centre heatmaps; only read
+            in centre mode (None in point mode).
         offset (Tensor): (2, H, W) (dx, dy) in input pixels.
         sample (DetDataSample): Metainfo and, in point mode, the points.
         cfg (dict): The detector's ``test_cfg``.
