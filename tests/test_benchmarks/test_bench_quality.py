@@ -1,0 +1,56 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""The quality benchmark's bookkeeping: options, parsing, seed statistics."""
+import importlib.util
+import statistics
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[2] / 'benchmarks' / 'bench_quality.py'
+
+
+@pytest.fixture(scope='module')
+def bench():
+    spec = importlib.util.spec_from_file_location('bench_quality', PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_paper_row_differs_by_its_switch(bench):
+    opts = {
+        name: set(bench.train_options(name, 0, 7, []))
+        for name in bench.TRAININGS
+    }
+    assert 'model.train_cfg.use_i2s=False' in opts['mdm_base']
+    assert 'train_dataloader.dataset.pipeline.7.dis_group=False' in \
+        opts['mdm_base']
+    assert opts['dis_group'] - opts['mdm_base'] == {
+        'train_dataloader.dataset.pipeline.7.dis_group=True'}
+    assert opts['i2s_t1'] - opts['dis_group'] == {
+        'model.train_cfg.use_i2s=True'}
+    assert opts['p2seg'] - opts['i2s_t1'] == {
+        'model.train_cfg.use_inst_affinity=True'}
+    assert opts['k2'] - opts['p2seg'] == {'model.train_cfg.num_stages=2'}
+    # decoding builds the model the row trained (K walks for k2)
+    assert 'model.train_cfg.num_stages=2' in bench.model_options('k2', [])
+
+
+def test_parse_value_and_summary(bench):
+    assert bench.parse_value('False') is False
+    assert bench.parse_value('8') == 8
+    assert bench.parse_value('center') == 'center'
+    runs = [{
+        'voc/mAP25': v, 'voc/mAP50': v, 'voc/mAP70': v, 'voc/mAP75': v,
+        'voc/AP25/cell': v, 'voc/AP50/cell': v, 'voc/AP70/cell': v,
+        'voc/AP75/cell': v, 'point/mIoU': v, 'point/mIoU/cell': v,
+        'fallback': 0.5, 'fallback/cell': 0.5
+    } for v in (0.2, 0.4, 0.6)]
+    records = bench.summarise({'p2seg': {'train': runs}}, ['cell'])
+    assert len(records) == 2 * 4  # class + mean, four thresholds
+    rec = records[0]
+    assert rec['mean'] == pytest.approx(40.0)
+    assert rec['std'] == pytest.approx(statistics.stdev([20, 40, 60]))
+    assert rec['seeds'] == 3 and rec['fallback_mean'] == pytest.approx(50)
+    assert {'row', 'split', 'class', 'iou', 'mean', 'std',
+            'seeds'} <= set(rec)
