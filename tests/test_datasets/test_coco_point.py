@@ -374,7 +374,7 @@ def test_pseudo_map_values_fail_at_build_with_default_loader(tmp_path):
     loss ("Target 38 is out of bounds") when the image was first sampled;
     now the dataset refuses it before training starts."""
     ann_file = _seg_dataset(tmp_path, 38)
-    pipeline = [dict(type='mmdet.LoadImageFromFile'),
+    pipeline = [dict(type='mmdet.LoadP2SegImageFromFile'),
                 dict(type='mmdet.LoadP2SegAnnotations')]
     with pytest.raises(ValueError, match=r'holds values \[38\]') as err:
         _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline)

@@ -23,6 +23,7 @@ DEFAULT_TRAIN_CFG = dict(
     use_i2s=True,
     use_inst_affinity=True,
     aff_stride=4,
+    aff_membership='max',
     unrefined_sem_loss_weight=0.0)
 DEFAULT_TEST_CFG = dict(
     mode='point',
@@ -57,7 +58,9 @@ class P2Seg(BaseDetector):
             Defaults to ``dict(type='OnlineS2ITarget')``.
         train_cfg (dict, optional): ``num_stages`` (K, default 1),
             ``use_online_s2i``, ``use_i2s``, ``use_inst_affinity`` (T2),
-            ``aff_stride`` (4).
+            ``aff_stride`` (4), ``aff_membership`` ('max', the release, or
+            'majority': how a cell of the affinity grid joins a class or
+            instance, see ``affinity_target.pool_membership``).
         test_cfg (dict, optional): ``mode`` ('point' or 'center'),
             ``fallback_half_size``, ``fallback_score`` (point mode),
             ``center_threshold``, ``nms_kernel``, ``top_k``, ``min_area``
@@ -148,7 +151,8 @@ class P2Seg(BaseDetector):
                           batch_data_samples: SampleList) -> List[Tensor]:
         stride = self.train_cfg['aff_stride']
         return [
-            instance_membership(inst, len(sample.gt_instances), stride)
+            instance_membership(inst, len(sample.gt_instances), stride,
+                                self.train_cfg['aff_membership'])
             for inst, sample in zip(ids, batch_data_samples)
         ]
 
@@ -285,7 +289,8 @@ class P2Seg(BaseDetector):
             aff_targets = dict()
             if use_i2s and stage == 0:  # T1 targets do not change
                 aff_targets['sem'] = [
-                    semantic_membership(seg, lab.tolist(), cfg['aff_stride'])
+                    semantic_membership(seg, lab.tolist(), cfg['aff_stride'],
+                                        cfg['aff_membership'])
                     for seg, lab in zip(gt_sem, labels)
                 ]
             if cfg['use_online_s2i'] or use_t2:

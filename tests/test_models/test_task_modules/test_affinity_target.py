@@ -60,3 +60,27 @@ def test_pool_membership_small_and_empty():
     assert pool_membership(torch.zeros((0, 9, 10))).shape == (0, 9)
     assert instance_membership(torch.zeros((9, 10), dtype=torch.long),
                                0).shape == (0, 9)
+
+
+def test_majority_membership_does_not_dilate_small_objects():
+    """A 3x3 object inside an 8x8 map (stride 4): max-pooling makes every
+    cell it touches a member (4 cells, 64 px for 9), majority only the cell
+    holding more than half of its pixels in the object."""
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    masks[0, 1:4, 1:4] = True  # 9 px of cell (0, 0)
+    assert pool_membership(masks, 4).tolist() == [[1., 0., 0., 0.]]
+    masks[0, 3:5, 3:5] = True  # now touches all four cells
+    assert pool_membership(masks, 4).tolist() == [[1., 1., 1., 1.]]
+    assert pool_membership(masks, 4, 'majority').tolist() == \
+        [[1., 0., 0., 0.]]  # cell 0 holds 9 of 16 px, the others 1-3
+    half = torch.zeros(1, 4, 4, dtype=torch.bool)
+    half[0, :2] = True  # exactly half: not a member
+    assert pool_membership(half, 4, 'majority').tolist() == [[0.]]
+    half[0, 2, 0] = True
+    assert pool_membership(half, 4, 'majority').tolist() == [[1.]]
+    seg = torch.zeros(8, 8, dtype=torch.long)
+    seg[1:4, 1:4] = 2
+    assert semantic_membership(seg, [1], 4, 'majority').tolist() == \
+        [[1., 0., 0., 0.]]
+    with pytest.raises(ValueError, match='mode'):
+        pool_membership(masks, 4, 'mean')

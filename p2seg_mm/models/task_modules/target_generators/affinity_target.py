@@ -8,7 +8,11 @@ with ``h = ceil(H / 4)`` and ``w = ceil(W / 4)``. A pair of cells (i, j) is
 a positive affinity pair iff some row has a 1 in both columns; the pair
 matrix itself is never built here (``affinity_loss_blockwise`` consumes the
 rows). A cell is a member of a row iff any of its full-resolution pixels is
-(4x4 max-pooling), so a cell touching two classes belongs to both.
+(4x4 max-pooling, the release), so a cell touching two classes belongs to
+both. ``mode='majority'`` (not in the paper) makes a cell a member iff more
+than half of its pixels are: max-pooling dilates every object by up to one
+cell, which doubles or triples objects a few cells wide (docs/method.md,
+"I2S on small objects").
 
 Background (0) and ignore (255) pixels belong to no row: background-
 background pairs are negatives (docs/method.md §4.2). Targets are per image
@@ -21,8 +25,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def pool_membership(masks: Tensor, stride: int = 4) -> Tensor:
-    """Max-pool full-resolution masks to the embedding grid and flatten.
+MEMBERSHIP_MODES = ('max', 'majority')
+
+
+def pool_membership(masks: Tensor,
+                    stride: int = 4,
+                    mode: str = 'max') -> Tensor:
+    """Pool full-resolution masks to the embedding grid and flatten.
 
     Sizes that are not multiples of ``stride`` are padded with zeros at the
     bottom/right, i.e. the last cell covers the remaining pixels (same as
@@ -31,6 +40,9 @@ def pool_membership(masks: Tensor, stride: int = 4) -> Tensor:
     Args:
         masks (Tensor): Shape (K, H, W), bool or {0, 1} float masks.
         stride (int): Kernel size and stride of the pooling. Defaults to 4.
+        mode (str): ``'max'`` (a cell is a member if any pixel is; the
+            release) or ``'majority'`` (if more than half of its pixels
+            are; padded pixels count as non-members). Defaults to 'max'.
 
     Returns:
         Tensor: Shape (K, h * w), float32 in {0, 1}, with
@@ -41,6 +53,9 @@ def pool_membership(masks: Tensor, stride: int = 4) -> Tensor:
                          f'{tuple(masks.shape)}.')
     if stride < 1:
         raise ValueError(f'stride must be >= 1, got {stride}.')
+    if mode not in MEMBERSHIP_MODES:
+        raise ValueError(f'mode must be one of {MEMBERSHIP_MODES}, got '
+                         f'{mode!r}.')
     num, height, width = masks.shape
     out_h, out_w = -(-height // stride), -(-width // stride)
     if num == 0:
@@ -49,13 +64,18 @@ def pool_membership(masks: Tensor, stride: int = 4) -> Tensor:
     pad_h, pad_w = out_h * stride - height, out_w * stride - width
     if pad_h or pad_w:
         masks = F.pad(masks, (0, pad_w, 0, pad_h), value=0.)
-    pooled = F.max_pool2d(masks[None], kernel_size=stride, stride=stride)
+    if mode == 'max':
+        pooled = F.max_pool2d(masks[None], kernel_size=stride, stride=stride)
+    else:
+        pooled = (F.avg_pool2d(masks[None], kernel_size=stride,
+                               stride=stride) > 0.5).float()
     return pooled[0].flatten(1)
 
 
 def semantic_membership(seg_map: Tensor,
                         classes: Sequence[int],
-                        stride: int = 4) -> Tensor:
+                        stride: int = 4,
+                        mode: str = 'max') -> Tensor:
     """Class membership rows (the T1 target of docs/method.md §4.2).
 
     Args:
@@ -64,6 +84,7 @@ def semantic_membership(seg_map: Tensor,
         classes (Sequence[int]): 0-based classes present in the image (the
             image-level labels), one row each, in the given order.
         stride (int): Pooling stride. Defaults to 4.
+        mode (str): See :func:`pool_membership`. Defaults to 'max'.
 
     Returns:
         Tensor: Shape (len(classes), h * w), float32 in {0, 1}.
@@ -76,12 +97,13 @@ def semantic_membership(seg_map: Tensor,
     if classes.numel() and classes.min() < 0:
         raise ValueError(f'classes must be 0-based, got {classes.tolist()}.')
     masks = seg_map.long()[None] == (classes + 1)[:, None, None]
-    return pool_membership(masks, stride)
+    return pool_membership(masks, stride, mode)
 
 
 def instance_membership(instance_ids: Tensor,
                         num_instances: int,
-                        stride: int = 4) -> Tensor:
+                        stride: int = 4,
+                        mode: str = 'max') -> Tensor:
     """Instance membership rows (the T2 target of docs/method.md §4.2).
 
     Args:
@@ -89,6 +111,7 @@ def instance_membership(instance_ids: Tensor,
             instance k (as returned by ``OnlineS2ITarget``).
         num_instances (int): Number of instances K (rows for ids 1..K).
         stride (int): Pooling stride. Defaults to 4.
+        mode (str): See :func:`pool_membership`. Defaults to 'max'.
 
     Returns:
         Tensor: Shape (num_instances, h * w), float32 in {0, 1}.
@@ -103,4 +126,4 @@ def instance_membership(instance_ids: Tensor,
                          f'but num_instances is {num_instances}.')
     ids = torch.arange(1, num_instances + 1, device=instance_ids.device)
     masks = instance_ids.long()[None] == ids[:, None, None]
-    return pool_membership(masks, stride)
+    return pool_membership(masks, stride, mode)
