@@ -51,7 +51,7 @@ model = dict(
     # near-uniform, so its random walk would blur the semantic map: the
     # demo adds a CE on the unrefined logits while training and decodes
     # the unrefined map (paper configs: 0 and True).
-    train_cfg=dict(aff_stride=8, unrefined_sem_loss_weight=1.0),
+    train_cfg=dict(unrefined_sem_loss_weight=1.0),
     # A point whose class lost the argmax gets a square; the release's
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
     # 13 x 13 is about one cell.

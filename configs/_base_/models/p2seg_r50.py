@@ -75,8 +75,7 @@ model = dict(
         num_stages=1,
         use_online_s2i=True,
         use_i2s=True,
-        use_inst_affinity=True,
-        aff_stride=4),
+        use_inst_affinity=True),
     # Test-time decoding (docs/method.md §6): one mask per given point;
     # 'center' decodes centre peaks instead (no points needed).
     test_cfg=dict(

@@ -49,7 +49,7 @@ class P2SegAffinityHead(BaseModule):
             probabilities) by this factor before the N x N affinity; the
             walk's result is upsampled back bilinearly. 1 = the method
             (stride 4); 2 (stride 8, N / 4) only for cheap CPU demos: the
-            detector's ``aff_stride`` must then be 8. Defaults to 1.
+            detector derives its target stride (4 x pool). Defaults to 1.
         walk_power (float): The random walk's transition is built from
             ``A ** walk_power`` (AffinityNet's beta, Ahn & Kwak 2018); the
             affinity losses keep A. 1 = the method. Not in the paper: with

@@ -22,7 +22,6 @@ DEFAULT_TRAIN_CFG = dict(
     use_online_s2i=True,
     use_i2s=True,
     use_inst_affinity=True,
-    aff_stride=4,
     aff_membership='max',
     unrefined_sem_loss_weight=0.0)
 DEFAULT_TEST_CFG = dict(
@@ -58,7 +57,9 @@ class P2Seg(BaseDetector):
             Defaults to ``dict(type='OnlineS2ITarget')``.
         train_cfg (dict, optional): ``num_stages`` (K, default 1),
             ``use_online_s2i``, ``use_i2s``, ``use_inst_affinity`` (T2),
-            ``aff_stride`` (4), ``aff_membership`` ('max', the release, or
+            ``aff_stride`` (derived: 4 x ``affinity_head.pool``; a
+            contradicting value raises), ``aff_membership`` ('max', the
+            release, or
             'majority': how a cell of the affinity grid joins a class or
             instance, see ``affinity_target.pool_membership``).
         test_cfg (dict, optional): ``mode`` ('point' or 'center'),
@@ -91,6 +92,17 @@ class P2Seg(BaseDetector):
         self.online_target = TASK_UTILS.build(online_target)
         self.train_cfg = {**DEFAULT_TRAIN_CFG, **dict(train_cfg or {})}
         self.test_cfg = {**DEFAULT_TEST_CFG, **dict(test_cfg or {})}
+        # the affinity grid's stride: the stride-4 feature, pooled by the
+        # head (one quantity, one place: the head's ``pool``)
+        stride = 4 * (self.affinity_head.pool
+                      if self.affinity_head is not None else 1)
+        given = self.train_cfg.get('aff_stride')
+        if given is not None and int(given) != stride:
+            raise ValueError(
+                f'train_cfg.aff_stride={given} contradicts affinity_head.'
+                f'pool (stride 4 x pool = {stride}); drop aff_stride, it '
+                'follows the head.')
+        self.train_cfg['aff_stride'] = stride
         if self.train_cfg['use_i2s'] and self.affinity_head is None:
             raise ValueError('train_cfg.use_i2s=True needs an affinity_head; '
                              'add one or set use_i2s=False.')

@@ -362,3 +362,15 @@ def test_pseudo_map_pixels_of_classes_without_points_are_ignored():
     assert_close(absent['loss_sem_seg'], ignored['loss_sem_seg'])
     with pytest.raises(ValueError, match='not classes'):
         run_loss(build(), batch_with(7))
+
+
+def test_affinity_stride_follows_the_head():
+    assert build().train_cfg['aff_stride'] == 4
+    assert build(affinity_head=dict(pool=2)).train_cfg['aff_stride'] == 8
+    model = build(affinity_head=dict(pool=2), train_cfg=dict(aff_stride=8))
+    assert model.train_cfg['aff_stride'] == 8
+    with pytest.raises(ValueError, match='follows the head'):
+        build(train_cfg=dict(aff_stride=8))
+    # the pooled head trains: targets on its stride-8 grid
+    losses = run_loss(build(affinity_head=dict(pool=2)), make_batch())
+    assert torch.isfinite(losses['loss_affinity_sem'])
