@@ -191,19 +191,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 def write_metrics(metrics: Dict[str, float], path: str) -> None:
-    """Write ``metrics`` as json via a temporary file and a rename."""
-    import json
+    """Write ``metrics`` as json, atomically."""
     import numbers
+
+    from p2seg_mm.utils.atomic_io import dump_json_atomic
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump({
+    dump_json_atomic(
+        {
             k: float(v) if isinstance(v, numbers.Real) else str(v)
             for k, v in metrics.items()
         },
-                  f,
-                  indent=1)
-    os.replace(tmp, path)
+        path,
+        indent=1)
 
 
 if __name__ == '__main__':

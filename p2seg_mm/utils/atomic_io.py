@@ -12,7 +12,7 @@ import json
 import os
 import os.path as osp
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Iterator, Optional
 
 
 @contextlib.contextmanager
@@ -62,7 +62,9 @@ def write_bytes_atomic(data: bytes, path: str) -> None:
         f.write(data)
 
 
-def dump_json_atomic(obj: object, path: str) -> None:
+def dump_json_atomic(obj: object,
+                     path: str,
+                     indent: Optional[int] = None) -> None:
     """Write ``obj`` as json (UTF-8) to ``path`` atomically."""
     with atomic_open(path, 'w', encoding='utf-8') as f:
-        json.dump(obj, f)
+        json.dump(obj, f, indent=indent)

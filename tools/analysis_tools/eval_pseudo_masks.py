@@ -20,6 +20,7 @@ from p2seg_mm.datasets.data_checks import (DataCheckError,
                                            check_segmentations, errors_of)
 from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
                                                 format_quality_table)
+from p2seg_mm.utils.atomic_io import dump_json_atomic
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,8 +65,7 @@ def main(argv=None) -> dict:
     print(format_quality_table(results))
     if args.out_json:
         os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)
-        with open(args.out_json, 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=2)
+        dump_json_atomic(results, args.out_json, indent=2)
     return results
 
 
