@@ -77,8 +77,10 @@ def init_point_segmentor(
 
 def build_pipeline(cfg: Config,
                    percentiles: Optional[Sequence[float]] = None,
-                   channel: Optional[int] = None) -> Compose:
-    """The config's test pipeline, with no semantic map to load.
+                   channel: Optional[int] = None,
+                   with_seg: bool = False) -> Compose:
+    """The config's test pipeline; no semantic map is loaded unless
+    ``with_seg`` (for ``test_cfg.semantic_source='pseudo_map'``).
 
     Its image loader becomes :class:`LoadP2SegImageFromFile` (the loading
     rule of :mod:`p2seg_mm.datasets.image_io`), keeping its
@@ -91,6 +93,8 @@ def build_pipeline(cfg: Config,
             (1.0, 99.8)).
         channel (int, optional): Plane of multi-plane images. Defaults to
             None (the config's).
+        with_seg (bool): Load the pseudo-map given as ``seg_map_path``.
+            Defaults to False.
 
     Returns:
         Compose: The pipeline.
@@ -104,7 +108,7 @@ def build_pipeline(cfg: Config,
     for step in pipeline:
         step = dict(step)
         if step['type'] == 'LoadP2SegAnnotations':
-            step['with_seg'] = False
+            step['with_seg'] = with_seg
         if step['type'] in _IMAGE_LOADERS:
             step = image_loader_cfg(step, percentiles, channel)
         steps.append(step)
@@ -130,9 +134,13 @@ def image_loader_cfg(step: dict,
     return out
 
 
-def inference_points(model: nn.Module, pipeline: Compose, path: str,
-                     img_id: int, xy: np.ndarray,
-                     labels: Sequence[int]) -> InstanceData:
+def inference_points(model: nn.Module,
+                     pipeline: Compose,
+                     path: str,
+                     img_id: int,
+                     xy: np.ndarray,
+                     labels: Sequence[int],
+                     seg_map_path: Optional[str] = None) -> InstanceData:
     """Segment one image given its points (one mask per point).
 
     Args:
@@ -142,6 +150,8 @@ def inference_points(model: nn.Module, pipeline: Compose, path: str,
         img_id (int): Id recorded in the data sample.
         xy (np.ndarray): (P, 2) continuous point coordinates.
         labels (Sequence[int]): (P, ) 0-based class of each point.
+        seg_map_path (str, optional): The image's semantic pseudo-map, for
+            a pipeline built ``with_seg``. Defaults to None.
 
     Returns:
         InstanceData: ``masks`` (P, H, W) bool at image size, ``labels``,
@@ -152,7 +162,7 @@ def inference_points(model: nn.Module, pipeline: Compose, path: str,
         for (x, y), c in zip(xy, labels)
     ]
     data = pipeline(
-        dict(img_path=path, img_id=img_id, seg_map_path=None,
+        dict(img_path=path, img_id=img_id, seg_map_path=seg_map_path,
              instances=instances))
     with torch.no_grad():
         result = model.test_step(pseudo_collate([data]))[0]

@@ -67,6 +67,13 @@ def export_dataset_cfg(cfg: Config,
     dataset['pipeline'] = (
         _plain(list(pipeline)) if pipeline is not None else
         export_pipeline(cfg))
+    test_cfg = (cfg.get('model') or {}).get('test_cfg') or {}
+    if test_cfg.get('semantic_source') == 'pseudo_map':
+        # the decoding groups each image's pseudo-map: load it
+        for step in dataset['pipeline']:
+            if step.get('type') in ('LoadP2SegAnnotations',
+                                    'mmdet.LoadP2SegAnnotations'):
+                step['with_seg'] = True
     dataset['test_mode'] = True
     dataset.pop('indices', None)
     return dataset

@@ -84,3 +84,14 @@ def test_pending_indices():
 
     assert pending_indices(Fake(), {11, 13}) == [0, 2]
     assert pending_indices(Fake(), set()) == [0, 1, 2, 3]
+
+
+def test_pseudo_map_decoding_loads_the_map_for_export():
+    """test_cfg.semantic_source='pseudo_map' groups each image's pseudo-map:
+    the export pipeline must load it (the default does not)."""
+    loads = lambda ds: [s.get('with_seg') for s in ds['pipeline']
+                        if s['type'] == 'LoadP2SegAnnotations']
+    assert loads(export_dataset_cfg(make_cfg(), 'train')) == [False]
+    cfg = make_cfg(model=dict(test_cfg=dict(semantic_source='pseudo_map')))
+    assert loads(export_dataset_cfg(cfg, 'train')) == [True]
+    assert DEFAULT_EXPORT_PIPELINE[1]['with_seg'] is False  # not mutated

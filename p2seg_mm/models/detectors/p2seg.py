@@ -1,6 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """P2Seg stage-A network: MDM (S2I + I2S) as an MMDetection detector."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -32,7 +32,8 @@ DEFAULT_TEST_CFG = dict(
     nms_kernel=7,
     top_k=200,
     min_area=0,
-    use_i2s=True)
+    use_i2s=True,
+    semantic_source='network')
 
 
 @MODELS.register_module()
@@ -65,7 +66,9 @@ class P2Seg(BaseDetector):
         test_cfg (dict, optional): ``mode`` ('point' or 'center'),
             ``fallback_half_size``, ``fallback_score`` (point mode),
             ``center_threshold``, ``nms_kernel``, ``top_k``, ``min_area``
-            (center mode).
+            (center mode), ``use_i2s`` (walk at test time),
+            ``semantic_source`` ('network', the method, or 'pseudo_map':
+            group the sample's given pseudo-map by the learned offsets).
         data_preprocessor (dict, optional): Defaults to None.
         init_cfg (dict, optional): Defaults to None.
     """
@@ -109,6 +112,10 @@ class P2Seg(BaseDetector):
         if int(self.train_cfg['num_stages']) < 1:
             raise ValueError('train_cfg.num_stages must be >= 1, got '
                              f'{self.train_cfg["num_stages"]}.')
+        if self.test_cfg['semantic_source'] not in ('network', 'pseudo_map'):
+            raise ValueError(
+                "test_cfg.semantic_source must be 'network' or 'pseudo_map', "
+                f"got {self.test_cfg['semantic_source']!r}.")
         if self.test_cfg['mode'] not in ('point', 'center'):
             raise ValueError("test_cfg.mode must be 'point' or 'center', "
                              f"got {self.test_cfg['mode']!r}.")
@@ -342,6 +349,39 @@ class P2Seg(BaseDetector):
         return int(self.train_cfg['num_stages']) \
             if self.train_cfg['use_i2s'] else 1
 
+    @staticmethod
+    def _pseudo_map_log_probs(batch_data_samples: SampleList, num_ch: int,
+                              size: Sequence[int]) -> Tensor:
+        """The given pseudo-maps as (B, C+1, H, W) log-probabilities.
+
+        ``test_cfg.semantic_source='pseudo_map'`` (not in the paper): on
+        images that have a pseudo-map (the training images of stage B) its
+        foreground is grouped by the learned offsets, i.e. the online S2I
+        grouping of training (docs/method.md §3.3) at test time; ignore
+        pixels (255) count as background.
+
+        Raises:
+            ValueError: A sample has no ``gt_sem_seg`` (the test pipeline
+                must load it: ``LoadP2SegAnnotations(with_seg=True)``).
+        """
+        for sample in batch_data_samples:
+            if 'gt_sem_seg' not in sample:
+                raise ValueError(
+                    f'{sample.metainfo.get("img_path")}: test_cfg.'
+                    "semantic_source='pseudo_map' decodes the image's "
+                    'semantic pseudo-map, but the sample has none. Fix: '
+                    'load it in the test pipeline (LoadP2SegAnnotations('
+                    'with_seg=True) and a data_prefix seg folder) or decode '
+                    "the network's map (semantic_source='network').")
+        maps = stack_sem_seg(batch_data_samples, size)
+        maps = maps.masked_fill(maps == 255, 0)
+        if int(maps.max()) >= num_ch:
+            raise ValueError(
+                f'pseudo-map values {maps[maps >= num_ch].unique().tolist()}'
+                f' are not classes (0..{num_ch - 1}, 255).')
+        one_hot = torch.nn.functional.one_hot(maps, num_ch)
+        return one_hot.permute(0, 3, 1, 2).float().clamp(min=1e-6).log()
+
     def _warn_untrained_center(self) -> None:
         """Centre decoding needs a centre head trained with weight > 0."""
         if self.center_offset_head.loss_center_weight > 0 or \
@@ -382,12 +422,15 @@ class P2Seg(BaseDetector):
             won = [logits.argmax(dim=0).unique() for logits in sem_logits]
             channels = [refine_channels(w[w > 0] - 1) for w in won]
         log_probs = sem_logits
-        if embed is not None and self.test_cfg.get('use_i2s', True):
+        size = batch_inputs.shape[-2:]
+        if self.test_cfg['semantic_source'] == 'pseudo_map':
+            log_probs = self._pseudo_map_log_probs(batch_data_samples,
+                                                   sem_logits.shape[1], size)
+        elif embed is not None and self.test_cfg.get('use_i2s', True):
             # the same chain as training: K walks, each from the last
             for _ in range(self._num_walks()):
                 log_probs = self.affinity_head.refine(log_probs, embed,
                                                       channels)
-        size = batch_inputs.shape[-2:]
         log_probs, offset = (resize_bilinear(x, size)
                              for x in (log_probs, offset))
         # point mode never reads the (C, H, W) centre maps: not upsampled

@@ -374,3 +374,43 @@ def test_affinity_stride_follows_the_head():
     # the pooled head trains: targets on its stride-8 grid
     losses = run_loss(build(affinity_head=dict(pool=2)), make_batch())
     assert torch.isfinite(losses['loss_affinity_sem'])
+
+
+def test_semantic_source_pseudo_map_groups_the_given_map():
+    """semantic_source='pseudo_map': the given map's foreground grouped by
+    the offsets; with zero offsets that is the nearest-point baseline."""
+    from p2seg_mm.apis.baseline import nearest_point_masks
+    batch = make_batch()
+    model = build(test_cfg=dict(semantic_source='pseudo_map')).eval()
+    for conv in model.center_offset_head.offset_branch:
+        if isinstance(conv, torch.nn.Conv2d):
+            torch.nn.init.zeros_(conv.weight)
+            torch.nn.init.zeros_(conv.bias)
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        preds = model(**data, mode='predict')
+    for pred in preds:
+        sem = pred.gt_sem_seg.sem_seg[0]
+        height, width = pred.img_shape
+        want = nearest_point_masks(sem[:height, :width].numpy(),
+                                   pred.gt_instances.points.numpy(),
+                                   pred.gt_instances.labels.numpy(), 3)
+        got = pred.pred_instances.masks
+        # predict rescales to ori_shape (x2 here): compare at input size
+        got = torch.nn.functional.interpolate(
+            got[None].float(), size=(height, width))[0].bool()
+        assert torch.equal(got, torch.from_numpy(want['masks']))
+    network = build().eval()
+    with torch.no_grad():
+        data = network.data_preprocessor(make_batch(), False)
+        other = network(**data, mode='predict')
+    assert not torch.equal(other[0].pred_instances.masks,
+                           preds[0].pred_instances.masks)
+    batch = make_batch()
+    for sample in batch['data_samples']:
+        del sample.gt_sem_seg
+    with pytest.raises(ValueError, match='with_seg=True'):
+        with torch.no_grad():
+            model(**model.data_preprocessor(batch, False), mode='predict')
+    with pytest.raises(ValueError, match='semantic_source'):
+        build(test_cfg=dict(semantic_source='gt'))
