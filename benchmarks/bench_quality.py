@@ -87,7 +87,13 @@ ROWS = {
     # the full method's checkpoint without the walk at test time: what
     # the test-time I2S adds
     'p2seg_no_test_i2s': ('p2seg', dict(use_i2s=False), ('train', 'val')),
+    # beyond the paper: the image's given pseudo-map grouped by the full
+    # method's learned offsets (test_cfg.semantic_source='pseudo_map')
+    'p2seg_map': ('p2seg', dict(semantic_source='pseudo_map'),
+                  ('train', 'val')),
     'p2seg_aux': ('p2seg_aux', dict(use_i2s=True), ('train', 'val')),
+    'p2seg_aux_map': ('p2seg_aux', dict(semantic_source='pseudo_map'),
+                      ('train', 'val')),
     'p2seg_aux_no_test_i2s': ('p2seg_aux', dict(use_i2s=False),
                               ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
@@ -289,16 +295,20 @@ def decode_with_model(row, split, ckpt, data, points, cat_ids,
         osp.join(ROOT, CONFIG), ckpt, cfg_options=opts)
     if test_cfg.get('mode') == 'center':
         model.test_cfg['mode'] = 'center'
-    pipeline = build_pipeline(cfg)
+    with_seg = model.test_cfg['semantic_source'] == 'pseudo_map'
+    pipeline = build_pipeline(cfg, with_seg=with_seg)
     anns = []
     for img_id in points.getImgIds():
         info = points.imgs[img_id]
         pts = points.imgToAnns[img_id]
         xy = np.array([a['point'] for a in pts], np.float32)
         labels = [cat_ids.index(a['category_id']) for a in pts]
+        stem = osp.splitext(info['file_name'])[0]
+        seg = osp.join(data, 'pseudo_sem', stem + '.png') if with_seg \
+            else None
         pred = inference_points(model, pipeline,
                                 osp.join(data, 'images', info['file_name']),
-                                img_id, xy, labels)
+                                img_id, xy, labels, seg_map_path=seg)
         point_mode = test_cfg.get('mode', 'point') == 'point'
         anns += masks_to_anns(pred.masks.numpy(), pred.scores.numpy(),
                               pred.labels.numpy(), xy if point_mode else None,

@@ -37,6 +37,10 @@ def init_point_segmentor(
 ) -> Tuple[nn.Module, Config, Tuple[str, ...]]:
     """Build P2Seg in point mode, load weights, find the class names.
 
+    New images have no semantic pseudo-map, so ``test_cfg.semantic_source``
+    becomes ``'network'`` unless ``cfg_options`` sets
+    ``model.test_cfg.semantic_source`` itself.
+
     Returns:
         tuple: ``(model, cfg, class_names)``; names come from the
         checkpoint's ``dataset_meta``, else from the config's dataset
@@ -52,6 +56,10 @@ def init_point_segmentor(
     if cfg.model.get('test_cfg') is None:
         cfg.model.test_cfg = dict()
     cfg.model.test_cfg.mode = 'point'
+    if 'model.test_cfg.semantic_source' not in (cfg_options or {}):
+        # new images have no pseudo-map: decode the network's semantic map
+        # (a config may set 'pseudo_map' for its stage-B export)
+        cfg.model.test_cfg.semantic_source = 'network'
     cfg.model.pop('init_cfg', None)
     if cfg.model.get('backbone') is not None:
         cfg.model.backbone.init_cfg = None  # weights come from checkpoint

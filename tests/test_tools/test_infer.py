@@ -370,3 +370,25 @@ def test_readme_walk_labelme_to_masks(tmp_path):
                    ('f2.png', (5.25, 5.75), 2)}
     assert (out / 'p2seg_predictions.json').is_file()
     assert (out / 'f1_overlay.png').is_file()
+
+
+def test_inference_decodes_the_network_map_unless_told(tmp_path):
+    """A config whose stage-B export groups the pseudo-map
+    (semantic_source='pseudo_map') still infers new images from the
+    network's map; an explicit option keeps the pseudo-map source."""
+    from p2seg_mm.apis.inference import init_point_segmentor
+    config, ckpt = _tiny_model(tmp_path)
+    text = open(config).read()
+    write(tmp_path / 'map_cfg.py',
+          text + "\nmodel.update(test_cfg=dict(semantic_source="
+          "'pseudo_map'))\n")
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(tmp_path / 'map_cfg.py'))
+    assert cfg.model.test_cfg.semantic_source == 'pseudo_map'
+    model, _, _ = init_point_segmentor(str(tmp_path / 'map_cfg.py'),
+                                       str(ckpt))
+    assert model.test_cfg['semantic_source'] == 'network'
+    model, _, _ = init_point_segmentor(
+        str(tmp_path / 'map_cfg.py'), str(ckpt),
+        cfg_options={'model.test_cfg.semantic_source': 'pseudo_map'})
+    assert model.test_cfg['semantic_source'] == 'pseudo_map'
