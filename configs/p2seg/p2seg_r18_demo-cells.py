@@ -47,15 +47,23 @@ model = dict(
         feat_channels=32,
         loss_center_weight=200.0),
     affinity_head=dict(in_channels=32, embed_dims=32, pool=2),
-    # 300 CPU iterations from random init leave the affinity embedding
-    # near-uniform, so its random walk would blur the semantic map: the
-    # demo adds a CE on the unrefined logits while training and decodes
-    # the unrefined map (paper configs: 0 and True).
+    # Measured by benchmarks/bench_quality.py (3 seeds, README "Quality
+    # benchmark"): on these few-cell objects the paper's random walk
+    # leaves no pixel foreground (every walked row: the points get their
+    # fallback squares, docs/method.md §4.6), and with only the refined CE
+    # E. coli is never learned. So the demo adds a CE on the unrefined
+    # logits (not in the paper) and new images are decoded from the
+    # unrefined map (use_i2s=False; paper configs: 0 and True).
     train_cfg=dict(unrefined_sem_loss_weight=1.0),
+    # Stage B (pseudo-masks of the training frames, which have their
+    # pseudo-map) groups the given pseudo-map by the learned offsets
+    # (semantic_source='pseudo_map', not in the paper; row p2seg_aux_map of
+    # the benchmark). tools/infer.py on new images uses the network's map.
     # A point whose class lost the argmax gets a square; the release's
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
     # 13 x 13 is about one cell.
-    test_cfg=dict(use_i2s=False, fallback_half_size=6))
+    test_cfg=dict(
+        use_i2s=False, semantic_source='pseudo_map', fallback_half_size=6))
 
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
 param_scheduler = [
