@@ -33,7 +33,8 @@ DEFAULT_TEST_CFG = dict(
     top_k=200,
     min_area=0,
     use_i2s=True,
-    semantic_source='network')
+    semantic_source='network',
+    group_in_components=False)
 
 
 @MODELS.register_module()
@@ -68,7 +69,9 @@ class P2Seg(BaseDetector):
             ``center_threshold``, ``nms_kernel``, ``top_k``, ``min_area``
             (center mode), ``use_i2s`` (walk at test time),
             ``semantic_source`` ('network', the method, or 'pseudo_map':
-            group the sample's given pseudo-map by the learned offsets).
+            group the sample's given pseudo-map by the learned offsets),
+            ``group_in_components`` (point mode: group each connected
+            component among its own points; not in the paper).
         data_preprocessor (dict, optional): Defaults to None.
         init_cfg (dict, optional): Defaults to None.
     """

@@ -222,6 +222,7 @@ def decode_single(log_probs: Tensor, center: Optional[Tensor],
             labels,
             img_labels=image_labels(sample),
             fallback_half_size=cfg['fallback_half_size'],
+            group_in_components=cfg['group_in_components'],
             fallback_score=cfg['fallback_score'])
     else:
         if rescale:

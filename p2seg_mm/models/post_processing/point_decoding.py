@@ -9,7 +9,9 @@ background, channel ``c + 1`` = class ``c``.
 """
 from typing import Dict, Optional
 
+import numpy as np
 import torch
+from scipy import ndimage
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -27,12 +29,37 @@ def _check_maps(sem_prob: Tensor, offset: Tensor) -> None:
                          f'{tuple(offset.shape)}.')
 
 
-def _group_class(sem: Tensor, cls: int, offset: Tensor, targets: Tensor):
-    """Pixels of class ``cls`` and the index of their nearest target."""
-    ii, jj = torch.nonzero(sem == cls + 1, as_tuple=True)
+def _group_class(sem: Tensor,
+                 cls: int,
+                 offset: Tensor,
+                 targets: Tensor,
+                 in_components: bool = False):
+    """Pixels of class ``cls`` and the index of their nearest target.
+
+    With ``in_components`` a pixel of a connected component (8-connected,
+    of ``sem == cls + 1``) that holds targets is grouped among those
+    targets only; pixels of components without a target among all.
+    """
+    fg = sem == cls + 1
+    ii, jj = torch.nonzero(fg, as_tuple=True)
     moved = torch.stack([jj.float() + 0.5, ii.float() + 0.5], dim=1)
     moved = moved + offset[:, ii, jj].t().float()
-    return ii, jj, nearest_point_index(moved, targets)
+    nearest = nearest_point_index(moved, targets)
+    if in_components and ii.numel():
+        comp = torch.from_numpy(
+            ndimage.label(fg.cpu().numpy(), structure=np.ones((3, 3)))[0]).to(
+                sem.device)
+        rows = targets[:, 1].floor().long().clamp(0, sem.shape[0] - 1)
+        cols = targets[:, 0].floor().long().clamp(0, sem.shape[1] - 1)
+        target_comp = comp[rows, cols]
+        pixel_comp = comp[ii, jj]
+        for k in target_comp.unique().tolist():
+            if k == 0:  # targets on background pixels hold no component
+                continue
+            own = torch.nonzero(target_comp == k, as_tuple=True)[0]
+            sel = pixel_comp == k
+            nearest[sel] = own[nearest_point_index(moved[sel], targets[own])]
+    return ii, jj, nearest
 
 
 @torch.no_grad()
@@ -43,7 +70,8 @@ def decode_instances_with_points(
         labels: Tensor,
         img_labels: Optional[Tensor] = None,
         fallback_half_size: int = 32,
-        fallback_score: float = 0.5) -> Dict[str, Tensor]:
+        fallback_score: float = 0.5,
+        group_in_components: bool = False) -> Dict[str, Tensor]:
     """Point-guided decoding: exactly one mask per point (docs/method.md §6.3).
 
     Foreground channels of classes not in ``img_labels`` are zeroed, then
@@ -71,6 +99,12 @@ def decode_instances_with_points(
         fallback_half_size (int): Half side of fallback squares in pixels.
             Defaults to 32.
         fallback_score (float): Score of fallback masks. Defaults to 0.5.
+        group_in_components (bool): Not in the paper. Group the pixels of a
+            connected component of ``sem == c + 1`` that holds points of
+            class c among those points only (offsets then only split
+            touching objects, they cannot move pixels into another blob);
+            components without a point are grouped among all points of
+            their class. Defaults to False (the method).
 
     Returns:
         dict[str, Tensor]: ``masks`` (K, H, W) bool, ``scores`` (K,) float32
@@ -106,7 +140,8 @@ def decode_instances_with_points(
     scores = torch.zeros(num_points, dtype=torch.float32, device=device)
     for cls in labels.unique().tolist():
         cls_idx = torch.nonzero(labels == cls, as_tuple=True)[0]
-        ii, jj, nearest = _group_class(sem, cls, offset, points[cls_idx])
+        ii, jj, nearest = _group_class(sem, cls, offset, points[cls_idx],
+                                       group_in_components)
         if ii.numel() == 0:
             continue
         owner = cls_idx[nearest]

@@ -217,3 +217,31 @@ def test_masks_to_boxes():
     rand = torch.from_numpy(rng.random((5, 9, 11)) > 0.9)
     rand[2] = False
     assert torch.equal(masks_to_boxes(rand), mask2bbox(rand))
+
+
+def test_group_in_components_keeps_pixels_in_their_blob():
+    """Two blobs, one point each, offsets that all point at the left point:
+    by default the right blob's pixels go to the left point; grouped in
+    components each blob goes to its own point. A blob without a point is
+    still grouped among all points."""
+    from p2seg_mm.models.post_processing.point_decoding import \
+        decode_instances_with_points as decode
+    sem = torch.zeros(12, 20, dtype=torch.long)
+    sem[2:6, 2:6] = 1  # left blob, point (3.5, 3.5)
+    sem[2:6, 12:16] = 1  # right blob, point (13.5, 3.5)
+    sem[9:11, 17:19] = 1  # blob without a point
+    prob = F.one_hot(sem, 2).permute(2, 0, 1).float()
+    points = torch.tensor([[3.5, 3.5], [13.5, 3.5]])
+    labels = torch.tensor([0, 0])
+    ys, xs = torch.meshgrid(torch.arange(12) + 0.5, torch.arange(20) + 0.5,
+                            indexing='ij')
+    offset = torch.stack([3.5 - xs, 3.5 - ys])  # everything -> left point
+    plain = decode(prob, offset, points, labels, fallback_half_size=0)
+    assert plain['masks'][0].sum() == 16 + 16 + 4
+    assert plain['masks'][1].sum() == 0
+    grouped = decode(prob, offset, points, labels, fallback_half_size=0,
+                     group_in_components=True)
+    assert torch.equal(grouped['masks'][0], sem.eq(1) & (xs < 10) |
+                       (sem.eq(1) & (ys > 8)))
+    assert torch.equal(grouped['masks'][1], sem.eq(1) & (xs > 10) &
+                       (ys < 8))
