@@ -94,6 +94,10 @@ ROWS = {
     'p2seg_aux': ('p2seg_aux', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_map': ('p2seg_aux', dict(semantic_source='pseudo_map'),
                       ('train', 'val')),
+    # + each connected component grouped among its own points
+    'p2seg_aux_map_cc': ('p2seg_aux', dict(semantic_source='pseudo_map',
+                                           group_in_components=True),
+                         ('train', 'val')),
     'p2seg_aux_no_test_i2s': ('p2seg_aux', dict(use_i2s=False),
                               ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
