@@ -60,10 +60,11 @@ class P2Seg(BaseDetector):
         train_cfg (dict, optional): ``num_stages`` (K, default 1),
             ``use_online_s2i``, ``use_i2s``, ``use_inst_affinity`` (T2),
             ``aff_stride`` (derived: 4 x ``affinity_head.pool``; a
-            contradicting value raises), ``aff_membership`` ('max', the
-            release, or
-            'majority': how a cell of the affinity grid joins a class or
-            instance, see ``affinity_target.pool_membership``).
+            contradicting value raises), ``aff_membership`` (how a cell of
+            the affinity grid joins a class or instance: 'max', the
+            release, or 'majority'; see ``pool_membership``),
+            ``unrefined_sem_loss_weight`` (CE on the unrefined logits; 0,
+            the method).
         test_cfg (dict, optional): ``mode`` ('point' or 'center'),
             ``fallback_half_size``, ``fallback_score`` (point mode),
             ``center_threshold``, ``nms_kernel``, ``top_k``, ``min_area``
@@ -212,8 +213,8 @@ class P2Seg(BaseDetector):
         aux_weight = float(self.train_cfg.get('unrefined_sem_loss_weight', 0))
         if aux_weight > 0:
             # Not in the paper: a direct per-pixel signal for the semantic
-            # head while the affinity is still near-uniform (short CPU runs
-            # from random init); 0 (off) in every paper config.
+            # head where the walk averages small objects away
+            # (docs/method.md §4.6); 0 (off) in every paper config.
             aux = self.semantic_head.loss_by_feat(
                 resize_bilinear(sem_logits, size).log_softmax(dim=1), gt_sem)
             losses['loss_sem_seg_unrefined'] = aux_weight * aux['loss_sem_seg']
