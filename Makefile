@@ -10,7 +10,7 @@ REQS := requirements/build.txt requirements/torch.txt \
         requirements/tests.txt setup.py
 PYTEST_ARGS ?= -q -n 2
 
-.PHONY: install test demo demo-data bench clean
+.PHONY: install test demo demo-data bench bench-quality clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/bench_affinity.py
+
+# Pseudo-mask quality ladder on the demo cells, 3 seeds (about an hour on
+# 2 cores; cached under work_dirs/bench_quality, a rerun resumes).
+bench-quality: install
+	$(PY) benchmarks/bench_quality.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
