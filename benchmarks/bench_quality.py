@@ -359,14 +359,26 @@ def spread(values: List[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def select(records: List[dict], row: str, split: str,
+           cls: str) -> List[dict]:
+    """The records of one row / split / class (one per IoU)."""
+    return [
+        r for r in records
+        if (r['row'], r['split'], r['class']) == (row, split, cls)
+    ]
+
+
 def markdown(records: List[dict], args, minutes: float) -> str:
     classes = sorted({r['class'] for r in records} - {'mean'}) + ['mean']
     lines = [
-        '# Pseudo-mask quality on the demo cells (`benchmarks/bench_quality.py`)',
+        '# Pseudo-mask quality on the demo cells '
+        '(`benchmarks/bench_quality.py`)',
         '',
         f'{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, '
         f'Python {platform.python_version()}; MDM {CONFIG}, '
-        f'{args.iters} iterations, seeds {args.seeds}; {minutes:.0f} min. '
+        f'{args.iters} iterations, seeds {args.seeds}; this invocation '
+        f'{minutes:.0f} min (results cached in {args.work_dir} are '
+        'reused). '
         'VOC mask AP (%) at IoU .25 / .5 / .7 / .75 and mean IoU per point '
         '(%), mean ± std over seeds ("train": pseudo-masks of the 30 '
         'training frames; "val": the 10 held-out frames decoded from their '
@@ -381,8 +393,7 @@ def markdown(records: List[dict], args, minutes: float) -> str:
         for row in rows:
             cells = []
             for cls in classes:
-                recs = [r for r in records if (r['row'], r['split'],
-                                               r['class']) == (row, split, cls)]
+                recs = select(records, row, split, cls)
                 text = ' / '.join(f'{r["mean"]:.1f}±{r["std"]:.1f}'
                                   if r['seeds'] > 1 else f'{r["mean"]:.1f}'
                                   for r in recs)
@@ -400,17 +411,19 @@ def plot(records: List[dict], path: str) -> None:
     classes = sorted({r['class'] for r in records})
     fig, axes = plt.subplots(2, len(classes), figsize=(5 * len(classes), 7),
                              squeeze=False)
+    rows = list(dict.fromkeys(r['row'] for r in records))
+    colours = plt.cm.tab20(np.linspace(0, 1, max(len(rows), 2)))
     for i, split in enumerate(('train', 'val')):
         for j, cls in enumerate(classes):
             ax = axes[i][j]
-            for row in dict.fromkeys(r['row'] for r in records):
-                recs = [r for r in records if (r['row'], r['split'],
-                                               r['class']) == (row, split, cls)]
+            for k, row in enumerate(rows):
+                recs = select(records, row, split, cls)
                 if recs:
                     ax.errorbar([r['iou'] for r in recs],
                                 [r['mean'] for r in recs],
                                 yerr=[r['std'] for r in recs], marker='o',
-                                capsize=3, label=row)
+                                capsize=3, label=row, color=colours[k],
+                                linestyle=('-', '--', ':')[k % 3])
             ax.set_title(f'{split}: {cls}')
             ax.set_xlabel('IoU threshold')
             ax.set_ylabel('VOC mask AP (%)')

@@ -1,5 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Probe the I2S random walk of a trained MDM on one image (docs/method.md §4.6).
+"""Probe the I2S random walk of a trained MDM on one image.
+
+See docs/method.md §4.6.
 
 Prints, for the image's points: the affinity A = sigmoid(E^T E) between cells
 that the unrefined map calls foreground (P > 0.5) and the rest, the share of
