@@ -23,6 +23,7 @@ DEFAULT_TRAIN_CFG = dict(
     use_i2s=True,
     use_inst_affinity=True,
     aff_membership='max',
+    aff_background=False,
     unrefined_sem_loss_weight=0.0)
 DEFAULT_TEST_CFG = dict(
     mode='point',
@@ -63,6 +64,8 @@ class P2Seg(BaseDetector):
             contradicting value raises), ``aff_membership`` (how a cell of
             the affinity grid joins a class or instance: 'max', the
             release, or 'majority'; see ``pool_membership``),
+            ``aff_background`` (T1 gets a background row: background pairs
+            positive; not in the paper),
             ``unrefined_sem_loss_weight`` (CE on the unrefined logits; 0,
             the method).
         test_cfg (dict, optional): ``mode`` ('point' or 'center'),
@@ -313,7 +316,8 @@ class P2Seg(BaseDetector):
             if use_i2s and stage == 0:  # T1 targets do not change
                 aff_targets['sem'] = [
                     semantic_membership(seg, lab.tolist(), cfg['aff_stride'],
-                                        cfg['aff_membership'])
+                                        cfg['aff_membership'],
+                                        cfg['aff_background'])
                     for seg, lab in zip(gt_sem, labels)
                 ]
             if cfg['use_online_s2i'] or use_t2:

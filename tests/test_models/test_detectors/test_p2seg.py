@@ -414,3 +414,12 @@ def test_semantic_source_pseudo_map_groups_the_given_map():
             model(**model.data_preprocessor(batch, False), mode='predict')
     with pytest.raises(ValueError, match='semantic_source'):
         build(test_cfg=dict(semantic_source='gt'))
+
+
+def test_background_affinity_row_changes_the_t1_loss():
+    plain = run_loss(build(), make_batch())
+    with_bg = run_loss(build(train_cfg=dict(aff_background=True)),
+                       make_batch())
+    assert torch.isfinite(with_bg['loss_affinity_sem'])
+    assert not torch.isclose(plain['loss_affinity_sem'],
+                             with_bg['loss_affinity_sem'])

@@ -84,3 +84,12 @@ def test_majority_membership_does_not_dilate_small_objects():
         [[1., 0., 0., 0.]]
     with pytest.raises(ValueError, match='mode'):
         pool_membership(masks, 4, 'mean')
+
+
+def test_semantic_membership_background_row():
+    seg = torch.zeros(8, 8, dtype=torch.long)
+    seg[0:4, 0:4] = 2  # class 1 fills cell 0
+    seg[4:8, 4:8] = 255  # ignore fills cell 3
+    assert semantic_membership(seg, [1], 4).tolist() == [[1., 0., 0., 0.]]
+    rows = semantic_membership(seg, [1], 4, background=True)
+    assert rows.tolist() == [[0., 1., 1., 0.], [1., 0., 0., 0.]]

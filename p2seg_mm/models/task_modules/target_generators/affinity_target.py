@@ -75,7 +75,8 @@ def pool_membership(masks: Tensor,
 def semantic_membership(seg_map: Tensor,
                         classes: Sequence[int],
                         stride: int = 4,
-                        mode: str = 'max') -> Tensor:
+                        mode: str = 'max',
+                        background: bool = False) -> Tensor:
     """Class membership rows (the T1 target of docs/method.md §4.2).
 
     Args:
@@ -85,9 +86,14 @@ def semantic_membership(seg_map: Tensor,
             image-level labels), one row each, in the given order.
         stride (int): Pooling stride. Defaults to 4.
         mode (str): See :func:`pool_membership`. Defaults to 'max'.
+        background (bool): Not in the paper. Add a first row for the
+            background (value 0; ignore pixels stay in no row), so that
+            background-background pairs are positives as in AffinityNet.
+            Defaults to False (the release: they are negatives).
 
     Returns:
-        Tensor: Shape (len(classes), h * w), float32 in {0, 1}.
+        Tensor: Shape (len(classes) + background, h * w), float32 in
+        {0, 1}.
     """
     if seg_map.ndim != 2:
         raise ValueError('seg_map must have shape (H, W), got '
@@ -96,7 +102,10 @@ def semantic_membership(seg_map: Tensor,
         list(classes), dtype=torch.long, device=seg_map.device).reshape(-1)
     if classes.numel() and classes.min() < 0:
         raise ValueError(f'classes must be 0-based, got {classes.tolist()}.')
-    masks = seg_map.long()[None] == (classes + 1)[:, None, None]
+    values = classes + 1
+    if background:
+        values = torch.cat([values.new_zeros(1), values])
+    masks = seg_map.long()[None] == values[:, None, None]
     return pool_membership(masks, stride, mode)
 
 
