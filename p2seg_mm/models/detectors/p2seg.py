@@ -439,13 +439,14 @@ class P2Seg(BaseDetector):
             for _ in range(self._num_walks()):
                 log_probs = self.affinity_head.refine(log_probs, embed,
                                                       channels)
-        log_probs, offset = (resize_bilinear(x, size)
-                             for x in (log_probs, offset))
-        # point mode never reads the (C, H, W) centre maps: not upsampled
+        offset = resize_bilinear(offset, size)
+        # point mode never reads the (C, H, W) centre maps and upsamples
+        # only the image's classes (decode_single): bounded memory
         center = [None] * len(batch_data_samples) if point_mode else \
             resize_bilinear(center, size)
         for i, sample in enumerate(batch_data_samples):
             sample.pred_instances = decode_single(log_probs[i], center[i],
                                                   offset[i], sample,
-                                                  self.test_cfg, rescale)
+                                                  self.test_cfg, rescale,
+                                                  size)
         return batch_data_samples

@@ -186,20 +186,55 @@ def rescale_offsets_and_points(offset: Tensor, points: Tensor,
     return offset, points
 
 
-def decode_single(log_probs: Tensor, center: Optional[Tensor],
+# Channels upsampled at once when point decoding normalises the
+# log-probabilities: bounds the full-resolution memory to this many maps.
+_CHANNEL_CHUNK = 8
+
+
+def _point_mode_probs(log_probs: Tensor, channels: Tensor,
+                      sample: DetDataSample, rescale: bool,
+                      input_size: Optional[Sequence[int]]) -> Tensor:
+    """Probabilities of ``channels`` only, at the output resolution.
+
+    Equal to ``softmax`` over all C + 1 channels of the upsampled
+    log-probabilities, restricted to ``channels``; the normaliser is
+    accumulated ``_CHANNEL_CHUNK`` channels at a time, so an 80-class model
+    never holds 81 full-resolution maps (docs/method.md §6.3).
+    """
+    def full(x: Tensor) -> Tensor:
+        if input_size is not None:
+            x = resize_bilinear(x[None], input_size)[0]
+        return to_original_single(x, sample, rescale)
+
+    lse = None
+    for chunk in log_probs.split(_CHANNEL_CHUNK):
+        part = full(chunk).logsumexp(dim=0)
+        lse = part if lse is None else torch.logaddexp(lse, part)
+    return (full(log_probs[channels]) - lse).exp()
+
+
+def decode_single(log_probs: Tensor,
+                  center: Optional[Tensor],
                   offset: Tensor,
-                  sample: DetDataSample, cfg: dict,
-                  rescale: bool) -> InstanceData:
+                  sample: DetDataSample,
+                  cfg: dict,
+                  rescale: bool,
+                  input_size: Optional[Sequence[int]] = None) -> InstanceData:
     """Decode one image from maps at the padded input size.
 
     Args:
-        log_probs (Tensor): (C+1, H, W) refined log-probabilities.
+        log_probs (Tensor): (C+1, H, W) refined log-probabilities, at the
+            padded input size, or at any size when ``input_size`` is
+            given (point mode upsamples only what it needs).
         center (Tensor, optional): (C, H, W) centre heatmaps; only read
             in centre mode (None in point mode).
         offset (Tensor): (2, H, W) (dx, dy) in input pixels.
         sample (DetDataSample): Metainfo and, in point mode, the points.
         cfg (dict): The detector's ``test_cfg``.
         rescale (bool): Return results at ``ori_shape``.
+        input_size (Sequence[int], optional): Padded input (H, W) that
+            ``log_probs`` is first upsampled to. Defaults to None (it is
+            already at that size).
 
     Returns:
         InstanceData: ``masks`` (N, H', W') bool, ``bboxes`` (N, 4),
@@ -207,24 +242,35 @@ def decode_single(log_probs: Tensor, center: Optional[Tensor],
         (N, 2), the given points in the frame of the masks (the exported
         pseudo json keeps them).
     """
-    prob = to_original_single(log_probs, sample,
-                              rescale).log_softmax(dim=0).exp()
     offset = to_original_single(offset, sample, rescale)
     if cfg['mode'] == 'point':
         points, labels = points_of(sample)
-        points = points.to(offset.device)
+        points, labels = points.to(offset.device), labels.to(offset.device)
         if rescale:
             offset, points = rescale_offsets_and_points(offset, points, sample)
+        # background + the image's classes, renumbered 0..K for decoding
+        channels = refine_channels(image_labels(sample).to(offset.device))
+        position = torch.full((log_probs.shape[0], ),
+                              -1,
+                              dtype=torch.long,
+                              device=offset.device)
+        position[channels] = torch.arange(
+            len(channels), device=offset.device)
         result = decode_instances_with_points(
-            prob,
+            _point_mode_probs(log_probs, channels, sample, rescale,
+                              input_size),
             offset,
             points,
-            labels,
-            img_labels=image_labels(sample),
+            position[labels + 1] - 1,
             fallback_half_size=cfg['fallback_half_size'],
             group_in_components=cfg['group_in_components'],
             fallback_score=cfg['fallback_score'])
+        result['labels'] = labels
     else:
+        if input_size is not None:
+            log_probs = resize_bilinear(log_probs[None], input_size)[0]
+        prob = to_original_single(log_probs, sample,
+                                  rescale).log_softmax(dim=0).exp()
         if rescale:
             offset, _ = rescale_offsets_and_points(offset,
                                                    offset.new_zeros((0, 2)),

@@ -423,3 +423,61 @@ def test_background_affinity_row_changes_the_t1_loss():
     assert torch.isfinite(with_bg['loss_affinity_sem'])
     assert not torch.isclose(plain['loss_affinity_sem'],
                              with_bg['loss_affinity_sem'])
+
+
+@pytest.mark.parametrize('rescale', [True, False])
+def test_point_decoding_upsamples_only_the_image_classes(rescale):
+    """Point mode on an 80-class map: the same masks, labels and scores as
+    upsampling all 81 channels, without any 81-channel full-size tensor."""
+    from p2seg_mm.models.detectors.p2seg_utils import (decode_single,
+                                                       resize_bilinear)
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+
+        def __init__(self):
+            super().__init__()
+            self.max_numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for item in (out if isinstance(out, (tuple, list)) else [out]):
+                if isinstance(item, torch.Tensor):
+                    self.max_numel = max(self.max_numel, item.numel())
+            return out
+
+    torch.manual_seed(0)
+    num_classes, size = 80, (64, 72)
+    sample = make_sample(61, 70, [(7, (5, 25, 5, 30), [(17.5, 15.5)]),
+                                  (42, (30, 55, 35, 65), [(40.5, 40.5)])],
+                         scale=0.5, num_classes=num_classes)
+    log_probs = torch.randn(num_classes + 1, 16, 18) * 3
+    log_probs[8] += 4  # class 7 wins somewhere
+    offset = torch.randn(2, *size)
+    cfg = dict(build().test_cfg)
+    # reference: all 81 channels upsampled, softmax, then decoded
+    from p2seg_mm.models.detectors.p2seg_utils import (
+        image_labels, rescale_offsets_and_points, to_original_single)
+    from p2seg_mm.models.post_processing.point_decoding import \
+        decode_instances_with_points
+    prob = to_original_single(
+        resize_bilinear(log_probs[None], size)[0], sample,
+        rescale).log_softmax(0).exp()
+    off = to_original_single(offset, sample, rescale)
+    points = sample.gt_instances.points
+    if rescale:
+        off, points = rescale_offsets_and_points(off, points, sample)
+    want = decode_instances_with_points(
+        prob, off, points, sample.gt_instances.labels,
+        img_labels=image_labels(sample),
+        fallback_half_size=cfg['fallback_half_size'],
+        fallback_score=cfg['fallback_score'])
+    assert want['masks'].any()  # not a comparison of empty masks
+    with Largest() as probe:
+        got = decode_single(log_probs, None, offset, sample, cfg, rescale,
+                            size)
+    assert torch.equal(got.masks, want['masks'])
+    assert torch.equal(got.labels, want['labels'])
+    torch.testing.assert_close(got.scores, want['scores'])
+    height, width = got.masks.shape[-2:]
+    assert probe.max_numel < 10 * max(height * width, size[0] * size[1])
