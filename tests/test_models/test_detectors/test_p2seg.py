@@ -431,20 +431,7 @@ def test_point_decoding_upsamples_only_the_image_classes(rescale):
     upsampling all 81 channels, without any 81-channel full-size tensor."""
     from p2seg_mm.models.detectors.p2seg_utils import (decode_single,
                                                        resize_bilinear)
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Largest(TorchDispatchMode):
-
-        def __init__(self):
-            super().__init__()
-            self.max_numel = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for item in (out if isinstance(out, (tuple, list)) else [out]):
-                if isinstance(item, torch.Tensor):
-                    self.max_numel = max(self.max_numel, item.numel())
-            return out
+    from tests.probes import LargestTensor
 
     torch.manual_seed(0)
     num_classes, size = 80, (64, 72)
@@ -473,7 +460,7 @@ def test_point_decoding_upsamples_only_the_image_classes(rescale):
         fallback_half_size=cfg['fallback_half_size'],
         fallback_score=cfg['fallback_score'])
     assert want['masks'].any()  # not a comparison of empty masks
-    with Largest() as probe:
+    with LargestTensor() as probe:
         got = decode_single(log_probs, None, offset, sample, cfg, rescale,
                             size)
     assert torch.equal(got.masks, want['masks'])

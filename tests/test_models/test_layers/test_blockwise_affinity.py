@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 from torch.testing import assert_close
-from torch.utils._python_dispatch import TorchDispatchMode
+from tests.probes import LargestTensor
 
 from p2seg_mm.models.layers.blockwise_affinity import (affinity_loss_blockwise,
                                                        affinity_loss_dense,
@@ -241,22 +241,6 @@ def test_partial_requires_grad_and_no_grad():
     assert_close(loss, affinity_loss_dense(embed, sem), rtol=RTOL, atol=0)
 
 
-class _LargestTensor(TorchDispatchMode):
-    """Record the largest tensor any aten op produces."""
-
-    def __init__(self):
-        super().__init__()
-        self.max_numel = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        flat = out if isinstance(out, (tuple, list)) else [out]
-        for item in flat:
-            if isinstance(item, torch.Tensor):
-                self.max_numel = max(self.max_numel, item.numel())
-        return out
-
-
 def test_blockwise_never_materialises_n_by_n():
     num, block = 60, 8
     embed, _, _, _, _ = _inputs(num=num, dim=4)
@@ -264,14 +248,14 @@ def test_blockwise_never_materialises_n_by_n():
     prob = torch.softmax(torch.randn(4, num, dtype=F64), 0)
     e = embed.clone().requires_grad_()
     p = prob.clone().requires_grad_()
-    with _LargestTensor() as mode:
+    with LargestTensor() as mode:
         loss = affinity_loss_blockwise(e, sem, block_size=block)
         out = random_walk_blockwise(e, p, block_size=block)
         (loss + out.sum()).backward()
     # (N, 2K + 2) operands of the random-walk backward are the widest
     # besides the (block, N) tiles; N x N = 3600 never appears
     assert 0 < mode.max_numel <= max(block, 2 * 4 + 2) * num
-    with _LargestTensor() as mode:
+    with LargestTensor() as mode:
         affinity_loss_dense(e, sem)
     assert mode.max_numel == num * num  # the probe sees N x N tensors
 

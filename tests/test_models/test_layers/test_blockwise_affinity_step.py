@@ -9,8 +9,7 @@ from p2seg_mm.models.layers.blockwise_affinity import (affinity_loss_blockwise,
                                                        random_walk_dense)
 from p2seg_mm.models.layers.blockwise_affinity_step import \
     affinity_step_blockwise
-# the N x N probe of the block-wise tests (same folder)
-from test_blockwise_affinity import _LargestTensor
+from tests.probes import LargestTensor
 
 F64 = torch.float64
 
@@ -141,7 +140,7 @@ def test_step_never_materialises_n_by_n():
     inst = torch.rand(5, num) > 0.8
     e = embed.clone().requires_grad_()
     p = torch.softmax(torch.randn(4, num, dtype=F64), 0).requires_grad_()
-    with _LargestTensor() as mode:
+    with LargestTensor() as mode:
         losses, walked = affinity_step_blockwise(e, p, [sem, inst], block)
         (losses.sum() + walked.sum()).backward()
     assert 0 < mode.max_numel <= max(block, 2 * 4 + 2) * num
