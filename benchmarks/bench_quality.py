@@ -210,7 +210,8 @@ def decode(args, row: str, seed: int, ckpt: str, split: str) -> dict:
     opts += args.test_options
     cmd = [
         sys.executable, osp.abspath(__file__), '--score-one', row, split,
-        '--ckpt', ckpt or '-', '--out', out, '--data', args.data
+        '--ckpt', ckpt or '-', '--out', out, '--data', args.data,
+        '--config', CONFIG
     ] + (['--test-options'] + opts if opts else [])
     run(cmd, out[:-5] + '.log')
     with open(out) as f:
@@ -434,6 +435,7 @@ def plot(records: List[dict], path: str) -> None:
 
 
 def main(argv=None) -> None:
+    global CONFIG
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rows', nargs='+',
                         default=list(NO_LEARNING) + list(ROWS))
@@ -441,6 +443,8 @@ def main(argv=None) -> None:
     parser.add_argument('--iters', type=int, default=300)
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument('--data', default=DATA)
+    parser.add_argument('--config', default=CONFIG,
+                        help='the MDM config every row trains and decodes')
     parser.add_argument('--work-dir', default='work_dirs/bench_quality')
     parser.add_argument('--out-dir', default='benchmarks/results')
     parser.add_argument('--train-options', nargs='*', default=[],
@@ -452,6 +456,7 @@ def main(argv=None) -> None:
     parser.add_argument('--out')
     args = parser.parse_args(argv)
     os.chdir(ROOT)
+    CONFIG = args.config
     if args.score_one:
         score_one(*args.score_one, args.ckpt, args.out, args.data,
                   args.test_options)

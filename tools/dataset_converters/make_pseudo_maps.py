@@ -5,11 +5,17 @@ Example::
 
     python tools/dataset_converters/make_pseudo_maps.py my_cells/points.json \\
         --img-dir my_cells/ --out-dir my_cells/pseudo_maps/
+    # or from a training config: its train dataset's points json, image
+    # folder and seg folder (data_root + data_prefix)
+    python tools/dataset_converters/make_pseudo_maps.py \\
+        configs/p2seg/p2seg_r18_demo-cells.py --gt annotations/train_gt.json
 
 writes ``<out-dir>/<file_name stem>.png`` per image (0 background,
 ``c + 1`` class ``c`` in the json's category order, 255 ignore), the layout
 ``data_prefix=dict(seg=...)`` with the default ``seg_map_suffix='.png'``
-expects. Suited to objects that differ from a flat background by
+expects. ``--gt`` (a COCO json with masks of the same images; relative to
+the config's ``data_root`` when a config is given) prints the foreground
+IoU of the maps per class (ignore pixels count as background). Suited to objects that differ from a flat background by
 brightness (stained nuclei, fluorescence, phase contrast); natural images
 need a WSSS method. The method is described in
 ``p2seg_mm/datasets/converters/pseudo_maps.py``.
@@ -17,9 +23,10 @@ need a WSSS method. The method is described in
 import argparse
 import json
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import cv2
+import numpy as np
 
 from p2seg_mm.datasets.converters.pseudo_maps import (PseudoMapConfig,
                                                       make_pseudo_map,
@@ -32,9 +39,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     defaults = PseudoMapConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('points', help='COCO-with-points json')
-    parser.add_argument('--img-dir', required=True, help='image folder')
-    parser.add_argument('--out-dir', required=True, help='map folder')
+    parser.add_argument(
+        'source', help='COCO-with-points json, or a config (.py) whose '
+        'train dataset gives the json, image and map folders')
+    parser.add_argument('--img-dir', help='image folder (json source)')
+    parser.add_argument('--out-dir', help='map folder (json source)')
+    parser.add_argument('--gt', help='COCO json with masks: print the '
+                        'foreground IoU per class')
     parser.add_argument('--method', choices=['threshold'],
                         default='threshold')
     for name in ('sigma', 'k_mad', 'min_k', 'min_point_coverage'):
@@ -52,31 +63,101 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def resolve_paths(args: argparse.Namespace) -> Tuple[str, str, str,
+                                                     Optional[str]]:
+    """(points json, image folder, map folder, gt json) of the command.
+
+    Raises:
+        ValueError: A json source without ``--img-dir`` / ``--out-dir``, or
+            a config whose train dataset lacks ``ann_file`` or
+            ``data_prefix.img`` / ``data_prefix.seg``.
+    """
+    if not args.source.endswith('.py'):
+        if not (args.img_dir and args.out_dir):
+            raise ValueError(f'{args.source}: a json source needs --img-dir '
+                             'and --out-dir (or give a config).')
+        return args.source, args.img_dir, args.out_dir, args.gt
+    from mmengine.config import Config
+    dataset = Config.fromfile(args.source).train_dataloader.dataset
+    while 'dataset' in dataset:  # wrappers (RepeatDataset, ...)
+        dataset = dataset.dataset
+    root = dataset.get('data_root') or ''
+    prefix = dataset.get('data_prefix') or {}
+    if not dataset.get('ann_file') or not prefix.get('img') or \
+            not prefix.get('seg'):
+        raise ValueError(
+            f'{args.source}: train_dataloader.dataset needs ann_file and '
+            'data_prefix=dict(img=..., seg=...) to locate points, images '
+            'and maps; or pass the json with --img-dir and --out-dir.')
+    gt = osp.join(root, args.gt) if args.gt and not osp.isabs(args.gt) \
+        and not osp.exists(args.gt) else args.gt
+    return (osp.join(root, dataset.ann_file), args.img_dir
+            or osp.join(root, prefix['img']), args.out_dir
+            or osp.join(root, prefix['seg']), gt)
+
+
+def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray]) -> dict:
+    """Foreground IoU per class of the maps against a COCO json's masks.
+
+    Args:
+        gt_file (str): COCO json with segmentations; its images are matched
+            to ``maps`` by ``file_name``, its categories by position.
+        maps (dict[str, np.ndarray]): file name -> (H, W) uint8 map.
+
+    Returns:
+        dict: class name -> IoU over all matched images (ignore pixels and
+        other classes count as background).
+    """
+    from pycocotools.coco import COCO
+    gt = COCO(gt_file)
+    names = [c['name'] for c in gt.dataset['categories']]
+    inter, union = np.zeros(len(names)), np.zeros(len(names))
+    for img_id, info in gt.imgs.items():
+        seg = maps.get(info['file_name'])
+        if seg is None:
+            continue
+        for k, cat in enumerate(gt.dataset['categories']):
+            anns = gt.loadAnns(gt.getAnnIds(imgIds=img_id,
+                                            catIds=cat['id']))
+            mask = np.zeros(seg.shape, bool)
+            for ann in anns:
+                mask |= gt.annToMask(ann).astype(bool)
+            fg = seg == k + 1
+            inter[k] += (fg & mask).sum()
+            union[k] += (fg | mask).sum()
+    return {n: float(i / u) for n, i, u in zip(names, inter, union) if u}
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Entry point; returns one statistics dict per image."""
     args = parse_args(argv)
+    points_file, img_dir, out_dir, gt_file = resolve_paths(args)
     cfg = PseudoMapConfig(
         **{k: getattr(args, k) for k in PseudoMapConfig.__annotations__})
-    with open(args.points, encoding='utf-8') as f:
+    with open(points_file, encoding='utf-8') as f:
         coco = json.load(f)
     points = points_by_image(coco)
-    rows = []
+    rows, maps = [], {}
     for info in coco['images']:
-        path = osp.join(args.img_dir, info['file_name'])
+        path = osp.join(img_dir, info['file_name'])
         image = read_image_file(path, 'rgb', args.percentiles, args.channel)
         if image.shape[:2] != (info['height'], info['width']):
             raise ValueError(
-                f'{args.points}: image id {info["id"]} says '
+                f'{points_file}: image id {info["id"]} says '
                 f'{info["height"]} x {info["width"]} but {path} is '
                 f'{image.shape[0]} x {image.shape[1]} (upright).')
         seg, stats = make_pseudo_map(image, *points[info['id']], cfg)
-        out = osp.join(args.out_dir,
-                       osp.splitext(info['file_name'])[0] + '.png')
+        out = osp.join(out_dir, osp.splitext(info['file_name'])[0] + '.png')
+        maps[info['file_name']] = seg
         write_bytes_atomic(cv2.imencode('.png', seg)[1].tobytes(), out)
         rows.append(dict(file_name=info['file_name'], **stats))
         print(f'{out}: {"bright" if stats["polarity"] > 0 else "dark"} '
               f'objects, k={stats["k"]:.2f}, points on their class '
               f'{100 * stats["point_coverage"]:.0f} %')
+    if gt_file:
+        for name, iou in foreground_ious(gt_file, maps).items():
+            print(f'foreground IoU vs {gt_file}: {name} {100 * iou:.1f} %')
+            rows.append(dict(gt_class=name, foreground_iou=iou))
     return rows
 
 

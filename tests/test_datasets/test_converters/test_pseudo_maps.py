@@ -97,3 +97,58 @@ def test_cli_writes_maps_the_loader_reads(tmp_path):
                                                  'f1.png'),
              img_shape=(H, W), instances=[]))
     assert results['gt_seg_map'][10, 10] == 2
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'p2seg_make_pseudo_maps_cfg',
+        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
+                 'make_pseudo_maps.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_cli_from_config_with_gt_iou(tmp_path):
+    """A config source finds json, images and map folder from its train
+    dataset; ``--gt`` reports the foreground IoU (here checked by hand)."""
+    from pycocotools import mask as mask_utils
+    tool = _load_tool()
+    image, disks = _scene()
+    root = tmp_path / 'data'
+    (root / 'images').mkdir(parents=True)
+    cv2.imwrite(str(root / 'images' / 'f1.png'), image)
+    img = dict(id=1, file_name='f1.png', height=H, width=W)
+    cats = [dict(id=1, name='a'), dict(id=2, name='b')]
+    pts = dict(images=[img], categories=cats, annotations=[
+        dict(id=1, image_id=1, category_id=1, point=[10.5, 10.5], iscrowd=0)
+    ])
+    (root / 'points.json').write_text(json.dumps(pts))
+    rle = mask_utils.encode(np.asfortranarray(disks[0].astype(np.uint8)))
+    rle['counts'] = rle['counts'].decode()
+    gt = dict(images=[img], categories=cats, annotations=[
+        dict(id=1, image_id=1, category_id=1, segmentation=rle, iscrowd=0,
+             area=float(disks[0].sum()), bbox=[5, 5, 11, 11])
+    ])
+    (root / 'gt.json').write_text(json.dumps(gt))
+    config = tmp_path / 'cfg.py'
+    config.write_text(
+        f'train_dataloader = dict(dataset=dict(type="RepeatDataset", '
+        f'times=2, dataset=dict(data_root="{root}/", '
+        'ann_file="points.json", '
+        'data_prefix=dict(img="images/", seg="maps/"))))\n')
+    rows = tool.main([str(config), '--gt', 'gt.json', '--sigma', '0'])
+    seg = cv2.imread(str(root / 'maps' / 'f1.png'), cv2.IMREAD_UNCHANGED)
+    fg = seg == 1
+    expected = (fg & disks[0]).sum() / (fg | disks[0]).sum()
+    assert fg[disks[0]].mean() > 0.9  # the disk with the point
+    assert (seg[disks[2]] == 255).all()  # a blob without point: ignore
+    ious = {r['gt_class']: r['foreground_iou'] for r in rows
+            if 'gt_class' in r}
+    assert ious == {'a': pytest.approx(expected)} and expected > 0.8
+    bad = tmp_path / 'bad.py'
+    bad.write_text('train_dataloader = dict(dataset=dict(ann_file="p.json"))')
+    with pytest.raises(ValueError, match='data_prefix'):
+        tool.main([str(bad)])
+    with pytest.raises(ValueError, match='--img-dir'):
+        tool.main([str(root / 'points.json')])
