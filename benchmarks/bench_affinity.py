@@ -75,11 +75,10 @@ def _make_inputs(torch, crop, dim, dtype):
 
 def run_child(args):
     import torch
-    from p2seg_mm.models.layers.blockwise_affinity import (
-        affinity_loss_blockwise, affinity_loss_dense, random_walk_blockwise,
-        random_walk_dense)
-    from p2seg_mm.models.layers.blockwise_affinity_step import \
-        affinity_step_blockwise
+    from p2seg_mm.models.layers.affinity_reference import (
+        affinity_loss_blockwise_eager, affinity_loss_dense, random_walk_dense)
+    from p2seg_mm.models.layers.blockwise_affinity_step import (
+        affinity_step_blockwise, random_walk_blockwise)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = torch.float32
@@ -93,7 +92,7 @@ def run_child(args):
         bs = args.block_size
 
         def loss_fn(e, m):
-            return affinity_loss_blockwise(e, m, block_size=bs)
+            return affinity_loss_blockwise_eager(e, m, block_size=bs)
 
         def walk_fn(e, p):
             return random_walk_blockwise(e, p, block_size=bs)

@@ -18,11 +18,10 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from mmdet.utils import OptMultiConfig
-from ..layers.blockwise_affinity import (affinity_loss_blockwise,
-                                         affinity_loss_dense,
-                                         random_walk_blockwise,
-                                         random_walk_dense)
-from ..layers.blockwise_affinity_step import affinity_step_blockwise
+from ..layers.affinity_reference import affinity_loss_dense, random_walk_dense
+from ..layers.blockwise_affinity_step import (affinity_loss_blockwise,
+                                              affinity_step_blockwise,
+                                              random_walk_blockwise)
 from .semantic_head import _single_feature
 
 

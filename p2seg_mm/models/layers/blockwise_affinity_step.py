@@ -1,11 +1,16 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-r"""One streamed pass for all affinity work of an MDM stage.
+r"""Block-wise affinity: one streamed pass for all affinity work of an image.
 
-:mod:`.blockwise_affinity` computes each affinity loss and the random walk
-in its own pass over ``A = sigmoid(E^T E)``: with the T1 and T2 losses and
-one walk, A is built five times (loss T1, loss T2, walk forward, walk
-backward) and ``E`` is multiplied by an N x N tile four times. Here the
-losses and the walk of one image share their passes:
+The production API of the N x N affinity (maths in :mod:`.affinity_tiles`):
+:func:`affinity_step_blockwise` and its thin wrappers
+:func:`random_walk_blockwise` (the walk alone) and
+:func:`affinity_loss_blockwise` (one loss alone).
+
+Computing each affinity loss and the random walk in its own passes over
+``A = sigmoid(E^T E)`` (the eager loss of :mod:`.affinity_reference` plus a
+walk) builds A once per loss and twice for the walk (forward, backward) and
+multiplies ``E`` by a symmetric N x N tile once per loss and once for the
+walk. Here the losses and the walk of one image share their passes:
 
 - forward: each upper row block of A is built once and gives every loss
   value (``sum c_l * A``) and the walk's accumulation ``A [P^T, 1]``;
@@ -19,21 +24,23 @@ losses and the walk of one image share their passes:
 Cost in units of ``U = 2 D N^2 / 2`` flops (one upper-triangle product):
 separate passes take ``3 U`` per loss and ``4 U`` for the walk (10 U with
 two losses), the fused step ``U`` forward + ``3 U`` backward (4 U) for any
-number of losses. With ``power`` = beta != 1 the walk uses ``W = A ** beta`` (the losses keep
-A): the walk's part of S is scaled by ``beta A ** (beta - 1)`` before the
-common factor ``A (1 - A)``. Memory stays O(block_size * N + (D + K) * N): the loss
-gradients are no longer precomputed in the forward pass, so nothing of
-size (L, D, N) is stored either. Values and gradients equal those of the
-separate functions (tested against the dense references).
+number of losses; a walk of no channels costs nothing, so a loss alone
+takes 4 U too (the eager loss: 3 U). With ``power`` = beta != 1 the walk
+uses ``W = A ** beta`` (the losses keep A): the walk's part of S is scaled
+by ``beta A ** (beta - 1)`` before the common factor ``A (1 - A)``. Memory
+stays O(block_size * N + (D + K) * N): the loss gradients are not
+precomputed in the forward pass, so nothing of size (L, D, N) is stored
+either. Values and gradients equal those of the dense references of
+:mod:`.affinity_reference` (tested).
 """
 from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .blockwise_affinity import (_check_inputs, _coef_tile, _prepare_target,
-                                 _rows_view, _symmetric_mm_, _tile,
-                                 _tile_loss, _upper_sigmoid, compute_dtype)
+from .affinity_tiles import (check_inputs, coef_tile, compute_dtype,
+                             prepare_target, rows_view, symmetric_mm_, tile,
+                             tile_loss, upper_sigmoid)
 
 
 def _walk_grad_operands(grad_out: Tensor, prob_t: Tensor, out_t: Tensor,
@@ -65,11 +72,11 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, embed: Tensor, prob: Tensor, block_size: int,
                 power: float, *memberships: Tensor):
-        et = _rows_view(embed)  # (N, D)
+        et = rows_view(embed)  # (N, D)
         num = et.shape[0]
         rows = max(1, min(block_size, num))
         targets = [
-            _prepare_target(m, block_size, et.dtype) for m in memberships
+            prepare_target(m, block_size, et.dtype) for m in memberships
         ]
         prob_t = prob.detach().t()  # (N, K)
         chans = prob_t.shape[1]
@@ -81,13 +88,15 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         coef_buf = et.new_empty(rows, num) if memberships else None
         for start in range(0, num, rows):
             stop = min(start + rows, num)
-            aff = _upper_sigmoid(et, start, stop, aff_buf)
+            aff = upper_sigmoid(et, start, stop, aff_buf)
             for i, target in enumerate(targets):
-                sums[i] += _tile_loss(
-                    _coef_tile(coef_buf, target, start, stop), aff)
+                sums[i] += tile_loss(
+                    coef_tile(coef_buf, target, start, stop), aff)
+            if chans == 0:  # no walk (a loss alone): no degrees needed
+                continue
             if power != 1.0:  # the walk's W = A ** power
                 aff.pow_(power)
-            _symmetric_mm_(acc, aff, rhs, start, stop)
+            symmetric_mm_(acc, aff, rhs, start, stop)
         deg = acc[:, chans]
         out_t = acc[:, :chans] / deg[:, None]
         constants = sums.new_tensor([t.constant for t in targets])
@@ -102,40 +111,45 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
     def backward(ctx, grad_losses: Tensor, grad_walk: Tensor):
         embed, prob, out_t, deg = ctx.saved_tensors
         targets = ctx.targets
-        et, prob_t = _rows_view(embed), prob.detach().t()
+        et, prob_t = rows_view(embed), prob.detach().t()
         need_e, need_p = ctx.needs_input_grad[:2]
         num, rows, power = et.shape[0], ctx.block_size, ctx.power
+        walks = prob_t.shape[1] > 0  # False: the walk's share of S is 0
         h_t, left, right = _walk_grad_operands(grad_walk, prob_t, out_t, deg)
         loss_scales = [2.0 * float(g) for g in grad_losses]
         grad_e = et.new_zeros(et.shape[::-1]) if need_e else None  # (D, N)
         grad_p = torch.zeros_like(prob) if need_p else None  # (K, N)
+        need_p = need_p and walks
         aff_buf = et.new_empty(rows, num)
         sym_buf = et.new_empty(rows, num) if need_e else None
         coef_buf = et.new_empty(rows, num) if need_e and targets else None
-        pow_buf = et.new_empty(rows, num) if power != 1.0 else None
+        pow_buf = et.new_empty(rows, num) if power != 1.0 and walks else None
         for start in range(0, num, rows):
             stop = min(start + rows, num)
-            aff = _upper_sigmoid(et, start, stop, aff_buf)
+            aff = upper_sigmoid(et, start, stop, aff_buf)
             walk = aff
-            if power != 1.0:
-                walk = _tile(pow_buf, stop - start, num - start)
+            if pow_buf is not None:
+                walk = tile(pow_buf, stop - start, num - start)
                 torch.pow(aff, power, out=walk)
             if need_p:  # dL/dP^T = W H^T
-                _symmetric_mm_(grad_p.t(), walk, h_t, start, stop)
+                symmetric_mm_(grad_p.t(), walk, h_t, start, stop)
             if need_e:
-                sym = _tile(sym_buf, stop - start, num - start)
-                torch.mm(left[start:stop], right[start:].t(), out=sym)
-                if power != 1.0:  # dW/dA = power * A ** (power - 1)
+                sym = tile(sym_buf, stop - start, num - start)
+                if walks:
+                    torch.mm(left[start:stop], right[start:].t(), out=sym)
+                else:
+                    sym.zero_()
+                if pow_buf is not None:  # dW/dA = power * A ** (power - 1)
                     torch.pow(aff, power - 1.0, out=walk)
                     sym.mul_(walk).mul_(power)
                 for target, scale in zip(targets, loss_scales):
                     if scale != 0.0:
                         sym.add_(
-                            _coef_tile(coef_buf, target, start, stop),
+                            coef_tile(coef_buf, target, start, stop),
                             alpha=scale)
                 aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
                 sym.mul_(aff)  # rows of dL/ds, symmetric
-                _symmetric_mm_(grad_e.t(), sym, et, start, stop)
+                symmetric_mm_(grad_e.t(), sym, et, start, stop)
         return (grad_e, grad_p, None, None) + (None, ) * len(targets)
 
 
@@ -147,15 +161,17 @@ def affinity_step_blockwise(
         power: float = 1.0) -> Tuple[Tensor, Tensor]:
     """Affinity losses and random walk of one image in shared passes.
 
-    Equal to ``torch.stack([affinity_loss_blockwise(embed, m) for m in
-    memberships])`` and ``random_walk_blockwise(embed, prob)`` (values and
-    gradients), at about 4/10 of their matmul work with two memberships.
+    Equal to ``torch.stack([affinity_loss_dense(embed, m) for m in
+    memberships])`` and ``random_walk_dense(embed, prob, power)`` (values
+    and gradients) without materialising N x N, at about 4/10 of the matmul
+    work of separate block-wise passes with two memberships.
 
     Args:
         embed (Tensor): Shape (D, N), affinity embedding of one image.
         prob (Tensor): Shape (K, N), probabilities to walk (same device
             as ``embed``). Computed in float64 if either input is float64,
             else in float32 (half inputs are upcast, autocast is off).
+            K may be 0 (no walk, only the losses).
         memberships (Sequence[Tensor]): L membership matrices (K_l, N),
             bool or float; each must hold at least one member (a target
             without a positive pair is the caller's to skip).
@@ -169,13 +185,65 @@ def affinity_step_blockwise(
         (K, N), in the computation dtype; differentiable w.r.t. ``embed``
         and ``prob``.
     """
-    _check_inputs(embed, prob, 'prob', block_size)
+    check_inputs(embed, prob, 'prob', block_size)
     if not power > 0:
         raise ValueError(f'power must be > 0, got {power}.')
     for membership in memberships:
-        _check_inputs(embed, membership, 'membership')
+        check_inputs(embed, membership, 'membership')
     dtype = compute_dtype(embed, prob)
     with torch.autocast(device_type=embed.device.type, enabled=False):
         return _BlockwiseAffinityStep.apply(embed.to(dtype), prob.to(dtype),
                                             block_size, float(power),
                                             *memberships)
+
+
+def affinity_loss_blockwise(embed: Tensor,
+                            membership: Tensor,
+                            block_size: int = 512) -> Tensor:
+    """Class-balanced affinity loss without materialising N x N.
+
+    The fused step with this one membership and a walk of no channels.
+
+    Args:
+        embed (Tensor): Shape (D, N), affinity embedding of one image
+            (float32 or float64, any strides, any device; see
+            :func:`~.affinity_tiles.compute_dtype`).
+        membership (Tensor): Shape (K, N), bool or float; nonzero marks that
+            pixel n belongs to row k (class or instance). K may be 0.
+        block_size (int): Rows of A computed at once; peak extra memory is
+            about ``3 * block_size * N`` elements. Defaults to 512.
+
+    Returns:
+        Tensor: Scalar loss, same value and gradient as
+        :func:`~.affinity_reference.affinity_loss_dense`; no gradient
+        w.r.t. ``membership``.
+    """
+    check_inputs(embed, membership, 'membership', block_size)
+    no_walk = embed.new_zeros((0, embed.shape[1]))
+    return affinity_step_blockwise(embed, no_walk, (membership, ),
+                                   block_size)[0][0]
+
+
+def random_walk_blockwise(embed: Tensor,
+                          prob: Tensor,
+                          block_size: int = 512,
+                          power: float = 1.0) -> Tensor:
+    """Random walk ``R = P Â^T`` without materialising N x N.
+
+    The fused step without memberships (one forward, one backward pass).
+
+    Args:
+        embed (Tensor): Shape (D, N), affinity embedding of one image.
+        prob (Tensor): Shape (K, N), probabilities of K semantic channels
+            (same device as ``embed``; see
+            :func:`~.affinity_tiles.compute_dtype`).
+        block_size (int): Rows of A computed at once. Defaults to 512.
+        power (float): Walk on ``W = A ** power`` (1 = the method).
+            Defaults to 1.0.
+
+    Returns:
+        Tensor: Shape (K, N), ``R[:, b]`` is the affinity-weighted average of
+        ``prob`` over all pixels a, weights ``W[b, a] / sum_a W[b, a]``.
+        Differentiable w.r.t. ``embed`` and ``prob``.
+    """
+    return affinity_step_blockwise(embed, prob, (), block_size, power)[1]

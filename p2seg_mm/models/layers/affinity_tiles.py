@@ -1,6 +1,10 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 r"""Dense pixel affinity of P2Seg's I2S branch, streamed block by block.
 
+This module holds the maths and the tile primitives shared by the
+block-wise functions (:mod:`.blockwise_affinity_step`, the production API)
+and the eager per-loss baseline (:mod:`.affinity_reference`).
+
 For one image, let ``E`` of shape (D, N) be the affinity embedding (N = h*w
 pixels at stride 4). The predicted affinity is ``A = sigmoid(E^T E)`` (N, N):
 raw dot products, no normalisation, no temperature; A is symmetric.
@@ -20,10 +24,13 @@ ids (cells of id 0 are in no row). All N^2 pairs count, the diagonal too.
 N+ is counted without touching pairs: pixels are grouped by membership
 pattern (column of M) and N+ = sum of count_u * count_v over pattern pairs
 that share a row. With ``s = E^T E`` and ``G = dL/ds = c * A * (1 - A)``
-(symmetric), ``dL/dE = E (G + G^T) = 2 E G``. The loss is a scalar, so its
-gradient is fully known in the forward pass: each block of G is built, used
-for the value and for ``dE`` and discarded; backward only scales the stored
-(D, N) gradient (no recomputation needed).
+(symmetric), ``dL/dE = E (G + G^T) = 2 E G``. The fused step gives every
+loss value in its forward pass and folds ``2 g_l c_l`` (``g_l`` the loss's
+upstream gradient) into the symmetric tile of its backward pass, where A
+is rebuilt. The eager baseline of :mod:`.affinity_reference` uses that a
+loss is a scalar: its gradient is fully known in the forward pass, so each
+block of G is built, used for the value and for ``dE`` and discarded;
+backward only scales the stored (D, N) gradient (no recomputation).
 
 **Random walk** (proper transition, docs/method.md §0.1): for probabilities P
 (K, N), ``R[:, b] = sum_a A[b, a] P[:, a] / d_b`` with ``d_b = sum_a A[b, a]``,
@@ -37,17 +44,19 @@ and ``g_b = sum_k H[k, b] R[k, b]``::
     dL/dE = E S,   S = (dL/dA + dL/dA^T) * A * (1 - A)   (symmetric),
 
 where ``dL/dA + dL/dA^T = [H; P; -g; 1]^T [P; H; 1; -g]`` is one thin matmul.
-The walk runs through :mod:`.blockwise_affinity_step`, which can also fold
-the affinity losses into the same two passes.
+The walk runs through :mod:`.blockwise_affinity_step`, which folds the
+affinity losses into the same two passes.
 
 **Blocks.** Every N x N operand (A, T, G, S) is symmetric, so only the row
 blocks right of the diagonal, ``X[i0:i1, i0:]``, are built; each also stands
 for its transpose below the diagonal (``out[i0:i1] += X_B rhs[i0:]``,
 ``out[i1:] += X_B[:, i1 - i0:]^T rhs[i0:i1]``). This halves the sigmoid and
-``E^T E`` work: matmul cost is 1.5 (loss) and 2 (walk, forward + backward)
-times ``2 D N^2`` flops, against 3 and 3 for autograd on the dense graph.
+``E^T E`` work: matmul cost is 1.5 (eager loss) and 2 (walk, forward +
+backward; also the fused step with any number of losses, or a loss alone)
+times ``2 D N^2`` flops, against 3 per loss and 3 for the walk for autograd
+on the dense graph.
 
-**Memory** is O(block_size * N + (D + K) * N): two (block_size, N) buffers
+**Memory** is O(block_size * N + (D + K) * N): a few (block_size, N) buffers
 are reused across blocks; no N x N tensor is ever held.
 
 Deviations from the authors' release (each on purpose, docs/method.md §0.1):
@@ -63,10 +72,10 @@ import torch
 from torch import Tensor
 
 
-def _check_inputs(embed: Tensor,
-                  other: Tensor,
-                  other_name: str,
-                  block_size: Optional[int] = None) -> None:
+def check_inputs(embed: Tensor,
+                 other: Tensor,
+                 other_name: str,
+                 block_size: Optional[int] = None) -> None:
     """Validate shapes/dtypes shared by every entry point."""
     if embed.dim() != 2 or not embed.is_floating_point():
         raise ValueError('embed must be a floating (D, N) tensor, got '
@@ -97,7 +106,7 @@ def compute_dtype(*tensors: Tensor) -> torch.dtype:
     return torch.float32
 
 
-def _pattern_counts(member: Tensor) -> tuple:
+def pattern_counts(member: Tensor) -> tuple:
     """Group pixels by membership pattern (column of ``member``).
 
     Args:
@@ -125,7 +134,7 @@ def _pattern_counts(member: Tensor) -> tuple:
     return member[:, rep].to(torch.float64), counts.to(torch.float64)
 
 
-def _pair_weights(member: Tensor, block_size: int) -> tuple:
+def pair_weights(member: Tensor, block_size: int) -> tuple:
     """Return ``(n_pos, w_pos, w_neg)`` of the target ``T = M^T M > 0``.
 
     Args:
@@ -138,7 +147,7 @@ def _pair_weights(member: Tensor, block_size: int) -> tuple:
     num = member.shape[1]
     n_pos = 0.0
     if member.shape[0] > 0 and num > 0:
-        pat, cnt = _pattern_counts(member)
+        pat, cnt = pattern_counts(member)
         total = cnt.new_zeros(())
         for start in range(0, pat.shape[1], block_size):
             stop = start + block_size
@@ -149,7 +158,7 @@ def _pair_weights(member: Tensor, block_size: int) -> tuple:
     return n_pos, 0.5 / (n_pos + 1.0), 0.5 / (n_neg + 1.0)
 
 
-def _rows_view(embed: Tensor) -> Tensor:
+def rows_view(embed: Tensor) -> Tensor:
     """``E^T`` (N, D) as a view BLAS can read (a copy only for odd strides)."""
     et = embed.detach().t()
     if et.stride(0) != 1 and et.stride(1) != 1:
@@ -157,31 +166,32 @@ def _rows_view(embed: Tensor) -> Tensor:
     return et
 
 
-def _upper_sigmoid(et: Tensor, start: int, stop: int, buf: Tensor) -> Tensor:
+def upper_sigmoid(et: Tensor, start: int, stop: int, buf: Tensor) -> Tensor:
     """``A[start:stop, start:]`` (a row block right of the diagonal)."""
-    aff = _tile(buf, stop - start, et.shape[0] - start)
+    aff = tile(buf, stop - start, et.shape[0] - start)
     torch.mm(et[start:stop], et[start:].t(), out=aff)
     return torch.sigmoid(aff, out=aff)
 
 
-def _tile(buf: Tensor, rows: int, cols: int) -> Tensor:
+def tile(buf: Tensor, rows: int, cols: int) -> Tensor:
     """A contiguous (rows, cols) view on the front of a reused buffer."""
     return buf.view(-1)[:rows * cols].view(rows, cols)
 
 
-def _symmetric_mm_(out: Tensor, tile: Tensor, rhs: Tensor, start: int,
-                   stop: int) -> None:
-    """Add the share of ``S[start:stop, start:]`` to ``out += S @ rhs``.
+def symmetric_mm_(out: Tensor, block: Tensor, rhs: Tensor, start: int,
+                  stop: int) -> None:
+    """Add the share of ``S[start:stop, start:]`` (``block``) to
+    ``out += S @ rhs``.
 
     S is symmetric, so its row block right of the diagonal also gives the
     column block below the diagonal: summing over all row blocks covers S.
     """
-    out[start:stop].addmm_(tile, rhs[start:])
+    out[start:stop].addmm_(block, rhs[start:])
     if stop < out.shape[0]:
-        out[stop:].addmm_(tile[:, stop - start:].t(), rhs[start:stop])
+        out[stop:].addmm_(block[:, stop - start:].t(), rhs[start:stop])
 
 
-class _Target(NamedTuple):
+class Target(NamedTuple):
     """One membership target, ready for the tile loop."""
     member_t: Tensor  # (N, K) float, rows = pixels
     w_pos: float
@@ -190,21 +200,20 @@ class _Target(NamedTuple):
     constant: float  # w_pos * N+, the loss part that needs no tile
 
 
-def _prepare_target(membership: Tensor, block_size: int,
-                    dtype: torch.dtype) -> _Target:
+def prepare_target(membership: Tensor, block_size: int,
+                   dtype: torch.dtype) -> Target:
     """Pair weights and the transposed membership of one target."""
     member = membership.detach() != 0
-    n_pos, w_pos, w_neg = _pair_weights(member, block_size)
+    n_pos, w_pos, w_neg = pair_weights(member, block_size)
     member_t = member.t().to(dtype).contiguous()
     overlap = bool((member_t.sum(1) > 1).any()) if member_t.numel() else False
-    return _Target(member_t, w_pos, w_neg, overlap, w_pos * n_pos)
+    return Target(member_t, w_pos, w_neg, overlap, w_pos * n_pos)
 
 
-def _coef_tile(buf: Tensor, target: _Target, start: int,
-               stop: int) -> Tensor:
+def coef_tile(buf: Tensor, target: Target, start: int, stop: int) -> Tensor:
     """``c = w- - (w+ + w-) T`` on the tile ``[start:stop, start:]``."""
     mem_t = target.member_t
-    coef = _tile(buf, stop - start, mem_t.shape[0] - start)
+    coef = tile(buf, stop - start, mem_t.shape[0] - start)
     torch.addmm(
         mem_t.new_full((1, 1), target.w_neg),
         mem_t[start:stop],
@@ -216,137 +225,9 @@ def _coef_tile(buf: Tensor, target: _Target, start: int,
     return coef
 
 
-def _tile_loss(coef: Tensor, aff: Tensor) -> Tensor:
+def tile_loss(coef: Tensor, aff: Tensor) -> Tensor:
     """``sum c * A`` over the tile and its mirror below the diagonal (the
     diagonal block, fully inside the tile, counted once)."""
     diag = coef.shape[0]
     return 2 * torch.dot(coef.view(-1), aff.view(-1)) - (
         coef[:, :diag] * aff[:, :diag]).sum()
-
-
-class _BlockwiseAffinityLoss(torch.autograd.Function):
-    """Affinity loss with its gradient accumulated in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, embed: Tensor, membership: Tensor,
-                block_size: int) -> Tensor:
-        et = _rows_view(embed)  # (N, D)
-        num = et.shape[0]
-        target = _prepare_target(membership, block_size, et.dtype)
-        need_grad = ctx.needs_input_grad[0]
-        grad = et.new_zeros(et.shape[::-1]) if need_grad else None  # (D, N)
-        rows = max(1, min(block_size, num))
-        aff_buf = et.new_empty(rows, num)
-        coef_buf = et.new_empty(rows, num)
-        acc = torch.zeros((), dtype=torch.float64, device=et.device)
-        for start in range(0, num, rows):
-            stop = min(start + rows, num)
-            aff = _upper_sigmoid(et, start, stop, aff_buf)
-            coef = _coef_tile(coef_buf, target, start, stop)
-            acc += _tile_loss(coef, aff)
-            if need_grad:
-                aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
-                coef.mul_(aff)  # rows of G = dL/ds
-                _symmetric_mm_(grad.t(), coef, et, start, stop)
-        if need_grad:
-            grad.mul_(2.0)
-            ctx.save_for_backward(grad)
-        return (acc + target.constant).to(et.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        grad_embed = None
-        if ctx.needs_input_grad[0]:
-            grad, = ctx.saved_tensors
-            grad_embed = grad * grad_out
-        return grad_embed, None, None
-
-
-def affinity_loss_blockwise(embed: Tensor,
-                            membership: Tensor,
-                            block_size: int = 512) -> Tensor:
-    """Class-balanced affinity loss without materialising N x N.
-
-    Args:
-        embed (Tensor): Shape (D, N), affinity embedding of one image
-            (float32 or float64, any strides, any device).
-        membership (Tensor): Shape (K, N), bool or float; nonzero marks that
-            pixel n belongs to row k (class or instance). K may be 0.
-        block_size (int): Rows of A computed at once; peak extra memory is
-            about ``2 * block_size * N`` elements. 256-1024 gave the same
-            CPU speed; larger blocks suit GPUs. Defaults to 512.
-
-    Returns:
-        Tensor: Scalar loss, same value and gradient as
-        :func:`affinity_loss_dense`; no gradient w.r.t. ``membership``.
-    """
-    _check_inputs(embed, membership, 'membership', block_size)
-    dtype = compute_dtype(embed)
-    with torch.autocast(device_type=embed.device.type, enabled=False):
-        return _BlockwiseAffinityLoss.apply(
-            embed.to(dtype), membership, block_size)
-
-
-def random_walk_blockwise(embed: Tensor,
-                          prob: Tensor,
-                          block_size: int = 512,
-                          power: float = 1.0) -> Tensor:
-    """Random walk ``R = P Â^T`` without materialising N x N.
-
-    Args:
-        embed (Tensor): Shape (D, N), affinity embedding of one image.
-        prob (Tensor): Shape (K, N), probabilities of K semantic channels
-            (same device as ``embed``; see :func:`compute_dtype`).
-        block_size (int): Rows of A computed at once. Defaults to 512.
-        power (float): Walk on ``W = A ** power`` (1 = the method).
-            Defaults to 1.0.
-
-    Returns:
-        Tensor: Shape (K, N), ``R[:, b]`` is the affinity-weighted average of
-        ``prob`` over all pixels a, weights ``W[b, a] / sum_a W[b, a]``.
-        Differentiable w.r.t. ``embed`` and ``prob``.
-    """
-    # the fused step without losses is exactly this walk (one forward and
-    # one backward pass); imported here to avoid an import cycle
-    from .blockwise_affinity_step import affinity_step_blockwise
-    return affinity_step_blockwise(embed, prob, (), block_size, power)[1]
-
-
-def affinity_loss_dense(embed: Tensor, membership: Tensor) -> Tensor:
-    """Reference affinity loss; materialises N x N (tests, benchmarks).
-
-    Args:
-        embed (Tensor): Shape (D, N), affinity embedding of one image.
-        membership (Tensor): Shape (K, N), bool or float membership.
-
-    Returns:
-        Tensor: Scalar loss (see the module docstring).
-    """
-    _check_inputs(embed, membership, 'membership')
-    aff = torch.sigmoid(embed.t() @ embed)  # (N, N)
-    mem = (membership != 0).to(embed.dtype)
-    target = (mem.t() @ mem) > 0
-    n_pos = target.sum().to(embed.dtype)
-    n_neg = target.numel() - n_pos
-    loss_pos = torch.where(target, 1.0 - aff, 0.0).sum() / (n_pos + 1.0)
-    loss_neg = torch.where(target, 0.0, aff).sum() / (n_neg + 1.0)
-    return 0.5 * loss_pos + 0.5 * loss_neg
-
-
-def random_walk_dense(embed: Tensor,
-                      prob: Tensor,
-                      power: float = 1.0) -> Tensor:
-    """Reference random walk ``R = P Â^T``; materialises N x N.
-
-    Args:
-        embed (Tensor): Shape (D, N), affinity embedding of one image.
-        prob (Tensor): Shape (K, N), semantic probabilities.
-        power (float): Walk on ``A ** power``. Defaults to 1.0.
-
-    Returns:
-        Tensor: Shape (K, N), refined probabilities.
-    """
-    _check_inputs(embed, prob, 'prob')
-    aff = torch.sigmoid(embed.t() @ embed)**power  # (N, N)
-    trans = aff / aff.sum(dim=1, keepdim=True)
-    return prob @ trans.t()
