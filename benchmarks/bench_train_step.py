@@ -192,8 +192,9 @@ def child_train(args):
 
 def child_infer(args):
     import torch
-    from p2seg_mm.models.detectors.p2seg_utils import (
-        decode_single, image_labels, refine_channels, resize_bilinear)
+    from p2seg_mm.models.seg_heads.point_grouping_head import decode_single
+    from p2seg_mm.models.utils.batching import (image_labels, refine_channels,
+                                                resize_bilinear)
     model, num_classes = build_model(args.affinity)
     img, sample = make_sample(*INFER_HW, 0, num_classes, with_targets=False)
     data = model.data_preprocessor(dict(inputs=[img], data_samples=[sample]),

@@ -14,17 +14,9 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.dist import broadcast_object_list, get_rank
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from mmdet.registry import DATASETS
-
-from p2seg_mm.engine.pseudo_export import (build_export_cfg,
-                                           export_dataset_cfg,
-                                           pending_indices, resolve_ann_file)
-from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
-    PseudoMaskDumper, load_done_image_ids)
+from p2seg_mm.engine.pseudo_export import build_export_cfg
 from p2seg_mm.utils.dist import setup_distributed
 
 
@@ -65,26 +57,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def pending_export_indices(cfg: Config, split: str, out_file: str):
-    """Positions of the split's dataset still to export, or None for all.
-
-    Reads the sidecar on rank 0 only and broadcasts the result, so every
-    rank shards the same list.
-
-    Returns:
-        tuple: ``(indices or None, dataset or None)``; the dataset is the
-        built export dataset when the sidecar held images.
-    """
-    done = [load_done_image_ids(out_file) if get_rank() == 0 else None]
-    broadcast_object_list(done)
-    if not done[0]:
-        return None, None
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    dataset = DATASETS.build(export_dataset_cfg(cfg, split))
-    dataset.full_init()
-    return pending_indices(dataset, done[0]), dataset
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -97,29 +69,15 @@ def main(argv=None) -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     setup_distributed(cfg)  # also on CPU-only machines (gloo)
-    resume = not args.no_resume
-    indices, dataset = (None, None)
-    if resume:
-        indices, dataset = pending_export_indices(cfg, args.split, args.out)
-    if indices is not None and not indices:
-        # Everything was predicted before the interruption: just merge.
-        if get_rank() == 0:
-            dumper = PseudoMaskDumper(
-                out_file=args.out,
-                ann_file=resolve_ann_file(export_dataset_cfg(cfg,
-                                                             args.split)),
-                score_thr=args.score_thr)
-            dumper.dataset_meta = dataset.metainfo
-            print(dumper.compute_metrics([]))
-        return
+    # the export loop skips the images of an interrupted export
+    # (PseudoMaskExportLoop) and only merges when none is left
     cfg = build_export_cfg(
         cfg,
         args.checkpoint,
         args.out,
         split=args.split,
-        resume=resume,
-        score_thr=args.score_thr,
-        indices=indices)
+        resume=not args.no_resume,
+        score_thr=args.score_thr)
     runner = Runner.from_cfg(cfg)
     runner.test()
 

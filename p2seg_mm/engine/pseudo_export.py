@@ -100,23 +100,6 @@ def export_dataloader_cfg(dataset, num_workers: int = 0) -> dict:
         dataset=dataset)
 
 
-def pending_indices(dataset, done_image_ids: set) -> List[int]:
-    """Indices of ``dataset`` whose ``img_id`` is not in ``done_image_ids``.
-
-    Args:
-        dataset: A fully initialised mmengine dataset.
-        done_image_ids (set): Image ids already exported.
-
-    Returns:
-        list[int]: Positions to keep (``dataset.get_subset_(...)`` or the
-        dataset's ``indices`` argument).
-    """
-    return [
-        i for i in range(len(dataset))
-        if dataset.get_data_info(i)['img_id'] not in done_image_ids
-    ]
-
-
 def build_export_cfg(cfg: Config,
                      checkpoint: str,
                      out_file: str,
@@ -128,8 +111,10 @@ def build_export_cfg(cfg: Config,
 
     ``test_dataloader`` runs over the split's dataset (see
     :func:`export_dataset_cfg`), restricted to ``indices`` if given;
-    ``test_evaluator`` is a ``PseudoMaskDumper`` writing ``out_file``. The
-    training and validation settings are removed (the runner only tests).
+    ``test_evaluator`` is a ``PseudoMaskDumper`` writing ``out_file``;
+    ``test_cfg`` is the ``PseudoMaskExportLoop``, which skips the images
+    of an interrupted export (``resume``). The training and validation
+    settings are removed (the runner only tests).
 
     Returns:
         Config: A modified copy of ``cfg``.
@@ -150,8 +135,7 @@ def build_export_cfg(cfg: Config,
         ann_file=resolve_ann_file(dataset),
         score_thr=score_thr,
         resume=resume)
-    if cfg.get('test_cfg') is None:
-        cfg.test_cfg = dict(type='TestLoop')
+    cfg.test_cfg = dict(type='PseudoMaskExportLoop')
     cfg.load_from = checkpoint
     cfg.resume = False
     return cfg

@@ -1,3 +1,3 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-from . import (data_preprocessors, dense_heads, detectors, layers, necks,  # noqa
-               post_processing, task_modules)
+from . import (data_preprocessors, dense_heads, detectors, layers,  # noqa
+               losses, necks, post_processing, seg_heads, task_modules)

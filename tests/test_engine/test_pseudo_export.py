@@ -2,10 +2,11 @@
 import pytest
 from mmengine.config import Config
 
+from p2seg_mm.engine.runner import pending_indices
 from p2seg_mm.engine.pseudo_export import (DEFAULT_EXPORT_PIPELINE,
                                            build_export_cfg,
                                            export_dataset_cfg,
-                                           export_pipeline, pending_indices,
+                                           export_pipeline,
                                            resolve_ann_file)
 
 TRAIN_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PointRandomFlip')]
@@ -68,7 +69,7 @@ def test_build_export_cfg():
         ann_file='data/voc/annotations/train.json',
         score_thr=0.0,
         resume=True)
-    assert cfg.test_cfg == dict(type='TestLoop')
+    assert cfg.test_cfg == dict(type='PseudoMaskExportLoop')
     assert 'train_dataloader' not in cfg
 
 

@@ -5,17 +5,13 @@ import os.path as osp
 import shutil
 from typing import Optional, Sequence
 
-import torch
-from mmengine.dist import broadcast_object_list, is_main_process
-from mmengine.evaluator import Evaluator
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.utils import ProgressBar
 
-from mmdet.registry import DATASETS, HOOKS
-from ...evaluation.metrics.pseudo_mask_dumper import (PseudoMaskDumper,
-                                                       load_done_image_ids)
+from mmdet.registry import HOOKS
 from ..pseudo_export import (export_dataloader_cfg, export_dataset_cfg,
-                             pending_indices)
+                             resolve_ann_file)
+from ..runner.pseudo_export_loop import PseudoMaskExportLoop
 
 
 @HOOKS.register_module()
@@ -106,66 +102,42 @@ class PseudoMaskExportHook(Hook):
             return self.out_file
         return osp.join(runner.work_dir, self.out_file)
 
-    def _build_dataset(self, runner):
-        """The dataset and dataloader config to export."""
+    def _dataloader_cfg(self, runner) -> dict:
+        """The dataloader config to export (its dataset a config)."""
         if self.dataloader is not None:
-            dataloader_cfg = copy.deepcopy(self.dataloader)
-        else:
-            train_cfg = runner.cfg.get('train_dataloader') or {}
-            dataloader_cfg = export_dataloader_cfg(
-                export_dataset_cfg(runner.cfg, 'train', self.pipeline),
-                train_cfg.get('num_workers', 0))
-        dataset = dataloader_cfg['dataset']
-        if isinstance(dataset, dict):
-            dataset = DATASETS.build(dataset)
-        if hasattr(dataset, 'full_init'):
-            dataset.full_init()
-        dataloader_cfg['dataset'] = dataset
-        return dataset, dataloader_cfg
+            return copy.deepcopy(self.dataloader)
+        train_cfg = runner.cfg.get('train_dataloader') or {}
+        return export_dataloader_cfg(
+            export_dataset_cfg(runner.cfg, 'train', self.pipeline),
+            train_cfg.get('num_workers', 0))
 
     def export(self, runner, out_file: str, resume: bool) -> dict:
-        """Predict every pending image and write ``out_file``.
+        """Predict every pending image and write ``out_file``
+        (:class:`PseudoMaskExportLoop`, without the runner's test hooks).
 
         Returns:
             dict: The dumper's metrics (``pseudo/num_annotations``,
             ``pseudo/num_empty_dropped``).
         """
-        dataset, dataloader_cfg = self._build_dataset(runner)
-        if not hasattr(dataset, 'ann_file'):
+        dataloader = self._dataloader_cfg(runner)
+        dataset = dataloader['dataset']
+        if not isinstance(dataset, dict) or 'ann_file' not in dataset:
             raise ValueError(
                 'PseudoMaskExportHook: the export dataset has no ann_file. '
                 'Fix: export a COCO-style point dataset (no wrapper).')
-        done = [load_done_image_ids(out_file) if resume else set()]
-        broadcast_object_list(done)
-        if done[0]:
-            dataset.get_subset_(pending_indices(dataset, done[0]))
-            runner.logger.info(
-                f'PseudoMaskExportHook: resuming {out_file}: '
-                f'{len(done[0])} images done, {len(dataset)} left.')
-        dataloader = runner.build_dataloader(dataloader_cfg)
-        evaluator = Evaluator(
-            PseudoMaskDumper(
+        loop = PseudoMaskExportLoop(
+            runner,
+            dataloader,
+            dict(
+                type='PseudoMaskDumper',
                 out_file=out_file,
-                ann_file=dataset.ann_file,
+                ann_file=resolve_ann_file(dataset),
                 score_thr=self.score_thr,
                 resume=resume,
                 # An early model may predict nothing: only the final
                 # export must hold masks.
-                allow_empty=out_file != self._resolve(runner)))
-        evaluator.dataset_meta = dataset.metainfo
-        model = runner.model
-        was_training = model.training
-        model.eval()
-        bar = ProgressBar(len(dataloader)) if is_main_process() else None
-        try:
-            for data_batch in dataloader:
-                with torch.no_grad():
-                    outputs = model.test_step(data_batch)
-                evaluator.process(data_samples=outputs, data_batch=data_batch)
-                if bar is not None:
-                    bar.update()
-        finally:
-            model.train(was_training)
-        metrics = evaluator.evaluate(len(dataset))
+                allow_empty=out_file != self._resolve(runner)),
+            call_hooks=False)
+        metrics = loop.run()
         runner.logger.info(f'PseudoMaskExportHook: {out_file}: {metrics}')
         return metrics

@@ -1,116 +1,21 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 import json
 import os.path as osp
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
-from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
-from mmengine.structures import InstanceData
 from pycocotools.coco import COCO
 
-# registers the dataset and transforms (imported directly: the package
-# __init__ files are wired by the lead)
-import p2seg_mm.datasets.coco_point  # noqa: F401
-import p2seg_mm.datasets.transforms.formatting  # noqa: F401
-import p2seg_mm.datasets.transforms.loading  # noqa: F401
 from p2seg_mm.engine.hooks.pseudo_mask_export_hook import \
     PseudoMaskExportHook
 from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
     PseudoMaskDumper, load_done_image_ids)
-
-SIZES = {1: (12, 16), 2: (10, 9), 3: (9, 11)}
-POINTS = {1: [[2.5, 3.5], [10.5, 8.5]], 2: [[4.5, 4.5]], 3: [[1.5, 7.5]]}
-
-
-class FakePointModel(BaseModel):
-    """predict: one 3x3 square mask (clipped) per given point, label of the
-    point, score 0.5; records the mode and grad state of each call."""
-
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(1, 1)
-        self.calls = []
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        assert mode == 'predict'
-        self.calls.append((self.training, torch.is_grad_enabled(),
-                           [s.img_id for s in data_samples]))
-        for s in data_samples:
-            h, w = s.ori_shape
-            points = s.gt_instances.points
-            masks = torch.zeros((len(points), h, w), dtype=torch.bool)
-            for k, (x, y) in enumerate(points.long().tolist()):
-                masks[k, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = True
-            s.pred_instances = InstanceData(
-                masks=masks,
-                bboxes=torch.zeros((len(points), 4)),
-                labels=s.gt_instances.labels,
-                scores=torch.full((len(points), ), 0.5))
-        return data_samples
-
-
-@pytest.fixture
-def runner(tmp_path):
-    init_default_scope('mmdet')
-    images, anns = [], []
-    for img_id, (h, w) in SIZES.items():
-        cv2.imwrite(str(tmp_path / f'{img_id}.png'),
-                    np.full((h, w, 3), 60 * img_id, np.uint8))
-        images.append(dict(id=img_id, file_name=f'{img_id}.png', height=h,
-                           width=w))
-        for k, point in enumerate(POINTS[img_id]):
-            anns.append(dict(id=len(anns) + 1, image_id=img_id, point=point,
-                             category_id=[7, 3][k % 2]))
-    (tmp_path / 'train.json').write_text(json.dumps(dict(
-        images=images, annotations=anns,
-        categories=[dict(id=7, name='cat'), dict(id=3, name='dog')])))
-    dataset = dict(
-        type='CocoPointDataset',
-        data_root=str(tmp_path),
-        ann_file='train.json',
-        data_prefix=dict(img=str(tmp_path)),
-        metainfo=dict(classes=('cat', 'dog')),
-        pipeline=[])
-    cfg = Config(dict(train_dataloader=dict(dataset=dataset, num_workers=0)))
-    model = FakePointModel()
-    model.train()
-    return SimpleNamespace(
-        model=model,
-        cfg=cfg,
-        work_dir=str(tmp_path / 'work'),
-        iter=0,
-        logger=MMLogger.get_instance('test_pseudo_export_hook'),
-        build_dataloader=Runner.build_dataloader)
-
-
-def expected_squares(img_id):
-    h, w = SIZES[img_id]
-    out = []
-    for x, y in np.array(POINTS[img_id]).astype(int):
-        m = np.zeros((h, w), bool)
-        m[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = True
-        out.append(m)
-    return out
-
-
-def check_json(out_file):
-    coco = COCO(out_file)
-    for img_id in SIZES:
-        anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
-        masks = [coco.annToMask(a).astype(bool) for a in anns]
-        expected = expected_squares(img_id)
-        assert len(masks) == len(expected)
-        for m, e in zip(masks, expected):
-            np.testing.assert_array_equal(m, e)
-        assert [a['category_id'] for a in anns] == [7, 3][:len(anns)]
-    return coco
+from tests.export_helpers import (check_json, expected_squares, fake_runner,
+                                  runner)  # noqa: F401 (fixture)
 
 
 def test_export_after_train(runner):
@@ -208,18 +113,15 @@ def test_export_with_the_real_p2seg_model(tmp_path):
     (tmp_path / 'train.json').write_text(json.dumps(dict(
         images=images, annotations=anns,
         categories=[dict(id=1, name='a'), dict(id=2, name='b')])))
-    runner = SimpleNamespace(
-        model=model,
-        cfg=Config(dict(train_dataloader=dict(num_workers=0, dataset=dict(
+    runner = fake_runner(
+        model,
+        Config(dict(train_dataloader=dict(num_workers=0, dataset=dict(
             type='CocoPointDataset',
             ann_file=str(tmp_path / 'train.json'),
             data_prefix=dict(img=str(tmp_path)),
             metainfo=dict(classes=('a', 'b')),
-            pipeline=[])))),
-        work_dir=str(tmp_path / 'work'),
-        iter=0,
-        logger=MMLogger.get_instance('test_pseudo_export_hook_real'),
-        build_dataloader=Runner.build_dataloader)
+            pipeline=[])))), str(tmp_path / 'work'),
+        'test_pseudo_export_hook_real')
     init_default_scope('mmdet')
     metrics = PseudoMaskExportHook().export(
         runner, str(tmp_path / 'pseudo.json'), resume=True)

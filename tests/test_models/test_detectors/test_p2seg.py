@@ -1,130 +1,21 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Smoke tests of the P2Seg detector built from the real (shrunk) config."""
-import copy
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.structures import InstanceData, PixelData
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet.utils import register_all_modules
-from p2seg_mm.models.data_preprocessors import data_preprocessor  # noqa
-from p2seg_mm.models.dense_heads import (
-    affinity_head,  # noqa: F401
-    center_offset_head,
-    semantic_head)
-from p2seg_mm.models.detectors import p2seg  # noqa: F401
-from p2seg_mm.models.detectors.p2seg_utils import (refined_semantic_map,
-                                                   rescale_offsets_and_points)
-from p2seg_mm.models.necks import deeplab_decoder  # noqa: F401
-from p2seg_mm.models.task_modules.target_generators import \
-    online_s2i  # noqa: F401
+from p2seg_mm.models.seg_heads.point_grouping_head import \
+    rescale_offsets_and_points
+from p2seg_mm.models.utils.batching import refined_semantic_map
+from tests.builders import build, make_batch, make_sample, tiny_model_cfg
 
-REPO = Path(__file__).resolve().parents[3]
 ALL_KEYS = {
     'loss_sem_seg', 'loss_center', 'loss_offset_static', 'loss_offset_online',
     'loss_affinity_sem', 'loss_affinity_inst'
 }
-
-
-def tiny_model_cfg(num_classes=3):
-    register_all_modules()
-    cfg = Config.fromfile(str(REPO / 'configs/p2seg/p2seg_r50_voc.py'))
-    model = copy.deepcopy(cfg.model)
-    model.backbone.update(depth=18, base_channels=16, init_cfg=None)
-    model.neck.update(
-        in_channels=[16, 32, 64, 128],
-        channels=16,
-        aspp_channels=16,
-        proj_channels=(8, 8, 8))
-    model.semantic_head.update(
-        num_classes=num_classes, in_channels=16, feat_channels=16)
-    model.center_offset_head.update(
-        num_classes=num_classes,
-        in_channels=16,
-        feat_channels=16,
-        loss_center_weight=1.0)
-    model.affinity_head.update(in_channels=16, embed_dims=16, block_size=100)
-    return model
-
-
-def make_sample(height,
-                width,
-                instances,
-                ignored=(),
-                scale=1.0,
-                num_classes=3):
-    """instances: list of (class, (y0, y1, x0, x1) box, [(x, y) points])."""
-    sem = torch.zeros(height, width, dtype=torch.long)
-    sem[:, -2:] = 255
-    heat = torch.zeros(num_classes, height, width)
-    offset = torch.zeros(2, height, width)
-    weight = torch.zeros(1, height, width)
-    points, labels = [], []
-    rows = torch.arange(height).float()[:, None] + 0.5
-    cols = torch.arange(width).float()[None] + 0.5
-    for cls, (y0, y1, x0, x1), pts in instances:
-        sem[y0:y1, x0:x1] = cls + 1
-        for x, y in pts:
-            points.append((x, y))
-            labels.append(cls)
-            gauss = torch.exp(-((rows - y)**2 + (cols - x)**2) / 72.)
-            heat[cls] = torch.maximum(heat[cls], gauss)
-        x, y = pts[0]
-        offset[0, y0:y1, x0:x1] = x - cols.expand(height, width)[y0:y1, x0:x1]
-        offset[1, y0:y1, x0:x1] = y - rows.expand(height, width)[y0:y1, x0:x1]
-        weight[0, y0:y1, x0:x1] = 1
-    ori = (round(height / scale), round(width / scale))
-    sample = DetDataSample(
-        metainfo=dict(
-            img_id=f'img_{height}x{width}',
-            img_shape=(height, width),
-            ori_shape=ori,
-            scale_factor=(width / ori[1], height / ori[0])))
-    sample.gt_instances = InstanceData(
-        points=torch.tensor(points, dtype=torch.float32).reshape(-1, 2),
-        labels=torch.tensor(labels, dtype=torch.long))
-    sample.ignored_instances = InstanceData(
-        points=torch.tensor([p for _, p in ignored],
-                            dtype=torch.float32).reshape(-1, 2),
-        labels=torch.tensor([c for c, _ in ignored], dtype=torch.long))
-    sample.gt_sem_seg = PixelData(sem_seg=sem[None])
-    sample.gt_s2i = PixelData(
-        center_heatmap=heat, offset=offset, offset_weight=weight)
-    return sample
-
-
-def make_batch(empty=False, scale=0.5):
-    torch.manual_seed(0)
-    if empty:
-        insts_a, insts_b = [], []
-    else:
-        insts_a = [(0, (5, 25, 5, 30), [(17.5, 15.5)]),
-                   (2, (30, 55, 35, 65), [(40.5, 40.5), (60.5, 50.5)])]
-        insts_b = [(1, (10, 40, 10, 40), [(25.5, 25.5)])]
-    samples = [
-        make_sample(61, 70, insts_a, ignored=[(1, (3.5, 3.5))], scale=scale),
-        make_sample(64, 64, insts_b, scale=scale)
-    ]
-    inputs = [
-        torch.randint(0, 256, (3, *s.img_shape), dtype=torch.uint8)
-        for s in samples
-    ]
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def build(**overrides):
-    cfg = tiny_model_cfg()
-    for key, value in overrides.items():
-        cfg[key].update(value)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
 
 
 def run_loss(model, batch):
@@ -265,7 +156,7 @@ def test_unrefined_semantic_loss_and_test_time_i2s_switch():
     assert 'loss_sem_seg_unrefined' not in run_loss(build(), make_batch())
 
     from unittest import mock
-    from p2seg_mm.models.detectors import p2seg as p2seg_module
+    from p2seg_mm.models.seg_heads import point_grouping_head as p2seg_module
     batch = make_batch()
     outs, probs = [], []
     for use_i2s in (True, False):
@@ -331,7 +222,7 @@ def test_center_mode_walks_over_predicted_classes_and_warns():
         data = model.data_preprocessor(batch, False)
         logits = model._forward(data['inputs'])[0]
     won = [lg.argmax(0).unique() for lg in logits]
-    with mock.patch('p2seg_mm.models.detectors.p2seg.print_log') as log:
+    with mock.patch('p2seg_mm.models.seg_heads.point_grouping_head.print_log') as log:
         _, calls = _predict_recording_refine(model, batch)
     assert not log.called  # the tiny config trains the centre head
     want = [[0] + [int(c) for c in w if c > 0] for w in won]
@@ -340,7 +231,7 @@ def test_center_mode_walks_over_predicted_classes_and_warns():
     untrained = build(
         test_cfg=dict(mode='center'),
         center_offset_head=dict(loss_center_weight=0.0)).eval()
-    with mock.patch('p2seg_mm.models.detectors.p2seg.print_log') as log:
+    with mock.patch('p2seg_mm.models.seg_heads.point_grouping_head.print_log') as log:
         _predict_recording_refine(untrained, batch)
     assert 'loss_center_weight=0' in log.call_args[0][0]
 
@@ -429,8 +320,8 @@ def test_background_affinity_row_changes_the_t1_loss():
 def test_point_decoding_upsamples_only_the_image_classes(rescale):
     """Point mode on an 80-class map: the same masks, labels and scores as
     upsampling all 81 channels, without any 81-channel full-size tensor."""
-    from p2seg_mm.models.detectors.p2seg_utils import (decode_single,
-                                                       resize_bilinear)
+    from p2seg_mm.models.seg_heads.point_grouping_head import decode_single
+    from p2seg_mm.models.utils.batching import resize_bilinear
     from tests.probes import LargestTensor
 
     torch.manual_seed(0)
@@ -443,8 +334,9 @@ def test_point_decoding_upsamples_only_the_image_classes(rescale):
     offset = torch.randn(2, *size)
     cfg = dict(build().test_cfg)
     # reference: all 81 channels upsampled, softmax, then decoded
-    from p2seg_mm.models.detectors.p2seg_utils import (
-        image_labels, rescale_offsets_and_points, to_original_single)
+    from p2seg_mm.models.seg_heads.point_grouping_head import (
+        rescale_offsets_and_points, to_original_single)
+    from p2seg_mm.models.utils.batching import image_labels
     from p2seg_mm.models.post_processing.point_decoding import \
         decode_instances_with_points
     prob = to_original_single(

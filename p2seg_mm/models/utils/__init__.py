@@ -1,0 +1,1 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.

@@ -1,0 +1,56 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""The parameter-free grouping head decodes; the detector only forwards."""
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from mmdet.registry import MODELS
+from p2seg_mm.models.seg_heads import (DEFAULT_TEST_CFG,
+                                       P2SegPointGroupingHead)
+from tests.builders import build, make_batch
+
+
+def test_registered_parameter_free_with_checks():
+    head = MODELS.build(dict(type='P2SegPointGroupingHead'))
+    assert isinstance(head, P2SegPointGroupingHead)
+    assert head.test_cfg == DEFAULT_TEST_CFG
+    assert not list(head.parameters()) and not head.state_dict()
+    with pytest.raises(ValueError, match='mode'):
+        P2SegPointGroupingHead(dict(mode='box'))
+    with pytest.raises(ValueError, match='semantic_source'):
+        P2SegPointGroupingHead(dict(semantic_source='gt'))
+
+
+def test_detector_predict_is_the_head_on_the_forward():
+    """Same instances from the head called on the raw outputs as from the
+    detector; the detector adds them to the samples; no checkpoint key
+    belongs to the head or the criterion."""
+    model = build().eval()
+    assert model.test_cfg is model.grouping_head.test_cfg
+    assert not [k for k in model.state_dict()
+                if k.startswith(('grouping_head', 'criterion'))]
+    data = model.data_preprocessor(make_batch(), False)
+    with torch.no_grad():
+        want = model(**data, mode='predict')
+        outputs = model._forward(data['inputs'])
+        got = model.grouping_head.predict(
+            *outputs, data['data_samples'],
+            affinity_head=model.affinity_head,
+            num_walks=model.criterion.num_walks,
+            input_size=data['inputs'].shape[-2:])
+    assert len(got) == len(want) == 2
+    for res, sample in zip(got, want):
+        assert isinstance(res, InstanceData)
+        assert len(res) == len(sample.gt_instances)
+        assert torch.equal(res.masks, sample.pred_instances.masks)
+        torch.testing.assert_close(res.scores, sample.pred_instances.scores)
+
+
+def test_pseudo_map_source_needs_the_map():
+    model = build(test_cfg=dict(semantic_source='pseudo_map')).eval()
+    batch = make_batch()
+    del batch['data_samples'][1].gt_sem_seg
+    data = model.data_preprocessor(batch, False)
+    with pytest.raises(ValueError, match='img_64x64|pseudo-map'):
+        with torch.no_grad():
+            model(**data, mode='predict')
