@@ -70,19 +70,11 @@ model = dict(
         loss_inst_weight=0.5),
     # Online S2I target generator (docs/method.md §3.3).
     online_target=dict(type='OnlineS2ITarget'),
-    # MDM switches (docs/method.md §0.4, §11).
-    train_cfg=dict(
-        num_stages=1,
-        use_online_s2i=True,
-        use_i2s=True,
-        use_inst_affinity=True),
-    # Test-time decoding (docs/method.md §6): one mask per given point;
-    # 'center' decodes centre peaks instead (no points needed).
-    test_cfg=dict(
-        mode='point',
-        fallback_half_size=32,
-        fallback_score=0.5,
-        center_threshold=0.1,
-        nms_kernel=7,
-        top_k=200,
-        min_area=0))
+    # MDM switches and test-time decoding: their defaults live in one place,
+    # DEFAULT_TRAIN_CFG of P2SegMDMCriterion (models/losses/mdm_criterion.py:
+    # K = num_stages = 1, online S2I, I2S with T1 and T2) and
+    # DEFAULT_TEST_CFG of P2SegPointGroupingHead (models/seg_heads/
+    # point_grouping_head.py: one mask per given point, test-time I2S);
+    # set here only what a config changes (docs/method.md §11).
+    train_cfg=dict(),
+    test_cfg=dict())
