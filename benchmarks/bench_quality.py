@@ -7,6 +7,10 @@ ground truth: VOC mask AP per class at IoU .25/.5/.7/.75 and the mean IoU
 per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
 
 - ``nearest``: the semantic pseudo-map cut by nearest point (no learning);
+- ``nearest_fallback``: the same, and a point that gets no pixel gets the
+  square the learned rows' decoding gives it (``test_cfg.
+  fallback_half_size`` of the config): what the learned offsets add
+  beyond the fallback squares is the difference to the ``*_map`` rows;
 - ``oracle``: the ground-truth semantic map cut by nearest point (bound);
 - ``mdm_base``: MDM, no dis_group, no I2S (train and test);
 - ``dis_group``: + dis_group static targets;
@@ -104,8 +108,20 @@ ROWS = {
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
 }
-NO_LEARNING = ('nearest', 'oracle')
+NO_LEARNING = ('nearest', 'nearest_fallback', 'oracle')
 FALLBACK_SCORE = 0.5  # the demo's test_cfg.fallback_score
+
+
+def fallback_half_size(config: str) -> int:
+    """``model.test_cfg.fallback_half_size`` of ``config`` (the decoding's
+    default when the config does not set it)."""
+    from mmengine.config import Config
+
+    from p2seg_mm.models.seg_heads import DEFAULT_TEST_CFG
+    test_cfg = Config.fromfile(osp.join(ROOT, config)).model.get(
+        'test_cfg') or {}
+    return int(test_cfg.get('fallback_half_size',
+                            DEFAULT_TEST_CFG['fallback_half_size']))
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -238,7 +254,7 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
             pts = points.imgToAnns[img_id]
             xy = np.array([a['point'] for a in pts], np.float32)
             labels = np.array([cat_ids.index(a['category_id']) for a in pts])
-            if row == 'nearest':
+            if row.startswith('nearest'):
                 stem = osp.splitext(info['file_name'])[0]
                 seg = np.array(
                     Image.open(osp.join(data, 'pseudo_sem', stem + '.png')))
@@ -247,7 +263,10 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
                 for ann in gt.imgToAnns[img_id]:
                     seg[gt.annToMask(ann) > 0] = cat_ids.index(
                         ann['category_id']) + 1
-            res = nearest_point_masks(seg, xy, labels, len(cat_ids))
+            res = nearest_point_masks(
+                seg, xy, labels, len(cat_ids),
+                fallback_half_size(CONFIG) if row == 'nearest_fallback'
+                else 0, FALLBACK_SCORE)
             anns += masks_to_anns(res['masks'], res['scores'], labels, xy,
                                   img_id, cat_ids, len(anns))
     else:

@@ -61,7 +61,7 @@ model = dict(
     # the benchmark). tools/infer.py on new images uses the network's map.
     # A point whose class lost the argmax gets a square; the release's
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
-    # 13 x 13 is about one cell.
+    # 12 x 12 is about one cell.
     test_cfg=dict(
         use_i2s=False, semantic_source='pseudo_map', fallback_half_size=6))
 

@@ -25,9 +25,12 @@ from ..models.post_processing.point_decoding import \
     decode_instances_with_points
 
 
-def nearest_point_masks(seg_map: np.ndarray, points: np.ndarray,
+def nearest_point_masks(seg_map: np.ndarray,
+                        points: np.ndarray,
                         labels: np.ndarray,
-                        num_classes: int) -> Dict[str, np.ndarray]:
+                        num_classes: int,
+                        fallback_half_size: int = 0,
+                        fallback_score: float = 0.5) -> Dict[str, np.ndarray]:
     """One mask per point by nearest-point assignment on the pseudo-map.
 
     Args:
@@ -35,10 +38,16 @@ def nearest_point_masks(seg_map: np.ndarray, points: np.ndarray,
         points (np.ndarray): Shape (K, 2), (x, y) continuous coordinates.
         labels (np.ndarray): Shape (K,), 0-based classes.
         num_classes (int): Number of foreground classes C.
+        fallback_half_size (int): A point that gets no pixel gets the
+            square of this half size that a model's decoding gives it
+            (``test_cfg.fallback_half_size``); 0 leaves it empty (the
+            baseline). Defaults to 0.
+        fallback_score (float): Score of such a square. Defaults to 0.5.
 
     Returns:
         dict: ``masks`` (K, H, W) bool and ``scores`` (K,) float (1.0 for a
-        non-empty mask, 0.0 for an empty one).
+        non-empty mask, 0.0 for an empty one, ``fallback_score`` for a
+        fallback square).
     """
     seg = torch.from_numpy(seg_map.astype(np.int64))
     seg = torch.where(seg == 255, torch.zeros_like(seg), seg)
@@ -53,7 +62,8 @@ def nearest_point_masks(seg_map: np.ndarray, points: np.ndarray,
         offset,
         torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2),
         torch.as_tensor(labels, dtype=torch.long).reshape(-1),
-        fallback_half_size=0)
+        fallback_half_size=fallback_half_size,
+        fallback_score=fallback_score)
     return dict(masks=out['masks'].numpy(), scores=out['scores'].numpy())
 
 

@@ -54,3 +54,23 @@ def test_parse_value_and_summary(bench):
     assert rec['seeds'] == 3 and rec['fallback_mean'] == pytest.approx(50)
     assert {'row', 'split', 'class', 'iou', 'mean', 'std',
             'seeds'} <= set(rec)
+
+
+def test_nearest_fallback_row_uses_the_configs_square(bench):
+    """``nearest_fallback`` gives a point without pixels the square the
+    learned rows' decoding gives it: the demo config's half size, 6."""
+    import numpy as np
+
+    from p2seg_mm.apis.baseline import nearest_point_masks
+    assert 'nearest_fallback' in bench.NO_LEARNING
+    half = bench.fallback_half_size(bench.CONFIG)
+    assert half == 6
+    seg = np.zeros((30, 30), np.uint8)
+    seg[2:6, 2:6] = 1  # class 0 blob around the first point only
+    xy = np.array([[3.5, 3.5], [20.5, 20.5]])
+    plain = nearest_point_masks(seg, xy, np.array([0, 0]), 1)
+    square = nearest_point_masks(seg, xy, np.array([0, 0]), 1, half, 0.5)
+    assert plain['masks'][1].sum() == 0 and plain['scores'][1] == 0
+    assert square["masks"][1].sum() == (2 * half)**2  # (2 half)^2 px
+    assert square['masks'][1][20, 20] and square['scores'][1] == 0.5
+    assert (square['masks'][0] == plain['masks'][0]).all()
