@@ -289,7 +289,7 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
 
 def masks_to_anns(masks, scores, labels, xy, img_id, cat_ids,
                   first_id) -> List[dict]:
-    from p2seg_mm.datasets.converters.masks_to_points import encode_mask
+    from p2seg_mm.structures.mask_codec import encode_mask
     anns = []
     for k in range(len(masks)):
         ann = dict(

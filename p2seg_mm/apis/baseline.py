@@ -19,7 +19,7 @@ from PIL import Image
 from ..datasets.categories import category_to_label
 from ..datasets.data_checks import (DataCheckError, check_coco_structure,
                                     errors_of)
-from ..evaluation.metrics.pseudo_mask_dumper import mask_to_annotation
+from ..structures.mask_codec import mask_to_annotation
 from ..utils.atomic_io import dump_json_atomic
 from ..models.post_processing.point_decoding import \
     decode_instances_with_points

@@ -20,7 +20,7 @@ from torch import nn
 
 from mmdet.registry import MODELS
 from ..datasets.categories import category_to_label, label_to_category_id
-from ..datasets.converters.masks_to_points import encode_mask
+from ..structures.mask_codec import encode_mask
 from ..datasets.image_io import (DEFAULT_PERCENTILES, check_percentiles,
                                  read_image_file)
 

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mmdet.registry import DATASETS
-from p2seg_mm.datasets.converters.masks_to_points import (
-    convert_masks_to_points, encode_mask)
+from p2seg_mm.datasets.converters.masks_to_points import \
+    convert_masks_to_points
 from p2seg_mm.datasets.transforms.geometric import (PointPad, PointRandomCrop,
                                                     PointRandomFlip)
+from p2seg_mm.structures.mask_codec import encode_mask
 
 SETTINGS = settings(
     max_examples=60,

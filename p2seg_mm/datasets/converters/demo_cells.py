@@ -43,7 +43,8 @@ import numpy as np
 from p2seg_mm.utils.atomic_io import dump_json_atomic, write_bytes_atomic
 from p2seg_mm.visualization.overlay import (overlay_points, overlay_semantic,
                                             save_png)
-from .masks_to_points import centroid_point, encode_mask
+from ...structures.mask_codec import encode_mask
+from .masks_to_points import centroid_point
 from .pseudo_maps import PseudoMapConfig, make_pseudo_map
 
 CATEGORIES = [dict(id=1, name='ecoli'), dict(id=2, name='hela_nucleus')]

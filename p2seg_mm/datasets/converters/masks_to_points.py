@@ -22,53 +22,13 @@ import warnings
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from p2seg_mm.datasets.data_checks import (DataCheckError,
                                            check_coco_structure, errors_of)
+from p2seg_mm.structures.mask_codec import ann_to_mask, encode_mask  # noqa: F401,E501  (encode_mask: re-exported for the converters)
 from p2seg_mm.utils.atomic_io import dump_json_atomic
 
 MODES = ('centroid', 'random', 'box_center')
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """Encode a boolean mask (H, W) as a json-ready compressed RLE."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')
-    return rle
-
-
-def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray:
-    """Decode an annotation's ``segmentation`` into a bool mask (H, W).
-
-    Supports polygons, compressed RLE and uncompressed RLE.
-
-    Raises:
-        KeyError: if the annotation has no ``segmentation``.
-        ValueError: if an RLE's size differs from ``(height, width)``.
-    """
-    seg = ann['segmentation']
-    if isinstance(seg, list):
-        polys = [p for p in seg if len(p) >= 6]
-        if not polys:
-            return np.zeros((height, width), dtype=bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(seg, dict):
-        if list(seg.get('size', [])) != [height, width]:
-            raise ValueError(
-                f'annotation id {ann.get("id")}: RLE size {seg.get("size")} '
-                f'differs from its image size [{height}, {width}]; fix the '
-                'image entry or the segmentation.')
-        if isinstance(seg['counts'], list):
-            rle = mask_utils.frPyObjects(seg, height, width)
-        else:
-            rle = dict(seg)
-            if isinstance(rle['counts'], str):
-                rle['counts'] = rle['counts'].encode('ascii')
-    else:
-        raise ValueError(f'annotation id {ann.get("id")}: unsupported '
-                         f'segmentation type {type(seg).__name__}.')
-    return mask_utils.decode(rle).astype(bool)
 
 
 def centroid_point(mask: np.ndarray) -> Tuple[float, float]:

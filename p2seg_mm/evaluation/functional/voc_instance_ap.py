@@ -30,6 +30,8 @@ from typing import List, Sequence, Union
 import numpy as np
 import pycocotools.mask as mask_util
 
+from ...structures.mask_codec import encode_masks
+
 MaskSet = Union[np.ndarray, Sequence[dict]]
 
 
@@ -84,18 +86,6 @@ def rle_mask_iou(pred_rles: Sequence[dict],
         list(pred_rles), list(gt_rles), [0] * len(gt_rles))
     return np.asarray(ious, dtype=np.float64).reshape(
         len(pred_rles), len(gt_rles))
-
-
-def encode_masks(masks: np.ndarray) -> List[dict]:
-    """Encode dense masks (N, H, W) into N COCO RLE dicts (bytes counts)."""
-    masks = np.asarray(masks)
-    if masks.ndim != 3:
-        raise ValueError(f'encode_masks expects (N, H, W), got {masks.shape}')
-    if len(masks) == 0:
-        return []
-    rles = mask_util.encode(
-        np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return list(rles)
 
 
 def _is_rle(masks: MaskSet) -> bool:

@@ -15,7 +15,6 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 from mmengine.dist import get_rank
 from mmengine.evaluator import BaseMetric
@@ -26,6 +25,7 @@ from mmdet.registry import METRICS
 from ...datasets.categories import category_to_label, label_to_category_id
 from ...datasets.data_checks import (DataCheckError, check_coco_structure,
                                      errors_of)
+from ...structures.mask_codec import mask_to_annotation
 from ...utils.atomic_io import dump_json_atomic
 
 
@@ -85,45 +85,6 @@ def _drop_unterminated_line(path: str) -> None:
 def load_done_image_ids(out_file: str) -> set:
     """Image ids already exported into the sidecars of ``out_file``."""
     return set(read_sidecars(out_file))
-
-
-def mask_to_annotation(mask: np.ndarray, image_id: int, category_id: int,
-                       score: float) -> Optional[dict]:
-    """COCO annotation (no ``id``) of one binary mask; None if it is empty.
-
-    Args:
-        mask (np.ndarray): Shape (H, W), bool, original image size.
-        image_id (int): Json image id.
-        category_id (int): Json category id.
-        score (float): Prediction score.
-
-    Returns:
-        dict | None: ``segmentation`` (RLE, str counts), tight ``bbox``
-        ``[x, y, w, h]`` of the mask, ``area``, ``iscrowd`` 0, ``score``.
-    """
-    area = int(mask.sum())
-    if area == 0:
-        return None
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    rle = mask_util.encode(
-        np.asfortranarray(mask[:, :, None].astype(np.uint8)))[0]
-    rle['counts'] = rle['counts'].decode('ascii')
-    bbox = [
-        float(cols[0]),
-        float(rows[0]),
-        float(cols[-1] - cols[0] + 1),
-        float(rows[-1] - rows[0] + 1)
-    ]
-    return dict(
-        image_id=image_id,
-        category_id=int(category_id),
-        segmentation=dict(size=[int(s) for s in rle['size']],
-                          counts=rle['counts']),
-        bbox=bbox,
-        area=area,
-        iscrowd=0,
-        score=float(score))
 
 
 def _to_numpy(value) -> np.ndarray:

@@ -16,7 +16,8 @@ from mmdet.registry import METRICS
 from ...datasets.categories import category_to_label
 from ...datasets.data_checks import (DataCheckError, check_coco_structure,
                                      errors_of, validate_segmentation)
-from ..functional.voc_instance_ap import encode_masks, eval_instance_ap
+from ...structures.mask_codec import encode_masks
+from ..functional.voc_instance_ap import eval_instance_ap
 
 
 def _to_numpy(value) -> np.ndarray:

@@ -268,35 +268,3 @@ def decode_instances_with_centers(sem_prob: Tensor,
         masks=torch.cat(all_masks)[order],
         scores=scores[order],
         labels=torch.cat(all_labels)[order])
-
-
-def masks_to_boxes(masks: Tensor) -> Tensor:
-    """Tight boxes of binary masks in continuous xyxy coordinates.
-
-    Same convention as ``mmdet.structures.mask.mask2bbox`` (x2 = last column
-    + 1, y2 = last row + 1; an empty mask gives zeros), vectorised.
-
-    Args:
-        masks (Tensor): Shape (K, H, W), bool masks.
-
-    Returns:
-        Tensor: Shape (K, 4), float32 (x1, y1, x2, y2).
-    """
-    if masks.ndim != 3:
-        raise ValueError(f'masks must have shape (K, H, W), got '
-                         f'{tuple(masks.shape)}.')
-    masks = masks.bool()
-    num, height, width = masks.shape
-    boxes = torch.zeros((num, 4), dtype=torch.float32, device=masks.device)
-    if num == 0 or height == 0 or width == 0:
-        return boxes
-    x_any = masks.any(dim=1).to(torch.uint8)  # (K, W)
-    y_any = masks.any(dim=2).to(torch.uint8)  # (K, H)
-    filled = x_any.any(dim=1).bool()  # any() of uint8 is uint8 here
-    x1 = x_any.argmax(dim=1)
-    x2 = width - x_any.flip(1).argmax(dim=1)
-    y1 = y_any.argmax(dim=1)
-    y2 = height - y_any.flip(1).argmax(dim=1)
-    stacked = torch.stack([x1, y1, x2, y2], dim=1).float()
-    boxes[filled] = stacked[filled]
-    return boxes

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
 from mmdet.utils import OptConfigType
+from mmdet.structures.mask import mask2bbox
 from ..post_processing.point_decoding import (decode_instances_with_centers,
-                                              decode_instances_with_points,
-                                              masks_to_boxes)
+                                              decode_instances_with_points)
 from ..utils.batching import (image_labels, points_of, refine_channels,
                               resize_bilinear, stack_sem_seg)
 
@@ -332,7 +332,7 @@ def decode_single(log_probs: Tensor,
             min_area=cfg['min_area'])
     results = InstanceData()
     results.masks = result['masks']
-    results.bboxes = masks_to_boxes(result['masks'])
+    results.bboxes = mask2bbox(result['masks'])
     results.labels = result['labels']
     results.scores = result['scores']
     if cfg['mode'] == 'point':

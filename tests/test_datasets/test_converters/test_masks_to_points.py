@@ -10,8 +10,9 @@ import pytest
 from pycocotools.coco import COCO
 
 from p2seg_mm.datasets.converters.masks_to_points import (
-    ann_to_mask, box_center_point, centroid_point, convert_masks_to_points,
-    default_output_path, encode_mask, masks_to_points_file, random_point)
+    box_center_point, centroid_point, convert_masks_to_points,
+    default_output_path, masks_to_points_file, random_point)
+from p2seg_mm.structures.mask_codec import ann_to_mask, encode_mask
 
 H, W = 12, 16
 

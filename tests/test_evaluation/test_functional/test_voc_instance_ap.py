@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from p2seg_mm.evaluation.functional.voc_instance_ap import (
-    average_precision, encode_masks, eval_instance_ap, image_mask_iou,
-    mask_iou, rle_mask_iou)
+    average_precision, eval_instance_ap, image_mask_iou, mask_iou,
+    rle_mask_iou)
+from p2seg_mm.structures.mask_codec import encode_masks
 
 H, W = 8, 8
 

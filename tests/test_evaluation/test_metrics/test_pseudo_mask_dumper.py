@@ -8,8 +8,9 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
+from p2seg_mm.structures.mask_codec import mask_to_annotation
 from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
-    PseudoMaskDumper, load_done_image_ids, mask_to_annotation, sidecar_path)
+    PseudoMaskDumper, load_done_image_ids, sidecar_path)
 
 CLASSES = ('cat', 'dog')
 SIZES = {1: (8, 8), 2: (6, 10)}

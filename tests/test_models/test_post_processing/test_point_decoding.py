@@ -1,12 +1,10 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from p2seg_mm.models.post_processing.point_decoding import (
-    decode_instances_with_centers, decode_instances_with_points,
-    masks_to_boxes)
+    decode_instances_with_centers, decode_instances_with_points)
 from p2seg_mm.models.task_modules.target_generators.online_s2i import (
     OnlineS2ITarget, pixel_centres)
 from p2seg_mm.models.task_modules.target_generators.static_s2i import \
@@ -200,23 +198,6 @@ def test_centers_scores_top_k_and_empty():
     assert empty['scores'].shape == (0, ) and empty['labels'].shape == (0, )
     with pytest.raises(ValueError, match='odd'):
         decode_instances_with_centers(sem_prob, center, offset, nms_kernel=4)
-
-
-def test_masks_to_boxes():
-    masks = torch.zeros((3, 6, 7), dtype=torch.bool)
-    masks[0, 1:4, 2:6] = True
-    masks[1, 5, 6] = True
-    boxes = masks_to_boxes(masks)
-    assert boxes.dtype == torch.float32
-    assert boxes.tolist() == [[2., 1., 6., 4.], [6., 5., 7., 6.],
-                              [0., 0., 0., 0.]]
-    assert masks_to_boxes(torch.zeros((0, 6, 7))).shape == (0, 4)
-    # same convention as mmdet's mask2bbox
-    from mmdet.structures.mask import mask2bbox
-    rng = np.random.default_rng(0)
-    rand = torch.from_numpy(rng.random((5, 9, 11)) > 0.9)
-    rand[2] = False
-    assert torch.equal(masks_to_boxes(rand), mask2bbox(rand))
 
 
 def test_group_in_components_keeps_pixels_in_their_blob():

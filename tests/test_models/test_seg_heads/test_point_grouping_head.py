@@ -5,6 +5,7 @@ import torch
 from mmengine.structures import InstanceData
 
 from mmdet.registry import MODELS
+from mmdet.structures.mask import mask2bbox
 from p2seg_mm.models.seg_heads import (DEFAULT_TEST_CFG,
                                        P2SegPointGroupingHead)
 from tests.builders import build, make_batch
@@ -43,6 +44,9 @@ def test_detector_predict_is_the_head_on_the_forward():
         assert isinstance(res, InstanceData)
         assert len(res) == len(sample.gt_instances)
         assert torch.equal(res.masks, sample.pred_instances.masks)
+        # boxes: mmdet's convention (x2 = last column + 1), from mmdet
+        assert torch.equal(res.bboxes, mask2bbox(res.masks))
+        assert res.masks.any()
         torch.testing.assert_close(res.scores, sample.pred_instances.scores)
 
 
