@@ -9,14 +9,12 @@ background, channel ``c + 1`` = class ``c``.
 """
 from typing import Dict, Optional
 
-import numpy as np
 import torch
-from scipy import ndimage
 import torch.nn.functional as F
 from torch import Tensor
 
-from p2seg_mm.models.task_modules.target_generators.online_s2i import (
-    check_points_and_labels, nearest_point_index)
+from ..utils.point_grouping import (check_points_and_labels,
+                                    group_class_pixels, pixel_centre_xy)
 
 
 def _check_maps(sem_prob: Tensor, offset: Tensor) -> None:
@@ -27,39 +25,6 @@ def _check_maps(sem_prob: Tensor, offset: Tensor) -> None:
         raise ValueError(f'offset must have shape (2, H, W) = (2, '
                          f'{tuple(sem_prob.shape[1:])}), got '
                          f'{tuple(offset.shape)}.')
-
-
-def _group_class(sem: Tensor,
-                 cls: int,
-                 offset: Tensor,
-                 targets: Tensor,
-                 in_components: bool = False):
-    """Pixels of class ``cls`` and the index of their nearest target.
-
-    With ``in_components`` a pixel of a connected component (8-connected,
-    of ``sem == cls + 1``) that holds targets is grouped among those
-    targets only; pixels of components without a target among all.
-    """
-    fg = sem == cls + 1
-    ii, jj = torch.nonzero(fg, as_tuple=True)
-    moved = torch.stack([jj.float() + 0.5, ii.float() + 0.5], dim=1)
-    moved = moved + offset[:, ii, jj].t().float()
-    nearest = nearest_point_index(moved, targets)
-    if in_components and ii.numel():
-        comp = torch.from_numpy(
-            ndimage.label(fg.cpu().numpy(), structure=np.ones((3, 3)))[0]).to(
-                sem.device)
-        rows = targets[:, 1].floor().long().clamp(0, sem.shape[0] - 1)
-        cols = targets[:, 0].floor().long().clamp(0, sem.shape[1] - 1)
-        target_comp = comp[rows, cols]
-        pixel_comp = comp[ii, jj]
-        for k in target_comp.unique().tolist():
-            if k == 0:  # targets on background pixels hold no component
-                continue
-            own = torch.nonzero(target_comp == k, as_tuple=True)[0]
-            sel = pixel_comp == k
-            nearest[sel] = own[nearest_point_index(moved[sel], targets[own])]
-    return ii, jj, nearest
 
 
 @torch.no_grad()
@@ -140,8 +105,9 @@ def decode_instances_with_points(
     scores = torch.zeros(num_points, dtype=torch.float32, device=device)
     for cls in labels.unique().tolist():
         cls_idx = torch.nonzero(labels == cls, as_tuple=True)[0]
-        ii, jj, nearest = _group_class(sem, cls, offset, points[cls_idx],
-                                       group_in_components)
+        ii, jj, nearest = group_class_pixels(sem == cls + 1, offset,
+                                             points[cls_idx],
+                                             group_in_components)
         if ii.numel() == 0:
             continue
         owner = cls_idx[nearest]
@@ -184,8 +150,7 @@ def _find_peaks(heat: Tensor, fg: Tensor, threshold: float, nms_kernel: int,
     if values.numel() > top_k:
         values, order = values.topk(top_k)
         ii, jj = ii[order], jj[order]
-    centres = torch.stack([jj.float() + 0.5, ii.float() + 0.5], dim=1)
-    return centres, values
+    return pixel_centre_xy(ii, jj), values
 
 
 @torch.no_grad()
@@ -242,7 +207,7 @@ def decode_instances_with_centers(sem_prob: Tensor,
                                          nms_kernel, top_k)
         if peaks.shape[0] == 0:
             continue
-        ii, jj, nearest = _group_class(sem, cls, offset, peaks)
+        ii, jj, nearest = group_class_pixels(sem == cls + 1, offset, peaks)
         masks = torch.zeros((peaks.shape[0], height, width),
                             dtype=torch.bool,
                             device=device)

@@ -5,8 +5,9 @@ import torch.nn.functional as F
 
 from p2seg_mm.models.post_processing.point_decoding import (
     decode_instances_with_centers, decode_instances_with_points)
-from p2seg_mm.models.task_modules.target_generators.online_s2i import (
-    OnlineS2ITarget, pixel_centres)
+from p2seg_mm.models.task_modules.target_generators.online_s2i import \
+    OnlineS2ITarget
+from p2seg_mm.models.utils.point_grouping import pixel_centres
 from p2seg_mm.models.task_modules.target_generators.static_s2i import \
     make_center_heatmap
 

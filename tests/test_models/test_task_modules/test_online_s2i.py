@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from mmdet.registry import TASK_UTILS
-from p2seg_mm.models.task_modules.target_generators.online_s2i import (
-    OnlineS2ITarget, group_pixels_to_points, nearest_point_index,
-    pixel_centres)
+from p2seg_mm.models.task_modules.target_generators.online_s2i import \
+    OnlineS2ITarget
+from p2seg_mm.models.utils.point_grouping import pixel_centres
 
 
 def _seg_8x8():
@@ -17,35 +17,6 @@ def _seg_8x8():
 
 
 POINTS = torch.tensor([[1.5, 4.5], [6.5, 4.5]])
-
-
-def test_pixel_centres():
-    grid = pixel_centres(2, 3)
-    assert grid.shape == (2, 2, 3)
-    assert grid[:, 1, 2].tolist() == [2.5, 1.5]
-
-
-def test_group_pixels_voronoi_and_shift():
-    ids = group_pixels_to_points(torch.zeros(2, 8, 8), POINTS)
-    expected = torch.tensor([0] * 4 + [1] * 4).expand(8, 8)
-    assert ids.dtype == torch.long
-    assert torch.equal(ids, expected)
-    # moving every pixel 2 px to the left: column 5 lands on x = 3.5
-    # (point 0), column 6 on x = 4.5 (point 1)
-    shift = torch.zeros(2, 8, 8)
-    shift[0] = -2.
-    ids = group_pixels_to_points(shift, POINTS)
-    assert torch.equal(ids, (torch.arange(8) >= 6).long().expand(8, 8))
-    with pytest.raises(ValueError, match='K >= 1'):
-        group_pixels_to_points(shift, torch.zeros(0, 2))
-
-
-def test_nearest_point_index_blocks_and_ties():
-    points = torch.stack([torch.arange(40.), torch.zeros(40)], dim=1)
-    points[16] = points[0]  # same place as point 0, in another block
-    xy = torch.tensor([[37.2, 5.], [0.5, 0.], [0., 0.]])
-    # ties (points 0, 1 and 16 for the 2nd query) go to the lowest index
-    assert nearest_point_index(xy, points).tolist() == [37, 0, 0]
 
 
 def test_online_target_voronoi_with_zero_offsets():

@@ -10,103 +10,14 @@ class ``c``, ``255`` ignore.
 These targets need the network's own offset predictions, so they are built
 inside the head's loss from this ``TASK_UTILS`` generator, without gradient.
 """
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
 
 from mmdet.registry import TASK_UTILS
-
-# Points compared per pass in ``nearest_point_index``: bounds the memory of
-# the (M, block) distance matrix.
-_POINT_BLOCK = 16
-
-
-def pixel_centres(height: int,
-                  width: int,
-                  device: Optional[torch.device] = None) -> Tensor:
-    """Centres of all pixels.
-
-    Args:
-        height (int): Image height H.
-        width (int): Image width W.
-        device (torch.device, optional): Device of the result.
-            Defaults to None (CPU).
-
-    Returns:
-        Tensor: Shape (2, H, W), float32, channel 0 = x = j + 0.5,
-        channel 1 = y = i + 0.5.
-    """
-    ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
-    xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
-    return torch.stack([grid_x, grid_y])
-
-
-def nearest_point_index(xy: Tensor, points: Tensor) -> Tensor:
-    """Index of the nearest point (Euclidean) for each query position.
-
-    Squared distances are computed term by term (no ``cdist`` matmul trick),
-    so exact ties resolve deterministically to the lowest point index.
-
-    Args:
-        xy (Tensor): Shape (M, 2), (x, y) query positions.
-        points (Tensor): Shape (K, 2), (x, y) points, K >= 1.
-
-    Returns:
-        Tensor: Shape (M,), long, indices in [0, K).
-    """
-    if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
-        raise ValueError('nearest_point_index needs points of shape (K, 2) '
-                         f'with K >= 1, got {tuple(points.shape)}.')
-    if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f'xy must have shape (M, 2), got {tuple(xy.shape)}.')
-    xy = xy.float()
-    points = points.to(device=xy.device, dtype=torch.float32)
-    best_dist = xy.new_full((xy.shape[0], ), float('inf'))
-    best_idx = torch.zeros(xy.shape[0], dtype=torch.long, device=xy.device)
-    for start in range(0, points.shape[0], _POINT_BLOCK):
-        block = points[start:start + _POINT_BLOCK]
-        dist = ((xy[:, None, 0] - block[None, :, 0])**2 +
-                (xy[:, None, 1] - block[None, :, 1])**2)
-        block_dist, block_idx = dist.min(dim=1)
-        # Strict '<' keeps the earlier block on ties (argmin semantics).
-        better = block_dist < best_dist
-        best_dist = torch.where(better, block_dist, best_dist)
-        best_idx = torch.where(better, block_idx + start, best_idx)
-    return best_idx
-
-
-def check_points_and_labels(points: Tensor, labels: Tensor) -> None:
-    """Raise a ValueError unless points is (K, 2) and labels is (K,)."""
-    shape_ok = points.ndim == 2 and points.shape[1] == 2
-    if not shape_ok or tuple(labels.shape) != tuple(points.shape[:1]):
-        raise ValueError('points must have shape (K, 2) and labels (K,), '
-                         f'got {tuple(points.shape)} and '
-                         f'{tuple(labels.shape)}.')
-
-
-@torch.no_grad()
-def group_pixels_to_points(offset: Tensor, points: Tensor) -> Tensor:
-    """Group every pixel to its nearest point after moving it by offset.
-
-    Args:
-        offset (Tensor): Shape (2, H, W), (dx, dy) predicted offsets in
-            pixels.
-        points (Tensor): Shape (K, 2), (x, y) points, K >= 1.
-
-    Returns:
-        Tensor: Shape (H, W), long, index in [0, K) of the nearest point to
-        ``pixel centre + offset``.
-    """
-    if offset.ndim != 3 or offset.shape[0] != 2:
-        raise ValueError('offset must have shape (2, H, W), got '
-                         f'{tuple(offset.shape)}.')
-    _, height, width = offset.shape
-    moved = pixel_centres(height, width, offset.device) + offset.float()
-    index = nearest_point_index(moved.flatten(1).t(), points)
-    return index.view(height, width)
-
+from ...utils.point_grouping import (check_points_and_labels,
+                                     group_class_pixels, pixel_centre_xy)
 
 @TASK_UTILS.register_module()
 class OnlineS2ITarget:
@@ -172,14 +83,13 @@ class OnlineS2ITarget:
         labels = labels.to(device=device, dtype=torch.long)
         seg_map = seg_map.to(device)
         for cls in labels.unique().tolist():
-            ii, jj = torch.nonzero(seg_map == cls + 1, as_tuple=True)
+            cls_idx = torch.nonzero(labels == cls, as_tuple=True)[0]
+            ii, jj, nearest = group_class_pixels(seg_map == cls + 1,
+                                                 offset_pred, points[cls_idx])
             if ii.numel() == 0:
                 continue
-            cls_idx = torch.nonzero(labels == cls, as_tuple=True)[0]
-            centres = torch.stack([jj.float() + 0.5, ii.float() + 0.5], dim=1)
-            moved = centres + offset_pred[:, ii, jj].t().float()
-            nearest = cls_idx[nearest_point_index(moved, points[cls_idx])]
-            delta = points[nearest] - centres
+            nearest = cls_idx[nearest]
+            delta = points[nearest] - pixel_centre_xy(ii, jj)
             offset_target[:, ii, jj] = delta.t().to(dtype)
             weight[0, ii, jj] = 1
             instance_ids[ii, jj] = nearest + 1
