@@ -25,6 +25,7 @@ import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..datasets.categories import category_to_label
 from ..datasets.data_checks import validate_segmentation
 from .functional.voc_instance_ap import eval_instance_ap, rle_mask_iou
 
@@ -115,7 +116,9 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
     """
     gt_coco, pseudo_coco = load_coco(gt), load_coco(pseudo)
     cats = gt_coco.dataset.get('categories', [])
-    cat2label = {cat['id']: i for i, cat in enumerate(cats)}
+    # the one category rule, classes = the ground truth's categories
+    cat2label = category_to_label(
+        cats, None, gt if isinstance(gt, str) else 'ground-truth json')
     pseudo_imgs = set(pseudo_coco.imgs) | set(pseudo_coco.imgToAnns)
     img_ids = [i for i in gt_coco.getImgIds() if i in pseudo_imgs]
     if not img_ids:

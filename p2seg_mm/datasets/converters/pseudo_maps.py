@@ -31,6 +31,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..categories import category_to_label
+
 IGNORE = 255
 
 
@@ -166,7 +168,7 @@ def points_by_image(coco: dict) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
 
     Crowd points count too (they mark real objects).
     """
-    label_of = {c['id']: k for k, c in enumerate(coco['categories'])}
+    label_of = category_to_label(coco['categories'], None)
     out: Dict[int, list] = {im['id']: [] for im in coco['images']}
     for ann in coco['annotations']:
         out[ann['image_id']].append((*ann['point'],
