@@ -6,6 +6,10 @@ Examples::
     # labelme: a folder of per-image .json files with point shapes
     python tools/dataset_converters/import_points.py --format labelme \\
         my_images/ --img-dir my_images/ --classes cell --out points.json
+    # ... and each point's polygon / rectangle / circle as its mask
+    # (an evaluation json: segmentation, bbox, area)
+    python tools/dataset_converters/import_points.py --format labelme \\
+        my_images/ --img-dir my_images/ --keep-masks --out gt.json
     # CVAT for images 1.1 XML, or CVAT's COCO Keypoints json
     python tools/dataset_converters/import_points.py --format cvat \\
         annotations.xml --img-dir images/ --out points.json
@@ -22,7 +26,11 @@ in continuous pixel coordinates (the centre of pixel (row i, column j) is
 ``(j + 0.5, i + 0.5)``), ``category_id`` (``--classes`` order, else sorted
 names) and ``iscrowd: 0``, with image sizes read from the files. Each
 format's coordinate convention is in
-``p2seg_mm/datasets/converters/point_formats.py``.
+``p2seg_mm/datasets/converters/point_formats.py``. ``--keep-masks``
+(labelme only) pairs each point with its polygon / rectangle / circle
+(same ``group_id``, else the shape of its label it lies in; the rule and
+its errors: ``pair_masks`` in
+``p2seg_mm/datasets/converters/point_import.py``).
 """
 import argparse
 from typing import Dict, List, Optional
@@ -78,7 +86,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='plane of multi-page/multi-channel TIFFs')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--keep-masks',
+        action='store_true',
+        help='labelme: give each point the segmentation, bbox and area of '
+        'its polygon/rectangle/circle (same group_id, else the shape of its '
+        'label it lies in; an evaluation json). Every point needs one; '
+        'shapes without a point are skipped and counted')
+    args = parser.parse_args(argv)
+    if args.keep_masks and args.format != 'labelme':
+        parser.error(f'--keep-masks reads labelme polygons/rectangles/'
+                     f'circles; --format {args.format} has no masks.')
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -90,14 +109,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
         args.img_dir,
         classes=args.classes,
         channel=args.channel,
+        keep_masks=args.keep_masks,
         coords=args.coords,
         columns=_columns(args.columns),
         image=args.image,
         default_class=args.default_class)
     dump_json_atomic(coco, args.out)
     names = [c['name'] for c in coco['categories']]
+    masks = ' with masks' if args.keep_masks else ''
     print(f'wrote {args.out}: {len(coco["images"])} images, '
-          f'{len(coco["annotations"])} points, classes {names}')
+          f'{len(coco["annotations"])} points{masks}, classes {names}')
     for what, num in sorted(counts.items()):
         if num:
             print(f'  {num} x {what}')

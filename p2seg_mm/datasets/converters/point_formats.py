@@ -6,7 +6,12 @@ continuous pixel convention: pixel (row i, column j) covers
 ``[j, j+1) x [i, i+1)``, its centre is ``(j + 0.5, i + 0.5)``. Per format:
 
 - **labelme** (``shape_type: "point"``): Qt canvas position in image
-  pixels, origin at the image's top-left *corner*: already ours.
+  pixels, origin at the image's top-left *corner*: already ours. With
+  ``keep_masks`` its ``polygon``, ``rectangle`` (two opposite corners) and
+  ``circle`` (centre, then a point on the circle) shapes are kept as
+  :class:`ImportedMask` polygons in the same convention (the convention in
+  which pycocotools rasterises polygons: a square with integer corners
+  covers exactly the pixels inside it).
 - **CVAT for images 1.1 XML** (``<points points="x,y;...">``): CVAT's
   canvas, the image spans ``[0, W] x [0, H]`` (corner origin): already ours.
   Each ``x,y`` of a multi-point shape is one object.
@@ -30,7 +35,7 @@ import math
 import os.path as osp
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -39,23 +44,46 @@ from urllib.parse import parse_qs, unquote, urlparse
 COORDS = ('continuous', 'index')
 
 
+#: labelme shape types kept as masks by ``keep_masks``.
+LABELME_MASK_SHAPES = ('polygon', 'rectangle', 'circle')
+
+
+@dataclass
+class ImportedMask:
+    """A mask shape of an image (labelme ``--keep-masks``): ``polygon``
+    ``[x1, y1, x2, y2, ...]`` in our continuous convention, class name,
+    labelme ``group_id`` (None if unset), shape index, shape type and
+    source."""
+    polygon: List[float]
+    label: str
+    group_id: Optional[int]
+    index: int
+    kind: str
+    where: str
+
+
 @dataclass
 class ImportedImage:
     """An image an export lists: ``name`` relative to the image folder,
-    ``size`` (H, W) the tool recorded (None if it records none)."""
+    ``size`` (H, W) the tool recorded (None if it records none), and its
+    mask shapes (only read by labelme's ``keep_masks``)."""
     name: str
     where: str
     size: Optional[Tuple[int, int]] = None
+    masks: List[ImportedMask] = field(default_factory=list)
 
 
 @dataclass
 class ImportedPoint:
-    """One object's point ``(x, y)`` (ours), class name and source."""
+    """One object's point ``(x, y)`` (ours), class name and source;
+    ``group_id`` and ``index`` (shape index) only for labelme."""
     image: str
     x: float
     y: float
     label: str
     where: str
+    group_id: Optional[int] = None
+    index: Optional[int] = None
 
 
 Imported = Tuple[List[ImportedImage], List[ImportedPoint], Counter]
@@ -88,8 +116,62 @@ def _relative(found: str, img_dir: str, where: str) -> str:
     return rel.replace(osp.sep, '/')
 
 
-def read_labelme(input_path: str, img_dir: str) -> Imported:
-    """labelme files: one ``.json`` or a folder of them (recursive)."""
+def _group_id(shape: dict, where: str) -> Optional[int]:
+    """labelme's ``group_id`` (None, or an integer)."""
+    value = shape.get('group_id')
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            value != int(value):
+        raise ValueError(f'{where}: group_id {value!r} is not an integer.')
+    return int(value)
+
+
+def labelme_polygon(kind: str, pts: list, where: str) -> List[float]:
+    """Flat polygon ``[x1, y1, ...]`` of a labelme mask shape.
+
+    ``polygon``: its vertices (at least 3); ``rectangle``: two opposite
+    corners, in any order -> the 4 corners; ``circle``: centre and a point
+    on the circle -> a regular polygon with a vertex every ~2 px of arc
+    (16 to 720 vertices, rounded to 0.001 px), inscribed in the circle.
+    """
+    xy = []
+    for pt in pts:
+        if not isinstance(pt, (list, tuple)) or len(pt) != 2:
+            raise ValueError(f'{where}: a vertex must be [x, y], got {pt!r}.')
+        xy.append((_number(pt[0], where), _number(pt[1], where)))
+    if kind == 'polygon':
+        if len(xy) < 3:
+            raise ValueError(f'{where}: a polygon needs at least 3 vertices, '
+                             f'got {len(xy)}.')
+        return [v for pt in xy for v in pt]
+    if len(xy) != 2:
+        raise ValueError(f'{where}: a {kind} shape needs 2 points, got '
+                         f'{len(xy)}.')
+    (x0, y0), (x1, y1) = xy
+    if kind == 'rectangle':
+        left, right = sorted((x0, x1))
+        top, bottom = sorted((y0, y1))
+        return [left, top, right, top, right, bottom, left, bottom]
+    radius = math.hypot(x1 - x0, y1 - y0)
+    num = int(min(720, max(16, math.ceil(math.pi * radius))))
+    return [
+        round(v, 3) for k in range(num)
+        for v in (x0 + radius * math.cos(2 * math.pi * k / num),
+                  y0 + radius * math.sin(2 * math.pi * k / num))
+    ]
+
+
+def read_labelme(input_path: str,
+                 img_dir: str,
+                 keep_masks: bool = False) -> Imported:
+    """labelme files: one ``.json`` or a folder of them (recursive).
+
+    With ``keep_masks`` the :data:`LABELME_MASK_SHAPES` become the images'
+    :class:`ImportedMask` (paired with points by
+    :func:`~.point_import.pair_masks`); other non-point shapes are counted
+    and ignored, as every non-point shape is without it.
+    """
     if osp.isdir(input_path):
         import glob
         files = sorted(
@@ -123,21 +205,31 @@ def read_labelme(input_path: str, img_dir: str) -> Imported:
         size = None
         if doc.get('imageHeight') and doc.get('imageWidth'):
             size = (int(doc['imageHeight']), int(doc['imageWidth']))
-        images.append(ImportedImage(name, path, size))
+        image = ImportedImage(name, path, size)
+        images.append(image)
         for k, shape in enumerate(doc['shapes']):
             kind = shape.get('shape_type') or 'polygon'
+            where = f'{path}: shape #{k} ({shape.get("label")!r})'
+            pts = shape.get('points') or []
+            if keep_masks and kind in LABELME_MASK_SHAPES:
+                image.masks.append(
+                    ImportedMask(
+                        labelme_polygon(kind, pts, f'{where}, {kind}'),
+                        str(shape.get('label')), _group_id(shape, where), k,
+                        kind, f'{where}, {kind}'))
+                continue
             if kind != 'point':
                 ignored[f'{kind} shape ignored'] += 1
                 continue
-            where = f'{path}: shape #{k} ({shape.get("label")!r})'
-            pts = shape.get('points') or []
             if len(pts) != 1 or len(pts[0]) != 2:
                 raise ValueError(f'{where}: a point shape needs one [x, y], '
                                  f'got {pts!r}.')
             points.append(
                 ImportedPoint(name, _number(pts[0][0], where),
                               _number(pts[0][1], where),
-                              str(shape.get('label')), where))
+                              str(shape.get('label')), where,
+                              _group_id(shape, where) if keep_masks else None,
+                              k))
     if not images:
         raise ValueError(f'{input_path}: no labelme file (with "shapes" and '
                          '"imagePath") found.')

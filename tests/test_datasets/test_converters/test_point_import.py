@@ -284,3 +284,150 @@ def test_cli_writes_json(img_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(['--format', 'csv', 'p.csv', '--img-dir', '.', '--out',
                    'o.json', '--columns', 'x:axis-1'])
+
+
+# --keep-masks. a.png is 10 x 20 (H x W). Expected masks by hand in our
+# convention (integer corners: exactly the pixels inside).
+def _keep_masks_shapes():
+    return [
+        _labelme_shape('cell', [[3.5, 2.5]]),  # #0, in #1
+        # #1: corners given bottom-right first: x 2..6, y 1..4
+        _labelme_shape('cell', [[6, 4], [2, 1]], 'rectangle'),
+        # #2: an L, x 10..16 for y 1..3 and x 10..12 for y 3..8
+        _labelme_shape('nucleus', [[10, 1], [16, 1], [16, 3], [12, 3],
+                                   [12, 8], [10, 8]], 'polygon'),
+        _labelme_shape('nucleus', [[10.5, 7.5]]),  # #3, in #2's leg
+        # #4: a region without a point: skipped, counted
+        _labelme_shape('cell', [[17, 5], [19, 5], [19, 9]], 'polygon'),
+        _labelme_shape('cell', [[0, 0], [5, 5]], 'linestrip'),  # #5
+        # #6, #7: one object in two parts (same label and group_id); its
+        # point #8 (group_id 1) lies between them
+        dict(_labelme_shape('cell', [[0, 6], [2, 9]], 'rectangle'),
+             group_id=1),
+        dict(_labelme_shape('cell', [[4, 6], [6, 9]], 'rectangle'),
+             group_id=1),
+        dict(_labelme_shape('cell', [[3.0, 7.0]]), group_id=1),
+    ]
+
+
+def _expected_masks():
+    rect = np.zeros((10, 20), bool)
+    rect[1:4, 2:6] = True
+    ell = np.zeros((10, 20), bool)
+    ell[1:3, 10:16] = True
+    ell[3:8, 10:12] = True
+    parts = np.zeros((10, 20), bool)
+    parts[6:9, 0:2] = True
+    parts[6:9, 4:6] = True
+    return rect, ell, parts
+
+
+def test_labelme_keep_masks(img_dir, tmp_path):
+    from pycocotools.coco import COCO
+
+    from p2seg_mm.evaluation.pseudo_quality import evaluate_pseudo_masks
+    _write(img_dir / 'a.json', _labelme('a.png', _keep_masks_shapes()))
+    # b.png (8 x 8): a circle, centre (4, 4), radius 3, and its point
+    _write(img_dir / 'b.json', _labelme('b.png', [
+        _labelme_shape('nucleus', [[4, 4], [7, 4]], 'circle'),
+        _labelme_shape('nucleus', [[4.2, 4.7]])], 8, 8))
+    coco, counts = import_points('labelme', str(img_dir), str(img_dir),
+                                 classes=['cell', 'nucleus'],
+                                 keep_masks=True)
+    anns = coco['annotations']
+    assert [(a['image_id'], a['point']) for a in anns] == [
+        (1, [3.5, 2.5]), (1, [10.5, 7.5]), (1, [3.0, 7.0]), (2, [4.2, 4.7])]
+    rect, ell, parts = _expected_masks()
+    assert anns[0]['segmentation'] == [[2, 1, 6, 1, 6, 4, 2, 4]]
+    assert (anns[0]['bbox'], anns[0]['area']) == ([2.0, 1.0, 4.0, 3.0], 12.0)
+    assert (anns[1]['bbox'], anns[1]['area']) == ([10.0, 1.0, 6.0, 7.0],
+                                                  22.0)
+    assert len(anns[2]['segmentation']) == 2  # one polygon per part
+    assert (anns[2]['bbox'], anns[2]['area']) == ([0.0, 6.0, 6.0, 3.0], 12.0)
+    # circle: the pixels whose centre lies inside it, rows 1..6 of widths
+    # 4, 6, 6, 6, 6, 4 (centre (4, 4), radius 3)
+    assert anns[3]['bbox'] == [1.0, 1.0, 6.0, 6.0]
+    assert anns[3]['area'] == 32.0
+    assert counts['mask shape without a point of its label skipped'] == 1
+    assert counts['point outside the mask of its group_id'] == 1
+    assert counts['linestrip shape ignored'] == 1
+    assert 'polygon shape ignored' not in counts
+    # the written json is ground truth for pycocotools and our evaluation
+    out = tmp_path / 'gt.json'
+    out.write_text(json.dumps(coco))
+    api = COCO(str(out))
+    for ann, expected in zip(anns, (rect, ell, parts)):
+        np.testing.assert_array_equal(api.annToMask(ann).astype(bool),
+                                      expected)
+    results = evaluate_pseudo_masks(str(out), str(out))
+    assert results['point/mIoU'] == 1.0
+    assert results['coco/segm_AP'] == pytest.approx(1.0)
+    assert results['num_gt_instances'] == 4
+    # without --keep-masks: points only, every non-point shape ignored
+    coco, counts = import_points('labelme', str(img_dir), str(img_dir),
+                                 classes=['cell', 'nucleus'])
+    assert [sorted(a) for a in coco['annotations']] == [
+        ['category_id', 'id', 'image_id', 'iscrowd', 'point']] * 4
+    assert counts['polygon shape ignored'] == 2
+    assert counts['rectangle shape ignored'] == 3
+    assert counts['circle shape ignored'] == 1
+
+
+@pytest.mark.parametrize('shapes, message', [
+    # one point in two overlapping rectangles of its label
+    ([_labelme_shape('cell', [[1, 1], [6, 6]], 'rectangle'),
+      _labelme_shape('cell', [[4, 4], [9, 9]], 'rectangle'),
+      _labelme_shape('cell', [[5.0, 5.0]])],
+     r'a.json: shape #2 \(.cell.\): the point lies in several shapes of its '
+     r'label \(#0, #1\)'),
+    # two points of its label in one shape
+    ([_labelme_shape('cell', [[1, 1], [9, 9]], 'rectangle'),
+      _labelme_shape('cell', [[2.0, 2.0]]),
+      _labelme_shape('nucleus', [[3.0, 3.0]]),
+      _labelme_shape('cell', [[5.0, 5.0]])],
+     r'a.json: shape #0 \(.cell.\), rectangle: holds points #1, #3 of its '
+     'label'),
+    # a point no shape pairs with (a shape of another label holds it)
+    ([_labelme_shape('nucleus', [[1, 1], [9, 9]], 'rectangle'),
+      _labelme_shape('cell', [[2.0, 2.0]])],
+     r'a.json: shape #1 \(.cell.\): no mask shape pairs with this point'),
+    # two points with the shape's label and group_id
+    ([dict(_labelme_shape('cell', [[1, 1], [3, 3]], 'rectangle'),
+           group_id=4),
+      dict(_labelme_shape('cell', [[2.0, 2.0]]), group_id=4),
+      dict(_labelme_shape('cell', [[12.0, 2.0]]), group_id=4)],
+     r'a.json: shape #0 \(.cell., group_id 4\), rectangle: points #1, #2 '
+     'have its label and group_id'),
+    ([_labelme_shape('cell', [[1, 1], [5, 5], [9, 9]], 'polygon'),
+      _labelme_shape('cell', [[2.0, 2.0]])],
+     r'a.json: shape #0 \(.cell.\), polygon: its mask has no pixel'),
+    ([_labelme_shape('cell', [[1, 1], [5, 5]], 'polygon')],
+     r'a.json: shape #0 \(.cell.\), polygon: a polygon needs at least 3 '
+     'vertices'),
+])
+def test_labelme_keep_masks_errors(img_dir, tmp_path, shapes, message):
+    ann_dir = tmp_path / 'ann'
+    ann_dir.mkdir()
+    _write(ann_dir / 'a.json', _labelme('a.png', shapes))
+    with pytest.raises(ValueError, match=message):
+        import_points('labelme', str(ann_dir), str(img_dir), keep_masks=True)
+    # without --keep-masks the same file imports (shapes ignored)
+    import_points('labelme', str(ann_dir), str(img_dir))
+
+
+def test_cli_keep_masks(img_dir, tmp_path, capsys):
+    _write(img_dir / 'a.json', _labelme('a.png', _keep_masks_shapes()))
+    out = tmp_path / 'gt.json'
+    coco = tool.main(['--format', 'labelme', str(img_dir), '--img-dir',
+                      str(img_dir), '--keep-masks', '--out', str(out)])
+    assert [a['area'] for a in coco['annotations']] == [12.0, 22.0, 12.0]
+    printed = capsys.readouterr().out
+    assert '3 points with masks' in printed
+    assert '1 x mask shape without a point of its label skipped' in printed
+    path = _write(tmp_path / 'p.csv', 'file,x,y,class\na.png,3,4,cell\n')
+    with pytest.raises(SystemExit):
+        tool.main(['--format', 'csv', path, '--img-dir', str(img_dir),
+                   '--keep-masks', '--out', str(out)])
+    assert '--keep-masks reads labelme' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='format .csv. has none'):
+        import_points('csv', path, str(img_dir), keep_masks=True)
