@@ -33,6 +33,14 @@ def main() -> None:
     parser.add_argument('--image', default='hela_t003.png')
     parser.add_argument('--powers', nargs='+', type=float,
                         default=[1, 8, 32, 128])
+    parser.add_argument('--radius', type=float, default=None,
+                        help='walk only between cells at most this many '
+                        'cells apart (Euclidean; AffinityNet\'s local walk)')
+    parser.add_argument('--transition', choices=['ours', 'release'],
+                        default='ours',
+                        help="ours: R = P Â^T (rows of A normalised); "
+                        "release: P Â (columns normalised by the source "
+                        "cell's degree), then per cell over the classes")
     args = parser.parse_args()
     with open(osp.join(args.data, args.points)) as f:
         points = json.load(f)
@@ -62,9 +70,22 @@ def main() -> None:
               f'unrefined foreground {fg.float().mean():.3f}')
         print(f'affinity median: fg-fg {med(aff[fg][:, fg]):.3f}, fg-bg '
               f'{med(aff[fg][:, ~fg]):.4f}, bg-bg {med(aff[~fg][:, ~fg]):.3f}')
+        if args.radius is not None:
+            height, width = head._pooled(embed).shape[-2:]
+            ys = torch.arange(height).repeat_interleave(width).float()
+            xs = torch.arange(width).repeat(height).float()
+            near = ((ys[:, None] - ys[None])**2 +
+                    (xs[:, None] - xs[None])**2) <= args.radius**2
+            print(f'local walk: radius {args.radius:g} cells')
         for power in args.powers:
             weight = aff**power
-            walked = (prob @ weight.t()) / weight.sum(1)
+            if args.radius is not None:
+                weight = weight * near
+            if args.transition == 'ours':
+                walked = (prob @ weight.t()) / weight.sum(1)
+            else:
+                walked = (prob / weight.sum(1)[None]) @ weight
+                walked = walked / walked.sum(0, keepdim=True)
             walked_fg = walked[1:].sum(0)
             print(f'walk power {power:g}: walked foreground share '
                   f'{(walked_fg > 0.5).float().mean():.3f}, walked fg '
