@@ -9,9 +9,6 @@ from PIL import Image
 from mmdet.registry import DATASETS
 from p2seg_mm.datasets import coco_point
 from p2seg_mm.datasets.coco_point import CocoPointDataset
-# register the transforms used by the dataset configs
-from p2seg_mm.datasets.transforms import formatting, geometric  # noqa: F401
-from p2seg_mm.datasets.transforms import loading  # noqa: F401
 
 CLASSES = ('cat', 'dog')
 

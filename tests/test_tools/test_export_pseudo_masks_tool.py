@@ -12,11 +12,6 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from pycocotools.coco import COCO
 
-# registers the dataset and transforms (imported directly: the package
-# __init__ files are wired by the lead)
-import p2seg_mm.datasets.coco_point  # noqa: F401
-import p2seg_mm.datasets.transforms.formatting  # noqa: F401
-import p2seg_mm.datasets.transforms.loading  # noqa: F401
 from mmdet.registry import MODELS
 from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
     PseudoMaskDumper, load_done_image_ids)

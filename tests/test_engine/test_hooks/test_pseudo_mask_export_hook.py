@@ -75,13 +75,6 @@ def test_export_with_the_real_p2seg_model(tmp_path):
     """Integration: the shrunk demo P2Seg model, one mask per point."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from p2seg_mm.models.data_preprocessors import \
-        data_preprocessor  # noqa: F401
-    from p2seg_mm.models.dense_heads import (affinity_head,  # noqa: F401
-                                             center_offset_head,
-                                             semantic_head)
-    from p2seg_mm.models.detectors import p2seg  # noqa: F401
-    from p2seg_mm.models.necks import deeplab_decoder  # noqa: F401
     register_all_modules()
     repo = osp.join(osp.dirname(__file__), '..', '..', '..')
     cfg = Config.fromfile(

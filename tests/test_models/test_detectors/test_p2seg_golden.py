@@ -10,15 +10,6 @@ from mmengine.structures import InstanceData, PixelData
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
-from p2seg_mm.models.data_preprocessors import data_preprocessor  # noqa
-from p2seg_mm.models.dense_heads import (
-    affinity_head,  # noqa: F401
-    center_offset_head,
-    semantic_head)
-from p2seg_mm.models.detectors import p2seg  # noqa: F401
-from p2seg_mm.models.necks import deeplab_decoder  # noqa: F401
-from p2seg_mm.models.task_modules.target_generators import \
-    online_s2i  # noqa: F401
 
 GOLDEN = {
     'absent_cls_px': 0.0,
