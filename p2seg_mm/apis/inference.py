@@ -107,7 +107,7 @@ def build_pipeline(cfg: Config,
     Returns:
         Compose: The pipeline.
     """
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
     pipeline = dataset.get('pipeline') or cfg.get('test_pipeline')
     if not pipeline:
         raise ValueError('the config has neither test_dataloader.dataset.'

@@ -4,7 +4,6 @@
 Points are ``(x, y)`` in continuous pixel coordinates (pixel ``(i, j)``
 covers ``[j, j + 1) x [i, i + 1)``), see ``docs/design.md``.
 """
-import copy
 import logging
 import os.path as osp
 from numbers import Real
@@ -267,22 +266,37 @@ class CocoPointDataset(CocoDataset):
         return valid
 
 
+#: Transforms whose ``num_classes`` is the dataset's class count.
+CLASS_COUNT_TRANSFORMS = ('LoadP2SegAnnotations', 'GenerateS2ITargets')
+
+
 def _with_num_classes(pipeline: list, num_classes: int) -> tuple:
-    """Copy of ``pipeline`` whose ``LoadP2SegAnnotations`` that load a map
-    check its values against ``num_classes``; and whether any loads one.
+    """Copy of ``pipeline`` whose class-counting transforms
+    (:data:`CLASS_COUNT_TRANSFORMS`) get ``num_classes`` (one source: the
+    dataset's ``metainfo['classes']``); and whether a transform loads
+    pseudo-maps.
 
     Returns:
         tuple[list, bool]: The pipeline and whether it loads pseudo-maps
         (non-dict transforms are assumed not to).
+
+    Raises:
+        ValueError: A transform states another ``num_classes``.
     """
     out, loads_seg = [], False
     for transform in pipeline:
-        if isinstance(transform, dict) and str(transform.get(
-                'type', '')).split('.')[-1] == 'LoadP2SegAnnotations' \
-                and transform.get('with_seg', True):
+        name = str(transform.get('type', '')).split('.')[-1] \
+            if isinstance(transform, dict) else ''
+        if name == 'LoadP2SegAnnotations' and transform.get('with_seg', True):
             loads_seg = True
-            if transform.get('num_classes') is None:
-                transform = copy.copy(transform)
-                transform['num_classes'] = num_classes
+        if name in CLASS_COUNT_TRANSFORMS:
+            given = transform.get('num_classes')
+            if given is not None and int(given) != num_classes:
+                raise ValueError(
+                    f'{name}(num_classes={given}) but the dataset has '
+                    f"{num_classes} classes (metainfo['classes']). Fix: "
+                    'drop num_classes from the transform; the dataset sets '
+                    'it from its classes.')
+            transform = dict(transform, num_classes=num_classes)
         out.append(transform)
     return out, loads_seg

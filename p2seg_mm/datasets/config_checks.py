@@ -249,7 +249,39 @@ def check_config_data(cfg: Config,
         problems += check_dataset_cfg(dataset, split, files, max_decode)
     for split, ann_file, classes in evaluator_ann_files(cfg, splits):
         problems += check_evaluator_json(ann_file, classes, split)
+    problems += check_model_classes(cfg, splits)
     # a json read as a dataset and by a metric reports a problem once
+    return list(dict.fromkeys(problems))
+
+
+def check_model_classes(cfg: Config,
+                        splits: Sequence[str] = SPLITS) -> List[DataProblem]:
+    """The class count of P2Seg's heads against the datasets' classes.
+
+    ``num_classes`` of ``model.semantic_head`` and
+    ``model.center_offset_head`` must be the number of
+    ``metainfo['classes']`` of every point dataset of ``splits`` (the
+    pipeline's class counts follow the dataset by themselves).
+    """
+    model = cfg.get('model') or {}
+    heads = {
+        name: (model.get(name) or {}).get('num_classes')
+        for name in ('semantic_head', 'center_offset_head')
+    }
+    problems = []
+    for split, dataset in split_datasets(cfg, splits):
+        if _type_name(dataset) not in POINT_DATASETS:
+            continue
+        classes = dataset_classes(dataset)
+        for name, count in heads.items():
+            if classes and count is not None and int(count) != len(classes):
+                problems.append(DataProblem(
+                    'error',
+                    f'model.{name}.num_classes={count} but the {split} '
+                    f"dataset has {len(classes)} classes {list(classes)} "
+                    "(metainfo['classes']). Fix: set num_classes = "
+                    f'{len(classes)} in the heads (and '
+                    'semantic_head.class_weight to C + 1 values or None).'))
     return list(dict.fromkeys(problems))
 
 

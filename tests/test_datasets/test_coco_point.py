@@ -302,8 +302,23 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
         'P2SegPhotoMetricDistortion', 'PointRandomResize', 'PointRandomCrop',
         'PointPad', 'PointRandomFlip', 'GenerateS2ITargets', 'PackP2SegInputs'
     ]
-    assert cfg.train_pipeline[7].num_classes == num_classes
-    assert cfg.train_pipeline[1].num_classes == num_classes
+    # one source of the class count: the dataset's classes fill it in
+    assert 'num_classes' not in cfg.train_pipeline[7]
+    assert 'num_classes' not in cfg.train_pipeline[1]
+    from p2seg_mm.datasets.coco_point import _with_num_classes
+    classes = cfg.train_dataloader.dataset.get('metainfo', {}).get(
+        'classes') or DATASETS.get('CocoPointDataset').METAINFO['classes']
+    assert len(classes) == num_classes
+    filled, loads_seg = _with_num_classes(list(cfg.train_pipeline),
+                                          num_classes)
+    assert loads_seg
+    assert [t['num_classes'] for t in filled if 'num_classes' in t] == \
+        [num_classes] * 2
+    TRANSFORMS.build(filled[7])
+    wrong = [dict(t, num_classes=num_classes + 1) if t['type'] ==
+             'GenerateS2ITargets' else t for t in cfg.train_pipeline]
+    with pytest.raises(ValueError, match='drop num_classes'):
+        _with_num_classes(wrong, num_classes)
     # the one loading rule (image_io) also reads the test images
     assert cfg.test_pipeline[0].type == 'LoadP2SegImageFromFile'
     for t in cfg.train_pipeline + cfg.test_pipeline:

@@ -186,10 +186,17 @@ def test_readme_config_takes_num_classes_from_classes(tmp_path):
     assert cfg.model.semantic_head.num_classes == num
     assert cfg.model.center_offset_head.num_classes == num
     assert cfg.model.semantic_head.class_weight is None
-    steps = cfg.train_dataloader.dataset.pipeline
+    # the pipeline's class counts follow the dataset's classes
+    from p2seg_mm.datasets.coco_point import _with_num_classes
+    steps, _ = _with_num_classes(list(cfg.train_dataloader.dataset.pipeline),
+                                 num)
     with_num = [s['type'] for s in steps if 'num_classes' in s]
     assert with_num == ['LoadP2SegAnnotations', 'GenerateS2ITargets']
     assert all(s['num_classes'] == num for s in steps if 'num_classes' in s)
+    from p2seg_mm.datasets.config_checks import check_model_classes
+    assert not check_model_classes(cfg)
+    cfg.model.semantic_head.num_classes = 2  # the demo's count
+    assert 'semantic_head.num_classes=2' in str(check_model_classes(cfg)[0])
     assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == \
         tuple(cfg.classes)
     assert cfg.val_dataloader is None and cfg.val_cfg is None

@@ -17,7 +17,6 @@ train_pipeline = [
     dict(
         type='LoadP2SegAnnotations',
         with_seg=True,
-        num_classes=2,
         backend_args=backend_args),
     dict(
         type='P2SegPhotoMetricDistortion',
@@ -42,7 +41,6 @@ train_pipeline = [
     dict(type='PointRandomFlip', prob=0.5),
     dict(
         type='GenerateS2ITargets',
-        num_classes=2,
         sigma=6,
         min_area=50,
         dis_group=True),

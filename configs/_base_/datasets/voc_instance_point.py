@@ -20,7 +20,6 @@ train_pipeline = [
     dict(
         type='LoadP2SegAnnotations',
         with_seg=True,
-        num_classes=20,
         backend_args=backend_args),
     dict(
         type='P2SegPhotoMetricDistortion',
@@ -43,7 +42,6 @@ train_pipeline = [
     dict(type='PointRandomFlip', prob=0.5),
     dict(
         type='GenerateS2ITargets',
-        num_classes=20,
         sigma=6,
         min_area=50,
         dis_group=True),

@@ -35,7 +35,9 @@ class GenerateS2ITargets(BaseTransform):
     - gt_offset_weight (np.float32) (1, H, W)
 
     Args:
-        num_classes (int): Number of foreground classes C.
+        num_classes (int, optional): Number of foreground classes C. None
+            (the dataset configs): ``CocoPointDataset`` sets it from its
+            ``metainfo['classes']``. Defaults to None.
         sigma (float): Gaussian sigma of the centre heatmap in pixels.
             Defaults to 6.0.
         min_area (int): Minimum component area for offset targets.
@@ -48,12 +50,12 @@ class GenerateS2ITargets(BaseTransform):
     """
 
     def __init__(self,
-                 num_classes: int,
+                 num_classes: Optional[int] = None,
                  sigma: float = 6.0,
                  min_area: int = 50,
                  dis_group: bool = True,
                  offset_to: str = 'point') -> None:
-        if num_classes < 1:
+        if num_classes is not None and num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
         if sigma <= 0:
             raise ValueError(f'sigma must be > 0, got {sigma}.')
@@ -75,6 +77,11 @@ class GenerateS2ITargets(BaseTransform):
         Returns:
             dict: The same dict with the three target keys added.
         """
+        if self.num_classes is None:
+            raise ValueError(
+                'GenerateS2ITargets has no num_classes. Fix: use it in a '
+                'CocoPointDataset pipeline (which sets it from '
+                "metainfo['classes']) or give num_classes.")
         where = results.get('img_path', results.get('img_id', '<unknown>'))
         for key in ('gt_points', 'gt_points_labels', 'gt_seg_map'):
             if results.get(key) is None:

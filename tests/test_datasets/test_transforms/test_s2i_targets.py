@@ -69,3 +69,11 @@ def test_generate_s2i_targets_repr():
     assert repr(GenerateS2ITargets(num_classes=3)) == (
         "GenerateS2ITargets(num_classes=3, sigma=6.0, min_area=50, "
         "dis_group=True, offset_to='point')")
+
+
+def test_generate_s2i_targets_without_num_classes_says_where_it_comes_from():
+    """num_classes may be left out of configs (CocoPointDataset fills it
+    from its classes); used alone without it, the transform says so."""
+    transform = GenerateS2ITargets(sigma=2.)
+    with pytest.raises(ValueError, match="metainfo\\['classes'\\]"):
+        transform(_results())
