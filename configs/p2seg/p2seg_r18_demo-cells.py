@@ -48,17 +48,22 @@ model = dict(
         loss_center_weight=200.0),
     affinity_head=dict(in_channels=32, embed_dims=32, pool=2),
     # Measured by benchmarks/bench_quality.py (3 seeds, README "Quality
-    # benchmark"): on these few-cell objects the paper's random walk
-    # leaves no pixel foreground (every walked row: the points get their
-    # fallback squares, docs/method.md §4.6), and with only the refined CE
-    # E. coli is never learned. So the demo adds a CE on the unrefined
-    # logits (not in the paper) and new images are decoded from the
-    # unrefined map (use_i2s=False; paper configs: 0 and True).
+    # benchmark", benchmarks/results/quality.md): on these few-cell objects
+    # the paper's random walk leaves no pixel foreground (every row that
+    # walks at test: E. coli 100 % fallback squares, HeLa 50-100 %;
+    # docs/method.md §4.6), and trained with only the refined CE the
+    # semantic head learns neither class (row p2seg_no_test_i2s: HeLa AP25
+    # 8.9; E. coli 100 % fallback in row p2seg vs 26 % in p2seg_aux). So
+    # the demo adds a CE on the unrefined logits (not in the paper) and new
+    # images are decoded from the unrefined map (use_i2s=False; paper
+    # configs: 0 and True).
     train_cfg=dict(unrefined_sem_loss_weight=1.0),
     # Stage B (pseudo-masks of the training frames, which have their
     # pseudo-map) groups the given pseudo-map by the learned offsets
-    # (semantic_source='pseudo_map', not in the paper; row p2seg_aux_map of
-    # the benchmark). tools/infer.py on new images uses the network's map.
+    # (semantic_source='pseudo_map', not in the paper; row p2seg_aux_map:
+    # HeLa above the nearest-point baseline with the same fallback squares
+    # at every IoU on both splits, E. coli within the seed spread).
+    # tools/infer.py on new images uses the network's map.
     # A point whose class lost the argmax gets a square; the release's
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
     # 12 x 12 is about one cell.
