@@ -32,6 +32,7 @@ with RLE masks, ``category_id = label + 1``, the point of each annotation
 and its ``score``) and one ``<image stem>_overlay.png`` per image.
 """
 import argparse
+import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional
@@ -115,6 +116,20 @@ def gather_points(args: argparse.Namespace) -> PointsByImage:
     return {name: [] for name in list_images(args.input)}
 
 
+def json_image_ids(points_path: Optional[str]) -> dict:
+    """``file_name -> id`` of a COCO points json (so the output json keeps
+    the ids and can be scored against that dataset's ground truth); {} for
+    other point files."""
+    if not points_path or not points_path.lower().endswith('.json'):
+        return {}
+    with open(points_path, encoding='utf-8') as f:
+        raw = json.load(f)
+    if not isinstance(raw, dict) or not isinstance(raw.get('images'), list):
+        return {}
+    return {im['file_name']: im['id'] for im in raw['images']
+            if isinstance(im, dict) and 'file_name' in im and 'id' in im}
+
+
 def list_images(input_path: str) -> List[str]:
     """Image names of a file or folder (recursive, sorted, relative)."""
     if osp.isfile(input_path):
@@ -193,7 +208,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     coco = dict(
         images=[], annotations=[], categories=coco_categories(class_names))
     bar = ProgressBar(len(paths)) if len(paths) > 1 else None
-    for img_id, (name, path) in enumerate(paths.items()):
+    # a COCO points json's image ids are kept; other images are numbered
+    # after them
+    given_ids = json_image_ids(args.points)
+    free = iter(range(max([-1] + [int(i) for i in given_ids.values()]) + 1,
+                      10**12))
+    for name, path in paths.items():
+        img_id = given_ids[name] if name in given_ids else next(free)
         image = read_image(path, *options)
         xy, labels = checked[name]
         if len(xy):

@@ -261,14 +261,24 @@ def check_model_classes(cfg: Config,
     ``num_classes`` of ``model.semantic_head`` and
     ``model.center_offset_head`` must be the number of
     ``metainfo['classes']`` of every point dataset of ``splits`` (the
-    pipeline's class counts follow the dataset by themselves).
+    pipeline's class counts follow the dataset by themselves), and
+    ``semantic_head.class_weight`` must hold C + 1 values.
     """
     model = cfg.get('model') or {}
     heads = {
         name: (model.get(name) or {}).get('num_classes')
         for name in ('semantic_head', 'center_offset_head')
     }
+    weight = (model.get('semantic_head') or {}).get('class_weight')
     problems = []
+    if weight is not None and heads['semantic_head'] is not None and \
+            len(weight) != int(heads['semantic_head']) + 1:
+        problems.append(DataProblem(
+            'error',
+            f'model.semantic_head.class_weight has {len(weight)} values but '
+            f'num_classes={heads["semantic_head"]} needs '
+            f'{int(heads["semantic_head"]) + 1} (background first). Fix: '
+            'give C + 1 weights or class_weight=None.'))
     for split, dataset in split_datasets(cfg, splits):
         if _type_name(dataset) not in POINT_DATASETS:
             continue

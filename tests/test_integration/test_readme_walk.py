@@ -195,6 +195,9 @@ def test_readme_config_takes_num_classes_from_classes(tmp_path):
     assert all(s['num_classes'] == num for s in steps if 'num_classes' in s)
     from p2seg_mm.datasets.config_checks import check_model_classes
     assert not check_model_classes(cfg)
+    cfg.model.semantic_head.class_weight = [1.0, 5.0, 1.0]  # the demo's
+    assert 'class_weight has 3 values' in str(check_model_classes(cfg)[0])
+    cfg.model.semantic_head.class_weight = None
     cfg.model.semantic_head.num_classes = 2  # the demo's count
     assert 'semantic_head.num_classes=2' in str(check_model_classes(cfg)[0])
     assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == \

@@ -304,6 +304,9 @@ def test_infer_reads_imported_coco_points(tmp_path):
                        '--out-dir', str(tmp_path / 'o'), '--no-overlay'])
     assert [(a['point'], a['category_id']) for a in coco['annotations']] == [
         ([12.5, 7.5], 2)]
+    # the json's image id is kept: the output scores against that dataset
+    assert [im['id'] for im in coco['images']] == [4]
+    assert [a['image_id'] for a in coco['annotations']] == [4]
 
 
 def test_inference_decodes_the_network_map_unless_told(tmp_path):

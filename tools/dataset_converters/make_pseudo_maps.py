@@ -83,7 +83,7 @@ def resolve_paths(args: argparse.Namespace) -> Tuple[str, str, str,
         dataset = dataset.dataset
     root = dataset.get('data_root') or ''
     prefix = dataset.get('data_prefix') or {}
-    if not dataset.get('ann_file') or not prefix.get('img') or \
+    if not dataset.get('ann_file') or prefix.get('img') is None or \
             not prefix.get('seg'):
         raise ValueError(
             f'{args.source}: train_dataloader.dataset needs ann_file and '
@@ -132,6 +132,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Entry point; returns one statistics dict per image."""
     args = parse_args(argv)
     points_file, img_dir, out_dir, gt_file = resolve_paths(args)
+    if gt_file and not osp.isfile(gt_file):
+        raise FileNotFoundError(f'--gt {gt_file}: no such file (relative '
+                                "paths: to the config's data_root first).")
     cfg = PseudoMapConfig(
         **{k: getattr(args, k) for k in PseudoMapConfig.__annotations__})
     with open(points_file, encoding='utf-8') as f:
@@ -155,7 +158,13 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
               f'objects, k={stats["k"]:.2f}, points on their class '
               f'{100 * stats["point_coverage"]:.0f} %')
     if gt_file:
-        for name, iou in foreground_ious(gt_file, maps).items():
+        ious = foreground_ious(gt_file, maps)
+        if not ious:
+            raise ValueError(
+                f'--gt {gt_file}: none of its images (by file_name) is one '
+                f'of the {len(maps)} images of {points_file}; give the '
+                'ground truth of these images.')
+        for name, iou in ious.items():
             print(f'foreground IoU vs {gt_file}: {name} {100 * iou:.1f} %')
             rows.append(dict(gt_class=name, foreground_iou=iou))
     return rows

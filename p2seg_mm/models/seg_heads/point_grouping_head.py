@@ -49,7 +49,10 @@ class P2SegPointGroupingHead(BaseModule):
             ``center_threshold``, ``nms_kernel``, ``top_k``, ``min_area``
             (center mode), ``use_i2s`` (walk at test time),
             ``semantic_source`` ('network', the method, or 'pseudo_map':
-            group the sample's given pseudo-map by the learned offsets),
+            an image that carries its pseudo-map (``gt_sem_seg``: the
+            training images of stage B, whose export loads it) is grouped
+            from that map by the learned offsets; an image without one
+            (validation, test, new images) from the network's map),
             ``group_in_components`` (point mode: group each connected
             component among its own points; not in the paper). Defaults in
             ``DEFAULT_TEST_CFG``.
@@ -72,6 +75,7 @@ class P2SegPointGroupingHead(BaseModule):
                              f"got {cfg['mode']!r}.")
         self.test_cfg = cfg
         self._warned_center = False
+        self._noted_fallback = False
 
     def predict(self,
                 sem_logits: Tensor,
@@ -124,15 +128,27 @@ class P2SegPointGroupingHead(BaseModule):
             # stand for the image labels (training walks only over those)
             won = [logits.argmax(dim=0).unique() for logits in sem_logits]
             channels = [refine_channels(w[w > 0] - 1) for w in won]
-        log_probs = sem_logits
-        if cfg['semantic_source'] == 'pseudo_map':
-            log_probs = pseudo_map_log_probs(batch_data_samples,
-                                             sem_logits.shape[1], size)
-        elif embed is not None and affinity_head is not None and \
-                cfg.get('use_i2s', True):
+        given = [
+            cfg['semantic_source'] == 'pseudo_map' and 'gt_sem_seg' in s
+            for s in batch_data_samples
+        ]
+        log_probs = list(sem_logits)
+        if not all(given) and embed is not None and \
+                affinity_head is not None and cfg.get('use_i2s', True):
             # the same chain as training: K walks, each from the last
+            walked = sem_logits
             for _ in range(num_walks):
-                log_probs = affinity_head.refine(log_probs, embed, channels)
+                walked = affinity_head.refine(walked, embed, channels)
+            log_probs = list(walked)
+        if any(given):
+            maps = pseudo_map_log_probs(
+                [s for s, g in zip(batch_data_samples, given) if g],
+                sem_logits.shape[1], size)
+            picks = iter(maps)
+            log_probs = [next(picks) if g else lp
+                         for g, lp in zip(given, log_probs)]
+        if cfg['semantic_source'] == 'pseudo_map' and not all(given):
+            self._note_network_fallback()
         offset = resize_bilinear(offset, size)
         # point mode never reads the (C, H, W) centre maps and upsamples
         # only the image's classes (decode_single): bounded memory
@@ -143,6 +159,19 @@ class P2SegPointGroupingHead(BaseModule):
                           rescale, size)
             for i, sample in enumerate(batch_data_samples)
         ]
+
+    def _note_network_fallback(self) -> None:
+        """Say once that images without a pseudo-map use the network's."""
+        if self._noted_fallback:
+            return
+        self._noted_fallback = True
+        print_log(
+            "test_cfg.semantic_source='pseudo_map': images without a "
+            "pseudo-map (validation, test or new images) are decoded from "
+            "the network's semantic map; the training images of stage B, "
+            'whose export loads their maps, are grouped from their maps.',
+            logger='current',
+            level=20)
 
     def _warn_untrained_center(self, center_trained: bool) -> None:
         """Centre decoding needs a centre head trained with weight > 0."""

@@ -152,3 +152,34 @@ def test_cli_from_config_with_gt_iou(tmp_path):
         tool.main([str(bad)])
     with pytest.raises(ValueError, match='--img-dir'):
         tool.main([str(root / 'points.json')])
+
+
+def test_cli_config_with_images_at_data_root_and_gt_errors(tmp_path):
+    """``data_prefix=dict(img='')`` (images in data_root, the README's own
+    data config) is a valid prefix; a missing ``--gt`` file or one that
+    shares no image with the points stops with its name."""
+    tool = _load_tool()
+    image, _ = _scene()
+    root = tmp_path / 'cells'
+    root.mkdir()
+    cv2.imwrite(str(root / 'f1.png'), image)
+    img = dict(id=1, file_name='f1.png', height=H, width=W)
+    cats = [dict(id=1, name='a')]
+    (root / 'points.json').write_text(json.dumps(dict(
+        images=[img], categories=cats, annotations=[
+            dict(id=1, image_id=1, category_id=1, point=[10.5, 10.5],
+                 iscrowd=0)])))
+    other = dict(images=[dict(img, file_name='other.png')], categories=cats,
+                 annotations=[])
+    (root / 'other_gt.json').write_text(json.dumps(other))
+    config = tmp_path / 'cfg.py'
+    config.write_text(
+        f'train_dataloader = dict(dataset=dict(data_root="{root}/", '
+        'ann_file="points.json", '
+        'data_prefix=dict(img="", seg="pseudo_maps/")))\n')
+    tool.main([str(config), '--sigma', '0'])
+    assert (root / 'pseudo_maps' / 'f1.png').is_file()
+    with pytest.raises(FileNotFoundError, match='missing_gt.json'):
+        tool.main([str(config), '--gt', 'missing_gt.json'])
+    with pytest.raises(ValueError, match='other_gt.json'):
+        tool.main([str(config), '--gt', 'other_gt.json'])

@@ -297,12 +297,14 @@ def test_semantic_source_pseudo_map_groups_the_given_map():
         other = network(**data, mode='predict')
     assert not torch.equal(other[0].pred_instances.masks,
                            preds[0].pred_instances.masks)
+    # the map source of a direct call needs the maps
+    from p2seg_mm.models.seg_heads.point_grouping_head import \
+        pseudo_map_log_probs
     batch = make_batch()
     for sample in batch['data_samples']:
         del sample.gt_sem_seg
     with pytest.raises(ValueError, match='with_seg=True'):
-        with torch.no_grad():
-            model(**model.data_preprocessor(batch, False), mode='predict')
+        pseudo_map_log_probs(batch['data_samples'], 4, (64, 70))
     with pytest.raises(ValueError, match='semantic_source'):
         build(test_cfg=dict(semantic_source='gt'))
 

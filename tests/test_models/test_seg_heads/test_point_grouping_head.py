@@ -1,5 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """The parameter-free grouping head decodes; the detector only forwards."""
+import copy
+
 import pytest
 import torch
 from mmengine.structures import InstanceData
@@ -50,11 +52,32 @@ def test_detector_predict_is_the_head_on_the_forward():
         torch.testing.assert_close(res.scores, sample.pred_instances.scores)
 
 
-def test_pseudo_map_source_needs_the_map():
-    model = build(test_cfg=dict(semantic_source='pseudo_map')).eval()
+def test_pseudo_map_source_uses_the_network_map_where_there_is_none():
+    """semantic_source='pseudo_map': a sample that carries its map is
+    grouped from it, one without (validation / test / new images) from the
+    network's map, as with semantic_source='network'; said once in the
+    log."""
+    from unittest import mock
     batch = make_batch()
     del batch['data_samples'][1].gt_sem_seg
-    data = model.data_preprocessor(batch, False)
-    with pytest.raises(ValueError, match='img_64x64|pseudo-map'):
-        with torch.no_grad():
-            model(**data, mode='predict')
+    outs = {}
+    for source in ('pseudo_map', 'network'):
+        model = build(test_cfg=dict(semantic_source=source)).eval()
+        data = model.data_preprocessor(copy.deepcopy(batch), False)
+        with torch.no_grad(), mock.patch(
+                'p2seg_mm.models.seg_heads.point_grouping_head.print_log'
+        ) as log:
+            outs[source] = model(**data, mode='predict')
+        assert log.called == (source == 'pseudo_map')
+    mixed, network = outs['pseudo_map'], outs['network']
+    assert torch.equal(mixed[1].pred_instances.masks,
+                       network[1].pred_instances.masks)
+    assert not torch.equal(mixed[0].pred_instances.masks,
+                           network[0].pred_instances.masks)
+    # the sample with a map decodes as in a batch where both have maps
+    model = build(test_cfg=dict(semantic_source='pseudo_map')).eval()
+    data = model.data_preprocessor(make_batch(), False)
+    with torch.no_grad():
+        both = model(**data, mode='predict')
+    assert torch.equal(mixed[0].pred_instances.masks,
+                       both[0].pred_instances.masks)
