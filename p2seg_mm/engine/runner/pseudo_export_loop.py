@@ -9,6 +9,9 @@ dumper only merges. Used by ``tools/export_pseudo_masks.py`` (as
 ``test_cfg``) and by ``PseudoMaskExportHook`` (after training).
 """
 import copy
+import json
+import os
+import os.path as osp
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -21,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from mmdet.registry import DATASETS, LOOPS
 from ...evaluation.metrics.pseudo_mask_dumper import load_done_image_ids
+from ...utils.atomic_io import dump_json_atomic
 
 
 def _dumper_cfg(evaluator: Union[Evaluator, Dict, List]) -> Optional[dict]:
@@ -33,6 +37,53 @@ def _dumper_cfg(evaluator: Union[Evaluator, Dict, List]) -> Optional[dict]:
         if str(entry.get('type', '')).split('.')[-1] == 'PseudoMaskDumper':
             return entry
     return None
+
+
+def settings_path(out_file: str) -> str:
+    """Where an unfinished export keeps the settings it was made with."""
+    return f'{out_file}.partial.settings.json'
+
+
+def export_settings(runner, dumper: dict) -> dict:
+    """What must not change between an interrupted export and its resume:
+    the checkpoint (path, size, mtime) or training iteration, the model's
+    ``test_cfg`` and the dumper's score threshold."""
+    cfg = getattr(runner, 'cfg', None) or {}
+    ckpt = cfg.get('load_from')
+    stamp = None
+    if ckpt and osp.isfile(ckpt):
+        info = os.stat(ckpt)
+        stamp = [osp.abspath(ckpt), info.st_size, int(info.st_mtime)]
+    test_cfg = (cfg.get('model') or {}).get('test_cfg') or {}
+    if hasattr(test_cfg, 'to_dict'):
+        test_cfg = test_cfg.to_dict()
+    return json.loads(json.dumps(dict(
+        checkpoint=stamp or ckpt,
+        iteration=getattr(runner, 'iter', None) if not ckpt else None,
+        test_cfg=test_cfg,
+        score_thr=dumper.get('score_thr', 0.0)), default=str))
+
+
+def check_settings(path: str, settings: dict, resuming: bool) -> None:
+    """Refuse to resume an export made with other settings; record them.
+
+    Raises:
+        ValueError: ``resuming`` and the recorded settings differ.
+    """
+    if resuming and osp.exists(path):
+        with open(path, encoding='utf-8') as f:
+            before = json.load(f)
+        changed = sorted(k for k in set(before) | set(settings)
+                         if before.get(k) != settings.get(k))
+        if changed:
+            raise ValueError(
+                f'{path}: the interrupted export was made with other '
+                f'{", ".join(changed)} ({ {k: before.get(k) for k in changed} }'
+                f' now { {k: settings.get(k) for k in changed} }); resuming '
+                'would mix both in one json. Fix: rerun with the earlier '
+                'settings, or start over (--no-resume / resume=False, or '
+                'delete the .partial files).')
+    dump_json_atomic(settings, path)
 
 
 def pending_indices(dataset, done_image_ids: set) -> List[int]:
@@ -86,9 +137,11 @@ class PseudoMaskExportLoop(TestLoop):
                 'must hold a PseudoMaskDumper (test_evaluator=dict(type='
                 '"PseudoMaskDumper", out_file=...)).')
         self.num_done = 0
+        self.settings_file = settings_path(dumper['out_file'])
         if isinstance(dataloader, dict):
             dataloader = self._pending(dataloader, dumper['out_file'],
-                                       dumper.get('resume', True))
+                                       dumper.get('resume', True),
+                                       export_settings(runner, dumper))
         self.call_hooks = call_hooks
         super().__init__(runner, dataloader, evaluator, fp16)
         if self.num_done:
@@ -96,11 +149,17 @@ class PseudoMaskExportLoop(TestLoop):
                 f'{dumper["out_file"]}: resuming, {self.num_done} images '
                 f'done, {len(self.dataloader.dataset)} left.')
 
-    def _pending(self, dataloader: dict, out_file: str,
-                 resume: bool) -> Union[dict, DataLoader]:
+    def _pending(self, dataloader: dict, out_file: str, resume: bool,
+                 settings: dict) -> Union[dict, DataLoader]:
         """The dataloader config with its dataset built and subset (an
         empty plain DataLoader when every image is done: samplers cannot
-        shard an empty dataset)."""
+        shard an empty dataset).
+
+        Raises:
+            ValueError: The interrupted export was made with other
+                settings (checkpoint, ``model.test_cfg``, score threshold):
+                its images would be mixed with this run's.
+        """
         dataloader = copy.copy(dataloader)
         dataset = dataloader['dataset']
         if isinstance(dataset, dict):
@@ -110,6 +169,8 @@ class PseudoMaskExportLoop(TestLoop):
         done = [load_done_image_ids(out_file)
                 if resume and get_rank() == 0 else set()]
         broadcast_object_list(done)
+        if get_rank() == 0:
+            check_settings(self.settings_file, settings, bool(done[0]))
         if done[0]:
             dataset.get_subset_(pending_indices(dataset, done[0]))
             self.num_done = len(done[0])
@@ -121,7 +182,7 @@ class PseudoMaskExportLoop(TestLoop):
     def run(self) -> dict:
         """Predict the pending images; the dumper merges and writes."""
         if self.call_hooks:
-            return super().run()
+            return self._finish(super().run())
         model = self.runner.model
         was_training = model.training
         model.eval()
@@ -137,5 +198,12 @@ class PseudoMaskExportLoop(TestLoop):
                     bar.update()
         finally:
             model.train(was_training)
-        return self.evaluator.evaluate(len(self.dataloader.dataset))
+        return self._finish(
+            self.evaluator.evaluate(len(self.dataloader.dataset)))
+
+    def _finish(self, metrics: dict) -> dict:
+        """The json is written: the settings of the partial run go too."""
+        if is_main_process() and osp.exists(self.settings_file):
+            os.remove(self.settings_file)
+        return metrics
 

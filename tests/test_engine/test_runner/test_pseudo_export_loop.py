@@ -21,7 +21,7 @@ PIPELINE = [
 ]
 
 
-def _loop(runner, out_file, resume=True, call_hooks=True):
+def _loop(runner, out_file, resume=True, call_hooks=True, score_thr=0.0):
     dataset = dict(runner.cfg.train_dataloader.dataset, pipeline=PIPELINE)
     return PseudoMaskExportLoop(
         runner,
@@ -29,7 +29,7 @@ def _loop(runner, out_file, resume=True, call_hooks=True):
              sampler=dict(type='DefaultSampler', shuffle=False)),
         dict(type='PseudoMaskDumper', out_file=out_file,
              ann_file=osp.join(dataset['data_root'], dataset['ann_file']),
-             resume=resume),
+             resume=resume, score_thr=score_thr),
         call_hooks=call_hooks)
 
 
@@ -80,3 +80,21 @@ def test_needs_a_dumper(runner, tmp_path):
     with pytest.raises(ValueError, match='PseudoMaskDumper'):
         PseudoMaskExportLoop(runner, dict(dataset=dict()),
                              dict(type='VOCInstanceMetric'))
+
+
+def test_resume_with_other_settings_is_refused(runner, tmp_path):
+    """An export interrupted with one score threshold is not completed with
+    another (its images would be mixed in one json); with the same
+    settings it resumes, and the finished export leaves no settings file."""
+    from p2seg_mm.engine.runner.pseudo_export_loop import settings_path
+    out_file = str(tmp_path / 'pseudo.json')
+    _loop(runner, out_file, call_hooks=False)  # records its settings
+    assert osp.exists(settings_path(out_file))
+    _interrupted(out_file, str(tmp_path / 'train.json'), [2])  # then died
+    with pytest.raises(ValueError, match='score_thr'):
+        _loop(runner, out_file, call_hooks=False, score_thr=0.3)
+    loop = _loop(runner, out_file, call_hooks=False)
+    assert loop.num_done == 1
+    loop.run()
+    check_json(out_file)
+    assert not osp.exists(settings_path(out_file))
