@@ -197,10 +197,10 @@ def read_labelme(input_path: str,
         ]
         found = next((c for c in candidates if osp.isfile(c)), None)
         if found is None:
+            where = ' nor '.join(dict.fromkeys(candidates))
             raise FileNotFoundError(
-                f'{path}: its image {image_path!r} is in neither '
-                f'{candidates[0]} nor {candidates[1]}. Fix: pass the image '
-                'folder as --img-dir.')
+                f'{path}: its image {image_path!r} is not at {where}. Fix: '
+                'pass the image folder as --img-dir.')
         name = _relative(found, img_dir, path)
         size = None
         if doc.get('imageHeight') and doc.get('imageWidth'):
