@@ -18,28 +18,29 @@ Example (one seed of row p2seg_aux, then its decoding)::
         model.affinity_head.blockwise=False \
         model.train_cfg.unrefined_sem_loss_weight=1.0
 """
-import runpy, sys, torch
+import runpy
+import sys
+
+import torch
+
 import p2seg_mm.models.dense_heads.affinity_head as ah
+from p2seg_mm.models.layers.affinity_reference import balanced_loss, walk
+
 
 def _aff(embed):
     e = embed.t().contiguous()  # (N, D)
     return torch.exp(-torch.cdist(e[None], e[None], p=1)[0])
 
-def loss(embed, membership):
-    aff = _aff(embed)
-    mem = (membership != 0).to(embed.dtype)
-    target = (mem.t() @ mem) > 0
-    n_pos = target.sum().to(embed.dtype)
-    n_neg = target.numel() - n_pos
-    lp = torch.where(target, 1.0 - aff, 0.0).sum() / (n_pos + 1.0)
-    ln = torch.where(target, 0.0, aff).sum() / (n_neg + 1.0)
-    return 0.5 * lp + 0.5 * ln
 
-def walk(embed, prob, power=1.0):
-    aff = _aff(embed) ** power
-    return prob @ (aff / aff.sum(1, keepdim=True)).t()
+def loss(embed, membership):
+    return balanced_loss(_aff(embed), membership)
+
+
+def walk_dense(embed, prob, power=1.0):
+    return walk(_aff(embed)**power, prob)
+
 
 ah.affinity_loss_dense = loss
-ah.random_walk_dense = walk
+ah.random_walk_dense = walk_dense
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name='__main__')

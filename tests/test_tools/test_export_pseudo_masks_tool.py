@@ -8,11 +8,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 from pycocotools.coco import COCO
 
 from mmdet.registry import MODELS
+from tests.export_helpers import FakePointModel
 from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
     PseudoMaskDumper, load_done_image_ids)
 
@@ -22,26 +21,12 @@ PREDICTED = []
 
 
 @MODELS.register_module(name='ExportToolTestModel', force=True)
-class ExportToolTestModel(BaseModel):
+class ExportToolTestModel(FakePointModel):
     """One 3x3 square per given point; records the predicted image ids."""
 
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(1, 1)
-
     def forward(self, inputs, data_samples=None, mode='tensor'):
-        for s in data_samples:
-            PREDICTED.append(s.img_id)
-            h, w = s.ori_shape
-            points = s.gt_instances.points
-            masks = torch.zeros((len(points), h, w), dtype=torch.bool)
-            for k, (x, y) in enumerate(points.long().tolist()):
-                masks[k, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = True
-            s.pred_instances = InstanceData(
-                masks=masks, bboxes=torch.zeros((len(points), 4)),
-                labels=s.gt_instances.labels,
-                scores=torch.full((len(points), ), 0.5))
-        return data_samples
+        PREDICTED.extend(s.img_id for s in data_samples)
+        return super().forward(inputs, data_samples, mode)
 
 
 @pytest.fixture

@@ -33,10 +33,15 @@ def affinity_loss_dense(embed: Tensor, membership: Tensor) -> Tensor:
         Tensor: Scalar loss (see :mod:`.affinity_tiles`).
     """
     check_inputs(embed, membership, 'membership')
-    aff = torch.sigmoid(embed.t() @ embed)  # (N, N)
-    mem = (membership != 0).to(embed.dtype)
+    return balanced_loss(torch.sigmoid(embed.t() @ embed), membership)
+
+
+def balanced_loss(aff: Tensor, membership: Tensor) -> Tensor:
+    """The class-balanced affinity loss of a given (N, N) affinity in
+    [0, 1] and a (K, N) membership (see :mod:`.affinity_tiles`)."""
+    mem = (membership != 0).to(aff.dtype)
     target = (mem.t() @ mem) > 0
-    n_pos = target.sum().to(embed.dtype)
+    n_pos = target.sum().to(aff.dtype)
     n_neg = target.numel() - n_pos
     loss_pos = torch.where(target, 1.0 - aff, 0.0).sum() / (n_pos + 1.0)
     loss_neg = torch.where(target, 0.0, aff).sum() / (n_neg + 1.0)
@@ -57,9 +62,12 @@ def random_walk_dense(embed: Tensor,
         Tensor: Shape (K, N), refined probabilities.
     """
     check_inputs(embed, prob, 'prob')
-    aff = torch.sigmoid(embed.t() @ embed)**power  # (N, N)
-    trans = aff / aff.sum(dim=1, keepdim=True)
-    return prob @ trans.t()
+    return walk(torch.sigmoid(embed.t() @ embed)**power, prob)
+
+
+def walk(weight: Tensor, prob: Tensor) -> Tensor:
+    """``R = P Ŵ^T`` for a given (N, N) walk weight W (rows normalised)."""
+    return prob @ (weight / weight.sum(dim=1, keepdim=True)).t()
 
 
 class _EagerAffinityLoss(torch.autograd.Function):

@@ -69,12 +69,7 @@ def test_threshold_lowered_until_points_covered():
 
 def test_cli_writes_maps_the_loader_reads(tmp_path):
     from p2seg_mm.datasets.transforms.loading import LoadP2SegAnnotations
-    spec = importlib.util.spec_from_file_location(
-        'p2seg_make_pseudo_maps',
-        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
-                 'make_pseudo_maps.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _load_tool()
     image, _ = _scene()
     (tmp_path / 'imgs').mkdir()
     cv2.imwrite(str(tmp_path / 'imgs' / 'f1.png'), image)
