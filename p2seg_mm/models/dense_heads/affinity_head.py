@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from mmdet.registry import MODELS
 from mmdet.utils import OptMultiConfig
 from ..layers.affinity_reference import affinity_loss_dense, random_walk_dense
+from ..layers.affinity_tiles import check_kind
 from ..layers.blockwise_affinity_step import (affinity_loss_blockwise,
                                               affinity_step_blockwise,
                                               random_walk_blockwise)
@@ -57,6 +58,13 @@ class P2SegAffinityHead(BaseModule):
             their affinity to the background is only ~0.2; a power damps
             those weak affinities (docs/method.md, "I2S on small
             objects"). Defaults to 1.0.
+        affinity (str): ``'sigmoid'``: ``A = sigmoid(E^T E)``, the method
+            (docs/method.md §4.1); ``'gaussian'``: ``A = exp(-|e_i -
+            e_j|^2)``, a distance-based affinity (not in the paper; AffinityNet
+            uses exp of the L1 distance): A is 1 only for equal embeddings
+            and cannot saturate at 1 between a large and a smaller embedding
+            as the sigmoid of a dot product does (docs/method.md §4.6).
+            Used by the losses and the walk alike. Defaults to 'sigmoid'.
         init_cfg (dict, optional): Defaults to N(0, 0.001^2), bias 0.
     """
 
@@ -71,6 +79,7 @@ class P2SegAffinityHead(BaseModule):
         eps: float = 1e-6,
         pool: int = 1,
         walk_power: float = 1.0,
+        affinity: str = 'sigmoid',
         init_cfg: OptMultiConfig = dict(
             type='Normal', layer='Conv2d', std=0.001, bias=0)
     ) -> None:
@@ -87,6 +96,7 @@ class P2SegAffinityHead(BaseModule):
         if not float(walk_power) > 0:
             raise ValueError(f'walk_power must be > 0, got {walk_power}.')
         self.walk_power = float(walk_power)
+        self.affinity = check_kind(affinity)
         self.conv = nn.Conv2d(in_channels, embed_dims, 3, padding=1)
 
     def forward(self, x: Union[Tensor, Sequence[Tensor]]) -> Tensor:
@@ -108,8 +118,8 @@ class P2SegAffinityHead(BaseModule):
             return embed.sum() * 0
         if self.blockwise:
             return affinity_loss_blockwise(embed, membership.to(embed),
-                                           self.block_size)
-        return affinity_loss_dense(embed, membership.to(embed))
+                                           self.block_size, self.affinity)
+        return affinity_loss_dense(embed, membership.to(embed), self.affinity)
 
     def loss(self,
              embed: Tensor,
@@ -163,8 +173,8 @@ class P2SegAffinityHead(BaseModule):
         prob = prob.to(embed.dtype)
         if self.blockwise:
             return random_walk_blockwise(embed, prob, self.block_size,
-                                         self.walk_power)
-        return random_walk_dense(embed, prob, self.walk_power)
+                                         self.walk_power, self.affinity)
+        return random_walk_dense(embed, prob, self.walk_power, self.affinity)
 
     def refine(self, sem_logits: Tensor, embed: Tensor,
                batch_channels: List[Tensor]) -> Tensor:
@@ -271,12 +281,14 @@ class P2SegAffinityHead(BaseModule):
         if self.blockwise:
             values, walked = affinity_step_blockwise(
                 emb, flat_prob, [members[k].to(emb) for k in active],
-                self.block_size, self.walk_power)
+                self.block_size, self.walk_power, self.affinity)
             losses.update(zip(active, values.unbind(0)))
         else:
-            walked = random_walk_dense(emb, flat_prob, self.walk_power)
+            walked = random_walk_dense(emb, flat_prob, self.walk_power,
+                                       self.affinity)
             for kind in active:
-                losses[kind] = affinity_loss_dense(emb, members[kind].to(emb))
+                losses[kind] = affinity_loss_dense(emb, members[kind].to(emb),
+                                                   self.affinity)
         walked = walked.view(prob.shape)
         if self.pool > 1:
             walked = F.interpolate(

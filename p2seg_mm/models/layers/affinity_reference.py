@@ -3,7 +3,8 @@
 the tests' reference.
 
 :func:`affinity_loss_dense` and :func:`random_walk_dense` materialise the
-N x N affinity ``A = sigmoid(E^T E)`` (maths in :mod:`.affinity_tiles`).
+N x N affinity ``A = sigmoid(E^T E)`` or its Gaussian alternative
+(:func:`affinity_matrix`; maths in :mod:`.affinity_tiles`).
 They are what ``P2SegAffinityHead(blockwise=False)`` computes and what the
 block-wise functions of :mod:`.blockwise_affinity_step` are tested against.
 
@@ -17,23 +18,45 @@ second, independent block-wise implementation for the tests.
 import torch
 from torch import Tensor
 
-from .affinity_tiles import (check_inputs, coef_tile, compute_dtype,
-                             prepare_target, rows_view, symmetric_mm_,
-                             tile_loss, upper_sigmoid)
+from .affinity_tiles import (check_inputs, check_kind, coef_tile,
+                             compute_dtype, prepare_target, rows_view,
+                             symmetric_mm_, tile_loss, upper_sigmoid)
 
 
-def affinity_loss_dense(embed: Tensor, membership: Tensor) -> Tensor:
+def affinity_matrix(embed: Tensor, kind: str = 'sigmoid') -> Tensor:
+    """The dense (N, N) affinity of a (D, N) embedding, by autograd.
+
+    ``'sigmoid'``: ``sigmoid(E^T E)`` (P2Seg, docs/method.md §4.1);
+    ``'gaussian'``: ``exp(-|e_i - e_j|^2)``, a distance-based affinity
+    (docs/method.md §4.1; AffinityNet, Ahn & Kwak 2018, uses the L1
+    distance).
+
+    Raises:
+        ValueError: Unknown ``kind``.
+    """
+    if check_kind(kind) == 'sigmoid':
+        return torch.sigmoid(embed.t() @ embed)
+    sq = (embed * embed).sum(0)
+    dist = (sq[:, None] + sq[None] - 2.0 * embed.t() @ embed).clamp(min=0)
+    return torch.exp(-dist)
+
+
+def affinity_loss_dense(embed: Tensor,
+                        membership: Tensor,
+                        kind: str = 'sigmoid') -> Tensor:
     """Reference affinity loss; materialises N x N.
 
     Args:
         embed (Tensor): Shape (D, N), affinity embedding of one image.
         membership (Tensor): Shape (K, N), bool or float membership.
+        kind (str): Affinity, see :func:`affinity_matrix`.
+            Defaults to 'sigmoid'.
 
     Returns:
         Tensor: Scalar loss (see :mod:`.affinity_tiles`).
     """
     check_inputs(embed, membership, 'membership')
-    return balanced_loss(torch.sigmoid(embed.t() @ embed), membership)
+    return balanced_loss(affinity_matrix(embed, kind), membership)
 
 
 def balanced_loss(aff: Tensor, membership: Tensor) -> Tensor:
@@ -50,19 +73,22 @@ def balanced_loss(aff: Tensor, membership: Tensor) -> Tensor:
 
 def random_walk_dense(embed: Tensor,
                       prob: Tensor,
-                      power: float = 1.0) -> Tensor:
+                      power: float = 1.0,
+                      kind: str = 'sigmoid') -> Tensor:
     """Reference random walk ``R = P Â^T``; materialises N x N.
 
     Args:
         embed (Tensor): Shape (D, N), affinity embedding of one image.
         prob (Tensor): Shape (K, N), semantic probabilities.
         power (float): Walk on ``A ** power``. Defaults to 1.0.
+        kind (str): Affinity, see :func:`affinity_matrix`.
+            Defaults to 'sigmoid'.
 
     Returns:
         Tensor: Shape (K, N), refined probabilities.
     """
     check_inputs(embed, prob, 'prob')
-    return walk(torch.sigmoid(embed.t() @ embed)**power, prob)
+    return walk(affinity_matrix(embed, kind)**power, prob)
 
 
 def walk(weight: Tensor, prob: Tensor) -> Tensor:

@@ -166,11 +166,78 @@ def rows_view(embed: Tensor) -> Tensor:
     return et
 
 
+AFFINITY_KINDS = ('sigmoid', 'gaussian')
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` if it is one of :data:`AFFINITY_KINDS`, else raise."""
+    if kind not in AFFINITY_KINDS:
+        raise ValueError(f'affinity must be one of {AFFINITY_KINDS}, got '
+                         f'{kind!r}.')
+    return kind
+
+
+def sq_norms(et: Tensor, kind: str) -> Optional[Tensor]:
+    """Squared norms ``|e_i|^2`` (N, ) of ``E^T`` (N, D) for the Gaussian
+    affinity, None for the sigmoid one (which does not need them)."""
+    return (et * et).sum(1) if kind == 'gaussian' else None
+
+
 def upper_sigmoid(et: Tensor, start: int, stop: int, buf: Tensor) -> Tensor:
     """``A[start:stop, start:]`` (a row block right of the diagonal)."""
     aff = tile(buf, stop - start, et.shape[0] - start)
     torch.mm(et[start:stop], et[start:].t(), out=aff)
     return torch.sigmoid(aff, out=aff)
+
+
+def upper_affinity(et: Tensor, sq: Optional[Tensor], start: int, stop: int,
+                   buf: Tensor) -> Tensor:
+    """``A[start:stop, start:]`` of either affinity kind.
+
+    ``sq`` None: ``sigmoid(E^T E)``; else the Gaussian affinity
+    ``exp(-|e_i - e_j|^2) = exp(2 e_i.e_j - |e_i|^2 - |e_j|^2)`` with
+    ``sq`` the squared norms (:func:`sq_norms`); the exponent is clamped at
+    0 (it is <= 0 up to rounding).
+    """
+    if sq is None:
+        return upper_sigmoid(et, start, stop, buf)
+    aff = tile(buf, stop - start, et.shape[0] - start)
+    torch.addmm(sq[start:stop, None], et[start:stop], et[start:].t(),
+                beta=-1.0, alpha=2.0, out=aff)
+    aff.sub_(sq[None, start:]).clamp_(max=0.0)
+    return aff.exp_()
+
+
+def grad_factor_(aff: Tensor, sq: Optional[Tensor]) -> Tensor:
+    """In place, the factor that turns ``dL/dA + dL/dA^T`` into the tile
+    ``Q`` that :func:`embed_grad` takes: ``dA/ds = A (1 - A)`` for the
+    sigmoid (``s = E^T E``), ``A`` for the Gaussian affinity."""
+    if sq is None:
+        aff.addcmul_(aff, aff, value=-1.0)
+    return aff
+
+
+def grad_rhs(et: Tensor, sq: Optional[Tensor]) -> Tensor:
+    """Right-hand side that the ``Q`` tiles multiply: ``E^T`` (N, D) for
+    the sigmoid, ``[E^T, 1]`` (N, D + 1) for the Gaussian affinity (the
+    ones column gives the row sums of Q)."""
+    if sq is None:
+        return et
+    return torch.cat([et, et.new_ones(et.shape[0], 1)], dim=1)
+
+
+def embed_grad(acc: Tensor, et: Tensor, sq: Optional[Tensor]) -> Tensor:
+    """``dL/dE`` (D, N) from ``acc = Q @ grad_rhs`` (all tiles summed).
+
+    Sigmoid: ``dL/dE = E Q`` (Q symmetric). Gaussian: with
+    ``dA_ij/de_i = -2 A_ij (e_i - e_j)``,
+    ``dL/de_i = -2 sum_j Q_ij (e_i - e_j) = 2 (E Q)_i - 2 q_i e_i``,
+    ``q = Q 1``.
+    """
+    if sq is None:
+        return acc.t()
+    dims = et.shape[1]
+    return (2.0 * (acc[:, :dims] - acc[:, dims:] * et)).t()
 
 
 def tile(buf: Tensor, rows: int, cols: int) -> Tensor:

@@ -27,7 +27,9 @@ two losses), the fused step ``U`` forward + ``3 U`` backward (4 U) for any
 number of losses; a walk of no channels costs nothing, so a loss alone
 takes 4 U too (the eager loss: 3 U). With ``power`` = beta != 1 the walk
 uses ``W = A ** beta`` (the losses keep A): the walk's part of S is scaled
-by ``beta A ** (beta - 1)`` before the common factor ``A (1 - A)``. Memory
+by ``beta A ** (beta - 1)`` before the common factor ``A (1 - A)``
+(``A`` for the Gaussian affinity ``kind='gaussian'``, whose ``dL/dE`` also
+needs the row sums of the tile: see ``affinity_tiles.embed_grad``). Memory
 stays O(block_size * N + (D + K) * N): the loss gradients are not
 precomputed in the forward pass, so nothing of size (L, D, N) is stored
 either. Values and gradients equal those of the dense references of
@@ -38,9 +40,10 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .affinity_tiles import (check_inputs, coef_tile, compute_dtype,
-                             prepare_target, rows_view, symmetric_mm_, tile,
-                             tile_loss, upper_sigmoid)
+from .affinity_tiles import (check_inputs, check_kind, coef_tile,
+                             compute_dtype, embed_grad, grad_factor_,
+                             grad_rhs, prepare_target, rows_view, sq_norms,
+                             symmetric_mm_, tile, tile_loss, upper_affinity)
 
 
 def _walk_grad_operands(grad_out: Tensor, prob_t: Tensor, out_t: Tensor,
@@ -71,8 +74,9 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, embed: Tensor, prob: Tensor, block_size: int,
-                power: float, *memberships: Tensor):
+                power: float, kind: str, *memberships: Tensor):
         et = rows_view(embed)  # (N, D)
+        sq = sq_norms(et, kind)
         num = et.shape[0]
         rows = max(1, min(block_size, num))
         targets = [
@@ -88,7 +92,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         coef_buf = et.new_empty(rows, num) if memberships else None
         for start in range(0, num, rows):
             stop = min(start + rows, num)
-            aff = upper_sigmoid(et, start, stop, aff_buf)
+            aff = upper_affinity(et, sq, start, stop, aff_buf)
             for i, target in enumerate(targets):
                 sums[i] += tile_loss(
                     coef_tile(coef_buf, target, start, stop), aff)
@@ -103,6 +107,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         losses = (sums + constants).to(et.dtype)
         ctx.block_size = rows
         ctx.power = power
+        ctx.kind = kind
         ctx.targets = targets  # no gradient flows to them
         ctx.save_for_backward(embed, prob, out_t, deg)
         return losses, out_t.t().contiguous()
@@ -114,10 +119,12 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         et, prob_t = rows_view(embed), prob.detach().t()
         need_e, need_p = ctx.needs_input_grad[:2]
         num, rows, power = et.shape[0], ctx.block_size, ctx.power
+        sq = sq_norms(et, ctx.kind)
         walks = prob_t.shape[1] > 0  # False: the walk's share of S is 0
         h_t, left, right = _walk_grad_operands(grad_walk, prob_t, out_t, deg)
         loss_scales = [2.0 * float(g) for g in grad_losses]
-        grad_e = et.new_zeros(et.shape[::-1]) if need_e else None  # (D, N)
+        rhs_e = grad_rhs(et, sq) if need_e else None
+        acc_e = torch.zeros_like(rhs_e) if need_e else None  # Q @ rhs_e
         grad_p = torch.zeros_like(prob) if need_p else None  # (K, N)
         need_p = need_p and walks
         aff_buf = et.new_empty(rows, num)
@@ -126,7 +133,7 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
         pow_buf = et.new_empty(rows, num) if power != 1.0 and walks else None
         for start in range(0, num, rows):
             stop = min(start + rows, num)
-            aff = upper_sigmoid(et, start, stop, aff_buf)
+            aff = upper_affinity(et, sq, start, stop, aff_buf)
             walk = aff
             if pow_buf is not None:
                 walk = tile(pow_buf, stop - start, num - start)
@@ -147,10 +154,10 @@ class _BlockwiseAffinityStep(torch.autograd.Function):
                         sym.add_(
                             coef_tile(coef_buf, target, start, stop),
                             alpha=scale)
-                aff.addcmul_(aff, aff, value=-1.0)  # A (1 - A)
-                sym.mul_(aff)  # rows of dL/ds, symmetric
-                symmetric_mm_(grad_e.t(), sym, et, start, stop)
-        return (grad_e, grad_p, None, None) + (None, ) * len(targets)
+                sym.mul_(grad_factor_(aff, sq))  # rows of Q, symmetric
+                symmetric_mm_(acc_e, sym, rhs_e, start, stop)
+        grad_e = embed_grad(acc_e, et, sq) if need_e else None
+        return (grad_e, grad_p, None, None, None) + (None, ) * len(targets)
 
 
 def affinity_step_blockwise(
@@ -158,7 +165,8 @@ def affinity_step_blockwise(
         prob: Tensor,
         memberships: Sequence[Tensor] = (),
         block_size: int = 512,
-        power: float = 1.0) -> Tuple[Tensor, Tensor]:
+        power: float = 1.0,
+        kind: str = 'sigmoid') -> Tuple[Tensor, Tensor]:
     """Affinity losses and random walk of one image in shared passes.
 
     Equal to ``torch.stack([affinity_loss_dense(embed, m) for m in
@@ -179,6 +187,9 @@ def affinity_step_blockwise(
         power (float): The walk's transition is built from ``A ** power``
             (AffinityNet's beta; the losses always use A). 1 = the method.
             Defaults to 1.0.
+        kind (str): ``'sigmoid'`` (the method's ``sigmoid(E^T E)``) or
+            ``'gaussian'`` (``exp(-|e_i - e_j|^2)``, docs/method.md §4.1).
+            Defaults to 'sigmoid'.
 
     Returns:
         tuple[Tensor, Tensor]: Losses (L, ) and the walked probabilities
@@ -188,18 +199,20 @@ def affinity_step_blockwise(
     check_inputs(embed, prob, 'prob', block_size)
     if not power > 0:
         raise ValueError(f'power must be > 0, got {power}.')
+    check_kind(kind)
     for membership in memberships:
         check_inputs(embed, membership, 'membership')
     dtype = compute_dtype(embed, prob)
     with torch.autocast(device_type=embed.device.type, enabled=False):
         return _BlockwiseAffinityStep.apply(embed.to(dtype), prob.to(dtype),
-                                            block_size, float(power),
+                                            block_size, float(power), kind,
                                             *memberships)
 
 
 def affinity_loss_blockwise(embed: Tensor,
                             membership: Tensor,
-                            block_size: int = 512) -> Tensor:
+                            block_size: int = 512,
+                            kind: str = 'sigmoid') -> Tensor:
     """Class-balanced affinity loss without materialising N x N.
 
     The fused step with this one membership and a walk of no channels.
@@ -212,6 +225,8 @@ def affinity_loss_blockwise(embed: Tensor,
             pixel n belongs to row k (class or instance). K may be 0.
         block_size (int): Rows of A computed at once; peak extra memory is
             about ``3 * block_size * N`` elements. Defaults to 512.
+        kind (str): Affinity, see :func:`affinity_step_blockwise`.
+            Defaults to 'sigmoid'.
 
     Returns:
         Tensor: Scalar loss, same value and gradient as
@@ -221,13 +236,14 @@ def affinity_loss_blockwise(embed: Tensor,
     check_inputs(embed, membership, 'membership', block_size)
     no_walk = embed.new_zeros((0, embed.shape[1]))
     return affinity_step_blockwise(embed, no_walk, (membership, ),
-                                   block_size)[0][0]
+                                   block_size, kind=kind)[0][0]
 
 
 def random_walk_blockwise(embed: Tensor,
                           prob: Tensor,
                           block_size: int = 512,
-                          power: float = 1.0) -> Tensor:
+                          power: float = 1.0,
+                          kind: str = 'sigmoid') -> Tensor:
     """Random walk ``R = P Â^T`` without materialising N x N.
 
     The fused step without memberships (one forward, one backward pass).
@@ -240,10 +256,13 @@ def random_walk_blockwise(embed: Tensor,
         block_size (int): Rows of A computed at once. Defaults to 512.
         power (float): Walk on ``W = A ** power`` (1 = the method).
             Defaults to 1.0.
+        kind (str): Affinity, see :func:`affinity_step_blockwise`.
+            Defaults to 'sigmoid'.
 
     Returns:
         Tensor: Shape (K, N), ``R[:, b]`` is the affinity-weighted average of
         ``prob`` over all pixels a, weights ``W[b, a] / sum_a W[b, a]``.
         Differentiable w.r.t. ``embed`` and ``prob``.
     """
-    return affinity_step_blockwise(embed, prob, (), block_size, power)[1]
+    return affinity_step_blockwise(embed, prob, (), block_size, power,
+                                   kind)[1]
