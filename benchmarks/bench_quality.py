@@ -239,7 +239,8 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
     """Decode one split with one row's inference and score it (child)."""
     from PIL import Image
 
-    from p2seg_mm.apis.baseline import nearest_point_masks
+    from p2seg_mm.evaluation.nearest_point_baseline import \
+        nearest_point_masks
     from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
                                                     load_coco)
     from p2seg_mm.utils.atomic_io import dump_json_atomic

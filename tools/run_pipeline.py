@@ -12,7 +12,10 @@ which is the same as::
         configs/p2seg_second_stage/mask-rcnn_r18_fpn_demo-cells-p2seg-pseudo.py \
         --train-gt data/demo_cells/annotations/train_gt.json
 
-Stages whose outputs exist are skipped, so a killed run resumes.
+Stages whose outputs exist are skipped, so a killed run resumes. The
+stages are in ``pipeline_stages.py``, the results table and overlays in
+``pipeline_report.py``, the nearest-point baseline's export in
+``export_nearest_point_baseline.py`` (all next to this script).
 """
 import argparse
 import os
@@ -21,13 +24,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional
 
+# p2seg_mm from this source checkout, even when it is not installed
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.logging import MMLogger, print_log  # noqa: E402
 
-from p2seg_mm.apis.pipeline import (REPO, data_paths,  # noqa: E402
-                                    export_stage, render_overlays,
-                                    results_table, test_stage, train_stage)
+from p2seg_mm.utils.atomic_io import write_bytes_atomic  # noqa: E402
+
+# sibling modules (this script's folder is on sys.path)
+from export_nearest_point_baseline import (  # noqa: E402
+    export_nearest_point_baseline)
+from pipeline_report import render_overlays, results_table  # noqa: E402
+from pipeline_stages import (REPO, data_paths, export_stage,  # noqa: E402
+                             run_command, test_stage, train_stage)
 
 DEMO_MDM = 'configs/p2seg/p2seg_r18_demo-cells.py'
 DEMO_SECOND = ('configs/p2seg_second_stage/'
@@ -80,7 +89,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
         args.train_gt = args.train_gt or DEMO_TRAIN_GT
         args.jobs = max(args.jobs, 3)
         if not osp.isfile(osp.join(REPO, DEMO_TRAIN_GT)):
-            from p2seg_mm.apis.pipeline import run_command
             run_command([
                 sys.executable,
                 osp.join(REPO, 'tools/dataset_converters/'
@@ -110,7 +118,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
                      osp.join(work, 'pseudo', 'train_p2seg.json'),
                      args.mdm_options, osp.join(work, 'export'))
     }
-    from p2seg_mm.apis.baseline import export_nearest_point_baseline
     nearest = osp.join(work, 'pseudo', 'train_nearest.json')
     if not osp.isfile(nearest):
         if 'train_seg' not in paths:
@@ -152,8 +159,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                              'eval'), args.second_options)
     render_overlays(work, pseudo, paths, final, args.overlays)
     table = results_table(pseudo, train_gt, final)
-    with open(osp.join(work, 'results.md'), 'w') as f:
-        f.write(table + '\n')
+    write_bytes_atomic((table + '\n').encode(), osp.join(work, 'results.md'))
     print_log('\n' + table, logger='current')
     print_log(f'results in {osp.join(work, "results.md")}; overlays in '
               f'{osp.join(work, "overlays")}', logger='current')

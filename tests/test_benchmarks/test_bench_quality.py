@@ -61,7 +61,8 @@ def test_nearest_fallback_row_uses_the_configs_square(bench):
     learned rows' decoding gives it: the demo config's half size, 6."""
     import numpy as np
 
-    from p2seg_mm.apis.baseline import nearest_point_masks
+    from p2seg_mm.evaluation.nearest_point_baseline import \
+        nearest_point_masks
     assert 'nearest_fallback' in bench.NO_LEARNING
     half = bench.fallback_half_size(bench.CONFIG)
     assert half == 6

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mmdet.registry import DATASETS
-from p2seg_mm.datasets.converters.masks_to_points import \
-    convert_masks_to_points
 from p2seg_mm.datasets.transforms.geometric import (PointPad, PointRandomCrop,
                                                     PointRandomFlip)
 from p2seg_mm.structures.mask_codec import encode_mask
+from tests.tool_loader import load_tool
+
+convert_masks_to_points = load_tool(
+    'tools/dataset_converters/masks_to_points.py').convert_masks_to_points
 
 SETTINGS = settings(
     max_examples=60,

@@ -8,22 +8,19 @@ checked (files exist, load, and every metric reaches the table); the only
 number checked is the nearest-point baseline's pseudo mIoU, which is exact
 on this data.
 """
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 from pycocotools.coco import COCO
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.tool_loader import REPO, load_tool
+
 MDM_CONFIG = osp.join(REPO, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py')
 SECOND_CONFIG = osp.join(REPO, 'configs', 'p2seg_second_stage',
                          'mask-rcnn_r18_fpn_demo-cells-p2seg-pseudo.py')
 
-_spec = importlib.util.spec_from_file_location(
-    'p2seg_tools_run_pipeline', osp.join(REPO, 'tools', 'run_pipeline.py'))
-run_pipeline = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_pipeline)
+run_pipeline = load_tool('tools/run_pipeline.py')
 
 # Data of the demo configs swapped for the fabricated folder (a config
 # file, not --cfg-options: the pipeline reads the data paths from it).

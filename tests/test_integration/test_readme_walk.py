@@ -14,7 +14,6 @@ checkpoint is the one ``tools/train.py`` wrote.
 
 About 10 s on one core (the demo's ResNet-18 at 16 channels).
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -23,7 +22,8 @@ import shlex
 
 import numpy as np
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.tool_loader import REPO, load_tool
+
 README = osp.join(REPO, 'README.md')
 # The README's training runs 300 iterations of 4 crops; the test 3 of 2.
 ITERS, README_ITERS = 3, 300
@@ -70,15 +70,6 @@ def readme_commands(section):
             assert words[0] == 'python', line
             commands.append((words[1], words[2:]))
     return commands
-
-
-def load_tool(path):
-    spec = importlib.util.spec_from_file_location(
-        'p2seg_readme_' + osp.splitext(osp.basename(path))[0],
-        osp.join(REPO, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fabricate_labelme_folder(folder):

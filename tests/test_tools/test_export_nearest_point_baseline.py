@@ -1,5 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Nearest-point baseline (issue #10, faults 1, 2 and 6)."""
+"""tools/export_nearest_point_baseline.py (issue #10, faults 1, 2 and 6)."""
 import json
 
 import numpy as np
@@ -7,7 +7,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_util
 
-from p2seg_mm.apis.baseline import export_nearest_point_baseline
+from tests.tool_loader import load_tool
+
+tool = load_tool('tools/export_nearest_point_baseline.py')
+export_nearest_point_baseline = tool.export_nearest_point_baseline
 
 
 def _scene(tmp_path, categories, cat_of_class, suffix='.png', crowd=False):

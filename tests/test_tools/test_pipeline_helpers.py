@@ -1,7 +1,13 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
+"""The helpers of tools/run_pipeline.py: pipeline_stages, pipeline_report."""
 import os.path as osp
 
-from p2seg_mm.apis.pipeline import pick_images
+from tests.tool_loader import add_tool_dir
+
+add_tool_dir('tools/run_pipeline.py')
+import pipeline_report  # noqa: E402  (the tool's folder)
+import pipeline_stages  # noqa: E402
+from pipeline_report import pick_images  # noqa: E402
 
 
 def test_pick_images_covers_every_class_crowded_first():
@@ -23,7 +29,7 @@ def test_pick_images_covers_every_class_crowded_first():
 def test_export_stage_passes_a_work_dir(tmp_path, monkeypatch):
     """Issue #10 fault 13: the export's logs landed in the repository's
     work_dirs/ (a test left work_dirs/mdm_tiny behind)."""
-    from p2seg_mm.apis import pipeline
+    pipeline = pipeline_stages
     calls = []
     monkeypatch.setattr(pipeline, 'run_command',
                         lambda cmd, log, **kw: calls.append(cmd))
@@ -38,7 +44,7 @@ def test_export_stage_passes_a_work_dir(tmp_path, monkeypatch):
 
 
 def test_data_paths_give_classes_and_seg_suffix(tmp_path):
-    from p2seg_mm.apis.pipeline import data_paths
+    data_paths = pipeline_stages.data_paths
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(
         "train_dataloader = dict(dataset=dict(type='RepeatDataset', times=2,"
@@ -61,7 +67,7 @@ def test_overlays_read_images_by_the_loading_rule(tmp_path, monkeypatch):
     from PIL import Image
     from pycocotools import mask as mask_util
 
-    from p2seg_mm.apis import pipeline
+    pipeline = pipeline_report
     drawn = []
     monkeypatch.setattr('p2seg_mm.visualization.overlay_instances',
                         lambda img, masks, *a, **k: drawn.append(

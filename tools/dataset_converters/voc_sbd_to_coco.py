@@ -14,7 +14,8 @@ writes ``voc_2012_train_aug.json`` (10,582 images) and ``voc_2012_val.json``
 """
 import argparse
 
-from p2seg_mm.datasets.converters.voc_sbd import convert_voc_sbd
+# sibling module (this script's folder is on sys.path)
+from voc_sbd import convert_voc_sbd
 
 
 def parse_args() -> argparse.Namespace:

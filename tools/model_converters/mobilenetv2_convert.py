@@ -20,7 +20,8 @@ expand ratio 1), ``depthwise_conv`` and ``linear_conv``, each with ``conv``
 and ``bn``. Whether a block has an expansion conv is read from the keys, so
 any ``width_mult`` converts. Both models use ``BatchNorm2d`` with the
 default ``eps=1e-5`` and ReLU6, so the renamed weights compute the same
-features (checked in ``tests/test_utils/test_mobilenetv2_convert.py``).
+features (checked in
+``tests/test_tools/test_model_converters/test_mobilenetv2_convert.py``).
 """
 import re
 from collections import OrderedDict

@@ -270,7 +270,8 @@ def test_affinity_stride_follows_the_head():
 def test_semantic_source_pseudo_map_groups_the_given_map():
     """semantic_source='pseudo_map': the given map's foreground grouped by
     the offsets; with zero offsets that is the nearest-point baseline."""
-    from p2seg_mm.apis.baseline import nearest_point_masks
+    from p2seg_mm.evaluation.nearest_point_baseline import \
+        nearest_point_masks
     batch = make_batch()
     model = build(test_cfg=dict(semantic_source='pseudo_map')).eval()
     for conv in model.center_offset_head.offset_branch:

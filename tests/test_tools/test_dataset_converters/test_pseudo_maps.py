@@ -1,19 +1,17 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Pseudo-map maker on fabricated bright/dark disks with known classes."""
-import importlib.util
 import json
-import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
 
-from p2seg_mm.datasets.converters.pseudo_maps import (PseudoMapConfig,
-                                                      foreground_iou,
-                                                      make_pseudo_map)
+from tests.tool_loader import add_tool_dir, load_tool
 
-REPO_ROOT = osp.dirname(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+TOOL = 'tools/dataset_converters/make_pseudo_maps.py'
+add_tool_dir(TOOL)
+from pseudo_maps import (PseudoMapConfig, foreground_iou,  # noqa: E402
+                         make_pseudo_map)
 H, W = 32, 48
 
 
@@ -95,13 +93,7 @@ def test_cli_writes_maps_the_loader_reads(tmp_path):
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'p2seg_make_pseudo_maps_cfg',
-        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
-                 'make_pseudo_maps.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool(TOOL)
 
 
 def test_cli_from_config_with_gt_iou(tmp_path):

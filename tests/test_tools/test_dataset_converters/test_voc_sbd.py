@@ -9,10 +9,12 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from scipy.io import loadmat, savemat
 
-from p2seg_mm.datasets.converters.voc_sbd import (VOC_CLASSES, convert_voc_sbd,
-                                                  load_sbd_instances,
-                                                  sbd_instances, split_ids,
-                                                  voc_instances)
+from tests.tool_loader import add_tool_dir
+
+add_tool_dir('tools/dataset_converters/voc_sbd_to_coco.py')
+from voc_sbd import (VOC_CLASSES, convert_voc_sbd,  # noqa: E402
+                     load_sbd_instances, sbd_instances, split_ids,
+                     voc_instances)
 
 H, W = 10, 12
 

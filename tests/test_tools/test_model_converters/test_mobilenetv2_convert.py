@@ -19,16 +19,12 @@ import torch.nn.functional as F
 from mmdet.models.backbones import MobileNetV2
 from mmengine.runner import load_checkpoint
 
-from p2seg_mm.utils.mobilenetv2_convert import (
-    convert_deepsort_mobilenetv2, convert_mmdet_mobilenetv2_to_deepsort)
+from tests.tool_loader import REPO as REPO_ROOT
+from tests.tool_loader import load_tool
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    'p2seg_tools_deepsort_mbv2',
-    osp.join(REPO_ROOT, 'tools', 'model_converters',
-             'deepsort_mobilenetv2_to_mmdet.py'))
-tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tool)
+tool = load_tool('tools/model_converters/deepsort_mobilenetv2_to_mmdet.py')
+from mobilenetv2_convert import (  # noqa: E402  (the tool's folder)
+    convert_deepsort_mobilenetv2, convert_mmdet_mobilenetv2_to_deepsort)
 
 # deep-sort's interverted_residual_setting: t, c, n, s.
 ARCH = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),

@@ -1,70 +1,36 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""The "nearest point" pseudo-mask baseline.
+"""Write the nearest-point baseline's pseudo-masks of a points json.
 
-Every pixel of the semantic pseudo-map's foreground of class ``c`` is given
-to the nearest annotated point of class ``c`` (Euclidean distance from the
-pixel centre, no learned offsets, no affinity). It is what P2Seg must beat:
-the same inputs (points + pseudo-map) without any learning.
+Example::
+
+    python tools/export_nearest_point_baseline.py \
+        data/demo_cells/annotations/train_points.json \
+        data/demo_cells/pseudo_sem --out train_nearest.json \
+        --classes ecoli hela_nucleus
+
+Every foreground pixel of class ``c`` of an image's semantic pseudo-map
+goes to the nearest point of class ``c``
+(:func:`p2seg_mm.evaluation.nearest_point_baseline.nearest_point_masks`);
+the output is a COCO instances json like ``tools/export_pseudo_masks.py``'s,
+one mask per point. ``tools/run_pipeline.py`` trains a second stage on it
+next to the P2Seg pseudo-masks.
 """
+import argparse
 import json
 import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-from ..datasets.categories import category_to_label
-from ..datasets.data_checks import (DataCheckError, check_coco_structure,
-                                    errors_of)
-from ..structures.mask_codec import mask_to_annotation
-from ..utils.atomic_io import dump_json_atomic
-from ..models.post_processing.point_decoding import \
-    decode_instances_with_points
-
-
-def nearest_point_masks(seg_map: np.ndarray,
-                        points: np.ndarray,
-                        labels: np.ndarray,
-                        num_classes: int,
-                        fallback_half_size: int = 0,
-                        fallback_score: float = 0.5) -> Dict[str, np.ndarray]:
-    """One mask per point by nearest-point assignment on the pseudo-map.
-
-    Args:
-        seg_map (np.ndarray): Shape (H, W), 0 bg, c+1 class c, 255 ignore.
-        points (np.ndarray): Shape (K, 2), (x, y) continuous coordinates.
-        labels (np.ndarray): Shape (K,), 0-based classes.
-        num_classes (int): Number of foreground classes C.
-        fallback_half_size (int): A point that gets no pixel gets the
-            square of this half size that a model's decoding gives it
-            (``test_cfg.fallback_half_size``); 0 leaves it empty (the
-            baseline). Defaults to 0.
-        fallback_score (float): Score of such a square. Defaults to 0.5.
-
-    Returns:
-        dict: ``masks`` (K, H, W) bool and ``scores`` (K,) float (1.0 for a
-        non-empty mask, 0.0 for an empty one, ``fallback_score`` for a
-        fallback square).
-    """
-    seg = torch.from_numpy(seg_map.astype(np.int64))
-    seg = torch.where(seg == 255, torch.zeros_like(seg), seg)
-    if int(seg.max()) > num_classes:
-        raise ValueError(f'pseudo-map value {int(seg.max())} exceeds the '
-                         f'{num_classes} classes')
-    sem_prob = torch.nn.functional.one_hot(seg, num_classes + 1)
-    sem_prob = sem_prob.permute(2, 0, 1).float()
-    offset = torch.zeros((2, ) + seg_map.shape)
-    out = decode_instances_with_points(
-        sem_prob,
-        offset,
-        torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2),
-        torch.as_tensor(labels, dtype=torch.long).reshape(-1),
-        fallback_half_size=fallback_half_size,
-        fallback_score=fallback_score)
-    return dict(masks=out['masks'].numpy(), scores=out['scores'].numpy())
+from p2seg_mm.datasets.categories import category_to_label
+from p2seg_mm.datasets.data_checks import (DataCheckError,
+                                           check_coco_structure, errors_of)
+from p2seg_mm.evaluation.nearest_point_baseline import nearest_point_masks
+from p2seg_mm.structures.mask_codec import mask_to_annotation
+from p2seg_mm.utils.atomic_io import dump_json_atomic
 
 
 def export_nearest_point_baseline(points_json: str,
@@ -187,3 +153,40 @@ def _read_seg_map(seg_dir: str, img: dict, seg_suffix: str, source: str,
             f'1..{num_classes} (class + 1) and 255 (ignore). Fix the map or '
             'the config classes.')
     return seg_map
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        'points_json', help='COCO json whose annotations carry "point"')
+    parser.add_argument(
+        'seg_dir',
+        help='folder of the semantic pseudo-maps (<file_name stem>'
+        '<seg-suffix>: 0 background, class + 1, 255 ignore)')
+    parser.add_argument('--out', required=True, help='output json')
+    parser.add_argument(
+        '--seg-suffix',
+        default='.png',
+        help='pseudo-map suffix (the config\'s seg_map_suffix)')
+    parser.add_argument(
+        '--classes',
+        nargs='+',
+        help='class names in label order (the config\'s metainfo.classes); '
+        'default: every json category in json order')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> str:
+    """Entry point; returns the json written."""
+    args = parse_args(argv)
+    return export_nearest_point_baseline(
+        args.points_json,
+        args.seg_dir,
+        args.out,
+        seg_suffix=args.seg_suffix,
+        classes=args.classes)
+
+
+if __name__ == '__main__':
+    main()
