@@ -100,3 +100,27 @@ def test_empty_output_and_duplicate_image_ids_are_errors(tmp_path):
         export_nearest_point_baseline(ann_file, str(tmp_path / 'sem'),
                                       str(out_file), progress=False,
                                       classes=['ecoli', 'hela'])
+
+
+def test_command_line_passes_suffix_and_classes(tmp_path):
+    """The command line is the function: ``--seg-suffix`` finds the maps,
+    ``--classes`` sets the labels (map value ``k + 1`` is the k-th class,
+    in the json's order)."""
+    cats = [dict(id=1, name='ecoli'), dict(id=2, name='hela')]
+    ann_file, seg = _scene(tmp_path, cats, (1, 2), suffix='_sem.png')
+    argv = [ann_file, str(tmp_path / 'sem'), '--seg-suffix', '_sem.png']
+    out = tool.main(argv + ['--out', str(tmp_path / 'all.json')])
+    assert out == str(tmp_path / 'all.json')
+    masks = _masks(out)
+    for cat_id, value in ((1, 1), (2, 2)):  # default: json order
+        mask = mask_util.decode(masks[cat_id]['segmentation']).astype(bool)
+        np.testing.assert_array_equal(mask, seg == value)
+    # one class: the map may only hold 0, 1 and 255
+    with pytest.raises(ValueError, match=r'holds values \[2\]'):
+        tool.main(argv + ['--out', str(tmp_path / 'x.json'), '--classes',
+                          'hela'])
+    with pytest.raises(ValueError, match='json category order'):
+        tool.main(argv + ['--out', str(tmp_path / 'x.json'), '--classes',
+                          'hela', 'ecoli'])
+    with pytest.raises(SystemExit):  # --out is required
+        tool.main(argv)
