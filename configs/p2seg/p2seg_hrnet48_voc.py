@@ -7,4 +7,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 
+# Heads sized by the dataset base's class count.
+model = dict(
+    semantic_head=dict(num_classes=_base_.num_classes),
+    center_offset_head=dict(num_classes=_base_.num_classes))
+
 randomness = dict(seed=3407)

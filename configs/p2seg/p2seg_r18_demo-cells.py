@@ -6,12 +6,10 @@
 # average-pooled by 2, N = 1024 per crop) instead of the method's stride 4.
 _base_ = [
     '../_base_/models/p2seg_r50.py', '../_base_/datasets/demo_cells_point.py',
-    '../_base_/schedules/p2seg_50k.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/p2seg_demo_300.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 
-num_classes = 2
-max_iters = 300
 # GroupNorm instead of BatchNorm: trained from scratch for 300 iterations
 # on batches of 4 crops, BN running statistics do not match single test
 # frames (eval mode predicted background everywhere; train-mode statistics
@@ -35,14 +33,14 @@ model = dict(
     # head never predicts it within 300 iterations (weight 20 instead
     # starved the HeLa class; 5 learns both).
     semantic_head=dict(
-        num_classes=num_classes,
+        num_classes=_base_.num_classes,
         in_channels=32,
         feat_channels=32,
         class_weight=[1.0, 5.0, 1.0]),
     # Centre head trained (weight 200, as the COCO configs) so that the
     # demo model also decodes new images without clicks (mode='center').
     center_offset_head=dict(
-        num_classes=num_classes,
+        num_classes=_base_.num_classes,
         in_channels=32,
         feat_channels=32,
         loss_center_weight=200.0),
@@ -70,21 +68,9 @@ model = dict(
     test_cfg=dict(
         use_i2s=False, semantic_source='pseudo_map', fallback_half_size=6))
 
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=50),
-    dict(
-        type='PolyLR',
-        power=0.9,
-        eta_min=0,
-        by_epoch=False,
-        begin=0,
-        end=max_iters)
-]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# One checkpoint, at the end of the schedule.
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(by_epoch=False, interval=max_iters))
-auto_scale_lr = dict(enable=False, base_batch_size=4)
+    checkpoint=dict(by_epoch=False, interval=_base_.train_cfg.max_iters))
 
 randomness = dict(seed=3407)

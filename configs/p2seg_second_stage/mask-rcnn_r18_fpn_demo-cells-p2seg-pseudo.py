@@ -4,17 +4,22 @@
 # download, 64-channel FPN/heads, 512 px images, 300 iterations, one
 # evaluation at the end).
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/datasets/demo_cells_classes.py'  # metainfo, num_classes
+]
 
 data_root = 'data/demo_cells/'
-metainfo = dict(classes=('ecoli', 'hela_nucleus'))
 # Written by tools/export_pseudo_masks.py from the stage-1 demo model.
 pseudo_ann_file = 'annotations/train_p2seg_pseudo.json'
 val_ann_file = 'annotations/val_gt.json'
 image_scale = (512, 512)
 # A 15-minute CPU demo trains three of these (P2Seg pseudo-masks, the
-# nearest-point baseline, ground truth): a short schedule. Scale it with
-# --cfg-options for a longer run (milestones follow max_iters).
+# nearest-point baseline, ground truth): a short schedule. For a longer run
+# edit max_iters here (the milestones, validation and checkpoint follow it);
+# --cfg-options acts on the merged config, so there give
+# train_cfg.max_iters, train_cfg.val_interval, param_scheduler.1.milestones
+# and default_hooks.checkpoint.interval together.
 max_iters = 80
 
 # CPU-sized Mask R-CNN: ResNet-18 without pretrained weights (train every
@@ -33,12 +38,14 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=feat_channels),
         bbox_head=dict(
-            in_channels=feat_channels, fc_out_channels=256, num_classes=2),
+            in_channels=feat_channels,
+            fc_out_channels=256,
+            num_classes=_base_.num_classes),
         mask_roi_extractor=dict(out_channels=feat_channels),
         mask_head=dict(
             in_channels=feat_channels,
             conv_out_channels=feat_channels,
-            num_classes=2)),
+            num_classes=_base_.num_classes)),
     train_cfg=dict(
         # ~160 nuclei per frame: the per-GT loop of gt_max_assign_all
         # costs a quarter of each CPU iteration; one best anchor per GT.
@@ -69,7 +76,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file=pseudo_ann_file,
         data_prefix=dict(img='images/'),
         pipeline=train_pipeline))
@@ -77,7 +84,7 @@ val_dataloader = dict(
     num_workers=2,
     dataset=dict(
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file=val_ann_file,
         data_prefix=dict(img='images/'),
         pipeline=test_pipeline))

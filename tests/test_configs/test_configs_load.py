@@ -1,5 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Every config under configs/ loads; the stage-A configs are consistent."""
+import re
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,10 @@ def test_stage_a_config_is_consistent(path):
         assert len(metainfo['classes']) == num_classes
     assert cfg.optim_wrapper.optimizer.type == 'Adam'
     assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'PolyLR']
-    assert cfg.param_scheduler[1].end == cfg.train_cfg.max_iters
+    # the decay ends where training does: the runner sets it from train_cfg
+    assert 'end' not in cfg.param_scheduler[1]
+    # the heads are sized by the dataset base's class count
+    assert num_classes == cfg.num_classes
     if 'demo' in path.name:
         # offline demos: random init or a local checkpoint, never a download
         init = model.backbone.init_cfg
@@ -66,3 +70,72 @@ def test_stage_a_config_is_consistent(path):
         assert num_classes == 20
         assert model.center_offset_head.loss_center_weight == 0
         assert cfg.train_cfg.max_iters == 50000
+
+
+def test_class_names_and_counts_are_written_once():
+    """One class tuple per dataset, one literal class count (COCO's 80, whose
+    names come from CocoDataset); everything else reads them."""
+    texts = {_rel(p): p.read_text() for p in CONFIGS}
+    assert [n for n, t in texts.items() if "'tvmonitor'" in t] == [
+        'configs/_base_/datasets/voc_classes.py'
+    ]
+    assert [n for n, t in texts.items() if "'hela_nucleus'" in t] == [
+        'configs/_base_/datasets/demo_cells_classes.py'
+    ]
+    literal = re.compile(r'num_classes\s*=\s*\d')
+    assert [n for n, t in texts.items() if literal.search(t)] == [
+        'configs/_base_/datasets/coco_instance_point.py'
+    ]
+
+
+@pytest.mark.parametrize('name, max_iters, warmup', [
+    ('p2seg_50k.py', 50000, 2000),
+    ('p2seg_200k.py', 200000, 2000),
+    ('p2seg_demo_300.py', 300, 50),
+])
+def test_schedule_bases_decay_over_their_length(tmp_path, name, max_iters,
+                                                warmup):
+    """The runner ends the poly decay at train_cfg.max_iters, also when it
+    is changed after loading (as --cfg-options does)."""
+    cfg = Config.fromfile(str(REPO / 'configs/_base_/schedules' / name))
+    assert cfg.train_cfg.max_iters == max_iters
+    for iters in (max_iters, 7):
+        cfg.train_cfg.max_iters = iters
+        schedulers = _runner_schedulers(cfg, tmp_path / str(iters))
+        assert [type(s).__name__ for s in schedulers] == [
+            'LinearLR', 'PolyLR'
+        ]
+        assert (schedulers[0].begin, schedulers[0].end) == (0, warmup)
+        assert (schedulers[1].begin, schedulers[1].end) == (0, iters)
+
+
+def _runner_schedulers(cfg, work_dir):
+    """The parameter schedulers a runner builds from ``cfg``'s schedule."""
+    import torch
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(1, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return dict(loss=self.linear(torch.stack(inputs)).sum())
+
+    runner = Runner(
+        model=Toy(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=[torch.zeros(1)] * 2,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=1,
+            collate_fn=dict(type='pseudo_collate')),
+        train_cfg=cfg.train_cfg,
+        optim_wrapper=cfg.optim_wrapper,
+        param_scheduler=cfg.param_scheduler,
+        default_scope='mmengine')
+    runner.train_loop  # builds the loop, whose max_iters the schedulers read
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    return runner.build_param_scheduler(cfg.param_scheduler)

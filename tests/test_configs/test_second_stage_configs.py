@@ -1,5 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Stage-2 configs: stock mmdet models, only classes and data swapped."""
+import ast
 import glob
 import json
 import os.path as osp
@@ -40,6 +41,15 @@ def load(name):
     return Config.fromfile(osp.join(CFG_DIR, name))
 
 
+def stock_and_data_bases(text):
+    """The ``_base_`` entries of a config's source, as a list."""
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == '_base_':
+            bases = ast.literal_eval(node.value)
+            return [bases] if isinstance(bases, str) else list(bases)
+    raise AssertionError('no _base_')
+
+
 @pytest.mark.parametrize(
     'path', sorted(glob.glob(osp.join(CFG_DIR, '*.py'))),
     ids=osp.basename)
@@ -61,10 +71,17 @@ def test_config_resolves_stock_base(name):
     model_type, num_classes, root, train_ann, val_ann, classes = \
         EXPECTED[name]
     with open(osp.join(CFG_DIR, name)) as f:
-        code = [ln for ln in f.read().splitlines() if not ln.startswith('#')]
+        text = f.read()
+    code = [ln for ln in text.splitlines() if not ln.startswith('#')]
     assert code[0] == ("custom_imports = dict(imports=['p2seg_mm'], "
                        'allow_failed_imports=False)')
-    assert code[1].startswith("_base_ = 'mmdet::")
+    assert code[1].startswith('_base_ = ')
+    # a stock mmdet config first; other bases only bring data (no model)
+    bases = stock_and_data_bases(text)
+    assert bases[0].startswith('mmdet::')
+    for base in bases[1:]:
+        assert base.startswith('../_base_/datasets/'), base
+        assert 'model' not in Config.fromfile(osp.join(CFG_DIR, base))
 
     cfg = load(name)
     assert cfg.default_scope == 'mmdet'
@@ -232,3 +249,20 @@ def test_demo_model_loss_forward():
                 for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
+
+
+def test_voc_configs_share_their_data():
+    """The two VOC leaves differ only in their stock model: same data,
+    classes and metrics, from configs/_base_/datasets/voc_p2seg_pseudo.py,
+    and the same classes as the stage-A VOC dataset."""
+    names = sorted(n for n in EXPECTED if 'voc' in n)
+    cfgs = [load(n) for n in names]
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                'val_evaluator', 'test_evaluator', 'auto_scale_lr'):
+        assert cfgs[0][key] == cfgs[1][key], key
+    for cfg in cfgs:
+        assert cfg.data_root == 'data/voc/'
+    stage_a = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'p2seg', 'p2seg_r50_voc.py'))
+    assert stage_a.train_dataloader.dataset.metainfo == \
+        cfgs[0].train_dataloader.dataset.metainfo

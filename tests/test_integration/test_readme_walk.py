@@ -100,8 +100,11 @@ def test_readme_commands_are_the_walk():
     train_argv, infer_argv = commands[2][1], commands[3][1]
     assert infer_argv[0] == train_argv[0]  # infer with the trained config
     assert f'iter_{README_ITERS}.pth' in infer_argv[1]
-    assert f'max_iters = {README_ITERS}' in open(
-        osp.join(REPO, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py')).read()
+    from mmengine.config import Config
+    demo = Config.fromfile(
+        osp.join(REPO, 'configs', 'p2seg', 'p2seg_r18_demo-cells.py'))
+    assert demo.train_cfg.max_iters == README_ITERS
+    assert demo.default_hooks.checkpoint.interval == README_ITERS
     assert '_base_' in code_block(section, 'python')
 
 

@@ -1,9 +1,12 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # COCO 2017 with one point per instance (the centre of its box, as the
 # release) and a semantic pseudo-map per image (docs/method.md §1.3, §3.1).
-# The 80 class names come from CocoDataset.METAINFO (CocoPointDataset
-# inherits it).
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
+
+# The 80 class names come from CocoDataset.METAINFO (CocoPointDataset
+# inherits it); leaves size their heads with this count (e.g.
+# semantic_head=dict(num_classes=_base_.num_classes)).
+num_classes = 80
 
 dataset_type = 'CocoPointDataset'
 data_root = 'data/coco/'

@@ -2,12 +2,12 @@
 # Offline demo: microscopy cells (E. coli, HeLa nuclei) with one point per
 # cell and a semantic pseudo-map per image, made by the demo converter.
 # Same augmentation as the release, scaled to the smaller demo crops.
+_base_ = './demo_cells_classes.py'  # metainfo (the 2 classes), num_classes
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 
 dataset_type = 'CocoPointDataset'
 data_root = 'data/demo_cells/'
 backend_args = None
-metainfo = dict(classes=('ecoli', 'hela_nucleus'))
 
 # Release augmentation (docs/method.md §3.1) at demo size: photometric
 # distortion (no channel swap, clipped to [0, 255]: not mmdet's), long side
@@ -64,7 +64,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/train_points.json',
         # 'seg' is the semantic pseudo-map folder (configurable).
         data_prefix=dict(img='images/', seg='pseudo_sem/'),
@@ -81,7 +81,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/val_points.json',
         data_prefix=dict(img='images/'),
         test_mode=True,

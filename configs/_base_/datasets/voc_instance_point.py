@@ -1,15 +1,12 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # PASCAL VOC 2012 (train_aug, 10,582 images) with one point per instance
 # and a semantic pseudo-map per image (docs/method.md §1.3, §3.1).
+_base_ = './voc_classes.py'  # metainfo (the 20 classes), num_classes
 custom_imports = dict(imports=['p2seg_mm'], allow_failed_imports=False)
 
 dataset_type = 'CocoPointDataset'
 data_root = 'data/voc/'
 backend_args = None
-metainfo = dict(
-    classes=('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
-             'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
-             'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor'))
 
 # Release augmentation (docs/method.md §3.1): photometric distortion
 # (brightness ±16, contrast 0.5-1.5, hue ±36 degrees, no saturation change, no
@@ -65,7 +62,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/voc_2012_train_aug_points_centroid.json',
         # 'seg' is the semantic pseudo-map folder (BESTIE's WSSS_maps by
         # default); point it at any other pseudo-map folder. Never at the
@@ -84,7 +81,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/voc_2012_val_points_centroid.json',
         data_prefix=dict(img='JPEGImages/'),
         test_mode=True,

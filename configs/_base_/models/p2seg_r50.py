@@ -4,9 +4,10 @@
 # 3x3 heads (the release: separate semantic, instance and affinity decoders
 # with depthwise-separable 5x5 heads).
 # custom_imports lives in the leaf configs (mmengine refuses a key that
-# two bases define).
+# two bases define). The heads' class count comes from the dataset base:
+# the leaf sets semantic_head and center_offset_head num_classes to
+# _base_.num_classes (configs/_base_/datasets/).
 
-num_classes = 20
 model = dict(
     type='P2Seg',
     data_preprocessor=dict(
@@ -43,7 +44,6 @@ model = dict(
     # heads.
     semantic_head=dict(
         type='P2SegSemanticHead',
-        num_classes=num_classes,
         in_channels=256,
         feat_channels=256,
         top_k_percent=0.2,
@@ -51,7 +51,6 @@ model = dict(
         loss_weight=1.0),
     center_offset_head=dict(
         type='P2SegCenterOffsetHead',
-        num_classes=num_classes,
         in_channels=256,
         feat_channels=256,
         # Loss weights (docs/method.md §5): centre 0 on VOC / 200 on COCO; each

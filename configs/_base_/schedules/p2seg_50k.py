@@ -1,7 +1,10 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # Release schedule (docs/method.md §7): Adam 5e-5, no weight decay,
 # 2k-iteration linear warm-up multiplied by poly(0.9) decay over 50k
-# iterations.
+# iterations. The length is written once, in train_cfg: the poly decay has
+# no `end`, so the runner ends it at train_cfg.max_iters (also when
+# --cfg-options train_cfg.max_iters=N changes it). Other lengths:
+# p2seg_200k.py (COCO), p2seg_demo_300.py (CPU demo).
 max_iters = 50000
 val_interval = 5000
 
@@ -15,13 +18,9 @@ param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
         end=2000),
-    dict(
-        type='PolyLR',
-        power=0.9,
-        eta_min=0,
-        by_epoch=False,
-        begin=0,
-        end=max_iters)
+    # end: train_cfg.max_iters (mmengine's default for a scheduler without
+    # one)
+    dict(type='PolyLR', power=0.9, eta_min=0, by_epoch=False, begin=0)
 ]
 
 train_cfg = dict(
