@@ -1,8 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 import copy
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -10,6 +8,7 @@ import pytest
 
 from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
                                                 format_quality_table)
+from tests.tool_loader import load_tool
 
 H, W = 8, 8
 CATS = [dict(id=5, name='cat'), dict(id=7, name='dog')]
@@ -113,12 +112,7 @@ def test_cli_writes_out_json(gt, tmp_path, capsys):
     gt_file, pseudo_file = tmp_path / 'gt.json', tmp_path / 'pseudo.json'
     gt_file.write_text(json.dumps(gt))
     pseudo_file.write_text(json.dumps(pseudo_of(gt)))
-    tool = osp.join(
-        osp.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
-        'eval_pseudo_masks.py')
-    spec = importlib.util.spec_from_file_location('eval_pseudo_tool', tool)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools/analysis_tools/eval_pseudo_masks.py')
     out_json = tmp_path / 'out' / 'quality.json'
     module.main([str(pseudo_file), str(gt_file), '--out-json',
                  str(out_json)])

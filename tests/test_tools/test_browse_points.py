@@ -2,24 +2,18 @@
 """tools/misc/browse_points.py reads images, maps and labels by the
 project's rules (image_io, read_seg_map, category_to_label)."""
 import argparse
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-TOOL = osp.join(
-    osp.dirname(__file__), '..', '..', 'tools', 'misc', 'browse_points.py')
+from tests.tool_loader import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('browse_points', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/misc/browse_points.py')
 
 
 def _args(tmp_path, **extra):

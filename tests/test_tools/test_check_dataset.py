@@ -1,7 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """tools/analysis_tools/check_dataset.py and the tools' pre-flight checks
 (issue #10: one run lists every problem; faults 3, 5, 7, 9)."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -9,16 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.tool_loader import load_tool
 
 
 def _load_tool(*parts):
-    path = osp.join(REPO, 'tools', *parts)
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + parts[-1][:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join('tools', *parts))
 
 
 def _save(path, array):

@@ -1,9 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """tools/analysis_tools/eval_pseudo_masks.py on bad ground truth (issue #10,
 fault 7: pycocotools crashed with IndexError / TypeError naming nothing)."""
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -11,16 +9,11 @@ import pytest
 
 from p2seg_mm.evaluation.pseudo_quality import evaluate_pseudo_masks
 
-TOOL = osp.join(
-    osp.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
-    'eval_pseudo_masks.py')
+from tests.tool_loader import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('eval_pseudo_tool2', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/eval_pseudo_masks.py')
 
 
 def _rle(mask):

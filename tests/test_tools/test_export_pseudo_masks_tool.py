@@ -1,8 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """End to end: tools/export_pseudo_masks.py with a fake point model."""
-import importlib.util
 import json
-import os.path as osp
 
 import cv2
 import numpy as np
@@ -12,6 +10,7 @@ from pycocotools.coco import COCO
 
 from mmdet.registry import MODELS
 from tests.export_helpers import FakePointModel
+from tests.tool_loader import load_tool
 from p2seg_mm.evaluation.metrics.pseudo_mask_dumper import (
     PseudoMaskDumper, load_done_image_ids)
 
@@ -60,11 +59,7 @@ train_dataloader = dict(
     ckpt = tmp_path / 'model.pth'
     torch.save(dict(state_dict=ExportToolTestModel().state_dict()),
                str(ckpt))
-    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools',
-                    'export_pseudo_masks.py')
-    spec = importlib.util.spec_from_file_location('export_tool', tool)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools/export_pseudo_masks.py')
     PREDICTED.clear()
     argv = [str(cfg_file), str(ckpt), '--work-dir', str(tmp_path / 'work')]
     return module, argv, tmp_path

@@ -9,11 +9,10 @@ import pytest
 
 from p2seg_mm.apis.inference import instances_to_coco
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    'p2seg_tools_infer', osp.join(REPO_ROOT, 'tools', 'infer.py'))
-infer = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(infer)
+from tests.tool_loader import REPO as REPO_ROOT
+from tests.tool_loader import load_tool
+
+infer = load_tool('tools/infer.py')
 
 # Shrunk P2Seg (as the demo config) with the design's test pipeline.
 TINY_P2SEG = '''

@@ -1,6 +1,5 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Command lines of tools/train.py, tools/test.py and tools/dist_*.sh."""
-import importlib.util
 import os
 import os.path as osp
 import stat
@@ -8,20 +7,13 @@ import subprocess
 
 import pytest
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.tool_loader import REPO as REPO_ROOT
+from tests.tool_loader import load_tool
+
 TOOLS = osp.join(REPO_ROOT, 'tools')
 
-
-def load_tool(name):
-    path = osp.join(TOOLS, f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'p2seg_tools_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_tool = load_tool('train')
-test_tool = load_tool('test')
+train_tool = load_tool('tools/train.py')
+test_tool = load_tool('tools/test.py')
 
 TOY_CONFIG = """
 model = dict(type='Toy', test_cfg=dict(a=1))
@@ -40,21 +32,34 @@ def toy_config(tmp_path):
 
 
 # ----------------------------------------------------------------- train.py
-def test_train_defaults():
-    args = train_tool.parse_args(['cfg.py'])
-    assert args.config == 'cfg.py'
+def test_train_defaults_leave_the_config(toy_config, monkeypatch):
+    """Without options the runner gets the config as written (plus the
+    non-finite loss hook), one process, LOCAL_RANK 0."""
+    args = train_tool.parse_args([toy_config])
+    assert args.config == toy_config
     assert args.work_dir is None
     assert args.amp is False and args.auto_scale_lr is False
     assert args.resume is None
     assert args.cfg_options is None
     assert args.launcher == 'none'
     assert args.local_rank == 0
+    cfg = train_tool.build_train_config(args)
+    assert cfg.launcher == 'none'
+    assert cfg.optim_wrapper.to_dict() == dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    assert cfg.auto_scale_lr.enable is False
+    assert 'resume' not in cfg and 'load_from' not in cfg
+    assert cfg.model.to_dict() == dict(type='Toy', test_cfg=dict(a=1))
+    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook']
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    train_tool.set_local_rank_env(args)
+    assert os.environ['LOCAL_RANK'] == '0'
 
 
-def test_train_every_flag():
+def test_train_every_flag_reaches_the_config(toy_config, monkeypatch):
     args = train_tool.parse_args([
-        'cfg.py', '--work-dir', 'wd', '--amp', '--auto-scale-lr', '--resume',
-        'ckpt.pth', '--cfg-options', 'train_cfg.max_iters=7',
+        toy_config, '--work-dir', 'wd', '--amp', '--auto-scale-lr',
+        '--resume', 'ckpt.pth', '--cfg-options', 'train_cfg.max_iters=7',
         'model.backbone.out_indices=(0,1)', '--launcher', 'pytorch',
         '--local-rank', '3'
     ])
@@ -67,18 +72,44 @@ def test_train_every_flag():
     }
     assert args.launcher == 'pytorch'
     assert args.local_rank == 3
-    assert train_tool.parse_args(['c.py', '--local_rank', '2']).local_rank == 2
+    cfg = train_tool.build_train_config(args)
+    assert cfg.work_dir == 'wd'
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.resume is True and cfg.load_from == 'ckpt.pth'
+    assert cfg.train_cfg.max_iters == 7
+    assert cfg.model.backbone.out_indices == (0, 1)
+    assert cfg.model.test_cfg.a == 1  # merged, not replaced
+    assert cfg.launcher == 'pytorch'
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    train_tool.set_local_rank_env(args)
+    assert os.environ['LOCAL_RANK'] == '3'
+    monkeypatch.delenv('LOCAL_RANK')
+    train_tool.set_local_rank_env(
+        train_tool.parse_args(['c.py', '--local_rank', '2']))
+    assert os.environ['LOCAL_RANK'] == '2'
 
 
-def test_train_resume_without_path_is_auto():
-    assert train_tool.parse_args(['cfg.py', '--resume']).resume == 'auto'
-    assert train_tool.parse_args(['--resume', '--', 'c.py']).resume == 'auto'
+def test_train_resume_without_path_is_auto(toy_config):
+    """``--resume`` alone resumes from the work dir's latest checkpoint
+    (mmengine: resume=True, load_from=None), also before the config."""
+    for argv in ([toy_config, '--resume'], ['--resume', '--', toy_config]):
+        args = train_tool.parse_args(argv)
+        assert args.resume == 'auto'
+        cfg = train_tool.build_train_config(args)
+        assert cfg.resume is True and cfg.load_from is None
 
 
-@pytest.mark.parametrize('argv', [[], ['c.py', '--launcher', 'torchrun']])
-def test_train_bad_command_lines(argv):
-    with pytest.raises(SystemExit):
-        train_tool.parse_args(argv)
+@pytest.mark.parametrize('argv, message', [
+    ([], 'the following arguments are required: config'),
+    (['c.py', '--launcher', 'torchrun'], "invalid choice: 'torchrun'"),
+])
+def test_train_bad_command_lines(argv, message, capsys):
+    """A bad command line stops with a usage error before anything runs."""
+    with pytest.raises(SystemExit) as err:
+        train_tool.main(argv)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_train_config_work_dir_priority(toy_config, tmp_path):
@@ -139,9 +170,11 @@ def test_set_local_rank_env(monkeypatch):
 
 
 # ------------------------------------------------------------------ test.py
-def test_test_defaults():
-    args = test_tool.parse_args(['cfg.py', 'model.pth'])
-    assert (args.config, args.checkpoint) == ('cfg.py', 'model.pth')
+def test_test_defaults_leave_the_config(toy_config):
+    """Without options: the checkpoint is loaded, nothing else changes (no
+    drawing, no TTA wrapper, one process)."""
+    args = test_tool.parse_args([toy_config, 'model.pth'])
+    assert (args.config, args.checkpoint) == (toy_config, 'model.pth')
     assert args.work_dir is None and args.out is None
     assert args.show is False and args.show_dir is None
     assert args.wait_time == 2
@@ -149,11 +182,20 @@ def test_test_defaults():
     assert args.launcher == 'none'
     assert args.tta is False
     assert args.local_rank == 0
+    cfg = test_tool.build_test_config(args)
+    assert cfg.load_from == 'model.pth' and cfg.launcher == 'none'
+    assert cfg.model.to_dict() == dict(type='Toy', test_cfg=dict(a=1))
+    assert cfg.default_hooks.visualization.to_dict() == dict(
+        type='DetVisualizationHook')
+    assert cfg.test_dataloader.dataset.pipeline == [dict(type='A')]
 
 
-def test_test_every_flag():
+def test_test_every_flag_reaches_the_config(tmp_path):
+    path = tmp_path / 'with_tta.py'
+    path.write_text(TOY_CONFIG + "tta_model = dict(type='DetTTAModel')\n"
+                    "tta_pipeline = [dict(type='TestTimeAug')]\n")
     args = test_tool.parse_args([
-        'cfg.py', 'model.pth', '--work-dir', 'wd', '--out', 'res.pkl',
+        str(path), 'model.pth', '--work-dir', 'wd', '--out', 'res.pkl',
         '--show', '--show-dir', 'vis', '--wait-time', '0.5', '--cfg-options',
         'test_dataloader.batch_size=2', '--launcher', 'slurm', '--tta',
         '--local_rank', '1'
@@ -164,14 +206,28 @@ def test_test_every_flag():
     assert args.cfg_options == {'test_dataloader.batch_size': 2}
     assert args.launcher == 'slurm'
     assert args.tta and args.local_rank == 1
+    cfg = test_tool.build_test_config(args)
+    assert cfg.work_dir == 'wd' and cfg.load_from == 'model.pth'
+    assert cfg.test_dataloader.batch_size == 2
+    assert cfg.launcher == 'slurm'
+    hook = cfg.default_hooks.visualization
+    assert hook.draw is True and hook.show is True
+    assert hook.wait_time == 0.5 and hook.test_out_dir == 'vis'
+    assert cfg.model.type == 'DetTTAModel' and cfg.model.module.type == 'Toy'
 
 
-@pytest.mark.parametrize('argv', [['cfg.py'],
-                                  ['c.py', 'm.pth', '--out', 'res.json'],
-                                  ['c.py', 'm.pth', '--launcher', 'x']])
-def test_test_bad_command_lines(argv):
-    with pytest.raises(SystemExit):
-        test_tool.parse_args(argv)
+@pytest.mark.parametrize('argv, message', [
+    (['cfg.py'], 'the following arguments are required: checkpoint'),
+    (['c.py', 'm.pth', '--out', 'res.json'],
+     "--out must name a .pkl or .pickle file, got 'res.json'"),
+    (['c.py', 'm.pth', '--launcher', 'x'], "invalid choice: 'x'"),
+])
+def test_test_bad_command_lines(argv, message, capsys):
+    """A bad command line stops with a usage error before anything runs."""
+    with pytest.raises(SystemExit) as err:
+        test_tool.main(argv)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_test_config_checkpoint_and_visualization(toy_config):

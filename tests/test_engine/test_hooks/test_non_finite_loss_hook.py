@@ -92,15 +92,10 @@ def test_bad_action():
 
 
 def test_train_tool_adds_the_hook_once():
-    import importlib.util
-    import os.path as osp
-
     from mmengine.config import Config
-    path = osp.join(osp.dirname(__file__), '..', '..', '..', 'tools',
-                    'train.py')
-    spec = importlib.util.spec_from_file_location('train_tool_nf', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+
+    from tests.tool_loader import load_tool
+    tool = load_tool('tools/train.py')
     cfg = Config(dict(custom_hooks=[dict(type='EMAHook')]))
     tool.add_non_finite_loss_hook(cfg)
     assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook',

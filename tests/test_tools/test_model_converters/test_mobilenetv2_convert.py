@@ -17,7 +17,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.models.backbones import MobileNetV2
-from mmengine.runner import load_checkpoint
 
 from tests.tool_loader import REPO as REPO_ROOT
 from tests.tool_loader import load_tool
