@@ -2,8 +2,8 @@
 """The one mask codec of p2seg_mm: binary masks <-> COCO RLE / annotations.
 
 Thin wrappers of ``pycocotools.mask``; every json writer and reader of the
-package (converters, pseudo-mask export, inference, metrics) goes through
-these functions. Boxes of masks as tensors come from mmdet
+package (pseudo-mask export, inference, metrics) and of the tools
+(dataset converters, nearest-point baseline) goes through these functions. Boxes of masks as tensors come from mmdet
 (``mmdet.structures.mask.mask2bbox``).
 """
 from typing import List, Optional
