@@ -102,11 +102,11 @@ def _draw_json_masks(ann_file: str,
                      num: int,
                      tag: str,
                      classes: Optional[Sequence[str]] = None) -> None:
-    from pycocotools import mask as mask_util
     from pycocotools.coco import COCO
 
     from p2seg_mm.datasets.categories import category_to_label
     from p2seg_mm.datasets.image_io import read_image_file
+    from p2seg_mm.structures.mask_codec import ann_to_mask
     from p2seg_mm.visualization import overlay_instances, save_png
     coco = COCO(ann_file)
     cat2label = category_to_label(coco.dataset.get('categories', []),
@@ -125,9 +125,8 @@ def _draw_json_masks(ann_file: str,
             if a['category_id'] in cat2label
         ]
         img = read_image_file(osp.join(img_dir, info['file_name']), 'rgb')
-        masks = np.stack([
-            mask_util.decode(coco.annToRLE(a)).astype(bool) for a in anns
-        ])
+        masks = np.stack(
+            [ann_to_mask(a, info['height'], info['width']) for a in anns])
         points = np.array([a.get('point', [np.nan, np.nan]) for a in anns])
         vis = overlay_instances(
             img,

@@ -27,9 +27,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
-from p2seg_mm.structures.mask_codec import encode_mask
+from p2seg_mm.structures.mask_codec import mask_to_annotation
 from p2seg_mm.utils.atomic_io import dump_json_atomic
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
@@ -196,17 +195,10 @@ def build_coco(
     for img_idx, (name, (h, w), insts) in enumerate(records, start=1):
         images.append(
             dict(id=img_idx, file_name=name + '.jpg', height=h, width=w))
-        for mask, cat in insts:
-            rle = encode_mask(mask)
+        for mask, cat in insts:  # non-empty masks
             anns.append(
-                dict(
-                    id=len(anns) + 1,
-                    image_id=img_idx,
-                    category_id=cat,
-                    segmentation=rle,
-                    area=float(mask_utils.area(rle)),
-                    bbox=[float(v) for v in mask_utils.toBbox(rle)],
-                    iscrowd=0))
+                dict(id=len(anns) + 1, **mask_to_annotation(mask, img_idx,
+                                                            cat)))
     cats = [dict(id=i + 1, name=n) for i, n in enumerate(VOC_CLASSES)]
     return dict(images=images, annotations=anns, categories=cats)
 
