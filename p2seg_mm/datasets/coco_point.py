@@ -15,9 +15,9 @@ from mmengine.logging import print_log
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from .categories import category_to_label
-from .data_checks import (DataCheckError, check_coco_structure,
-                          check_data_files, errors_of, image_loader_of,
+from .data_checks import (DataCheckError, check_coco_structure, errors_of,
                           is_number, point_problem)
+from .file_checks import check_data_files, image_loader_of
 
 
 @DATASETS.register_module()

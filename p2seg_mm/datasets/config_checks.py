@@ -16,9 +16,9 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config, ConfigDict
 
 from .data_checks import (DataCheckError, DataProblem, check_categories,
-                          check_coco_structure, check_data_files,
-                          check_points, check_segmentations, errors_of,
-                          image_loader_of, is_number)
+                          check_coco_structure, check_points,
+                          check_segmentations, errors_of, is_number)
+from .file_checks import check_data_files, image_loader_of
 
 POINT_DATASETS = ('CocoPointDataset', )
 SPLITS = ('train', 'val', 'test')

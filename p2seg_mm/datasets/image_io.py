@@ -219,8 +219,17 @@ def exif_orientation(data: bytes) -> int:
     """EXIF orientation (1..8) of encoded image bytes; 1 if absent."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+            return orientation_of(img)
     except Exception:
+        return 1
+
+
+def orientation_of(img: Image.Image) -> int:
+    """EXIF (or TIFF) orientation 1..8 of an open PIL image (only its
+    header is read); 1 if absent, unreadable or out of range."""
+    try:
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 (a broken EXIF block: not rotated)
         return 1
     return value if 1 <= value <= 8 else 1
 

@@ -1,18 +1,19 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-import io
+"""Loading of an image (by the loading rule of :mod:`..image_io`), its
+points and its semantic pseudo-map (:mod:`..seg_map_io`)."""
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.fileio import exists, get
-from PIL import Image
 
 from mmdet.registry import TRANSFORMS
 from ..image_io import (DEFAULT_MIN_DYNAMIC_RANGE, DEFAULT_PERCENTILES,
-                        apply_orientation, check_percentiles, decode_image)
+                        check_percentiles, decode_image)
+from ..seg_map_io import (IGNORE_INDEX, allowed_seg_values,
+                          invalid_seg_values, read_seg_map)
 
-# PIL modes that hold one integer index per pixel.
-_INDEX_MODES = ('P', 'L', '1', 'I', 'I;16', 'I;16B', 'I;16L')
+__all__ = ['LoadP2SegImageFromFile', 'LoadP2SegAnnotations', 'read_seg_map']
 
 
 @TRANSFORMS.register_module()
@@ -184,7 +185,7 @@ class LoadP2SegAnnotations(BaseTransform):
             Defaults to None.
     """
 
-    ignore_index = 255
+    ignore_index = IGNORE_INDEX
 
     def __init__(self,
                  with_seg: bool = True,
@@ -265,21 +266,12 @@ class LoadP2SegAnnotations(BaseTransform):
 
     def _check_values(self, seg_map: np.ndarray, path: str) -> None:
         """Check that the map only holds 0..C and 255."""
-        values = np.unique(seg_map)
-        if self.num_classes is None:
-            bad = values[(values < 0) | (values > 255)]
-        else:
-            bad = values[((values < 0) | (values > self.num_classes))
-                         & (values != self.ignore_index)]
+        bad = invalid_seg_values(np.unique(seg_map), self.num_classes)
         if bad.size:
-            if self.num_classes is None:
-                allowed = '0..255 (uint8)'
-            else:
-                allowed = (f'0 (background), 1..{self.num_classes} (class '
-                           f'+ 1) and {self.ignore_index} (ignore)')
             raise ValueError(
                 f'Semantic pseudo-map {path} holds values {bad.tolist()[:10]}'
-                f'; allowed are {allowed}. Fix the map or num_classes.')
+                f'; allowed are {allowed_seg_values(self.num_classes)}. Fix '
+                'the map or num_classes.')
 
     def __repr__(self) -> str:
         repr_str = self.__class__.__name__
@@ -287,40 +279,6 @@ class LoadP2SegAnnotations(BaseTransform):
         repr_str += f'num_classes={self.num_classes}, '
         repr_str += f'backend_args={self.backend_args})'
         return repr_str
-
-
-def read_seg_map(path: str,
-                 backend_args: Optional[dict] = None) -> np.ndarray:
-    """Read a semantic pseudo-map as an integer (H, W) array, upright.
-
-    The map must be a single-channel index image (PIL mode L, P, 1 or I):
-    palette PNGs give their indices, not colours. An EXIF orientation
-    stored in the map is applied, as for images.
-
-    Raises:
-        ValueError: A colour (RGB/RGBA) rendering or another layout.
-    """
-    with Image.open(io.BytesIO(get(path, backend_args))) as img:
-        orientation = int(img.getexif().get(274, 1))
-        mode = img.mode
-        if mode not in _INDEX_MODES:
-            raise ValueError(
-                f'Semantic pseudo-map {path} has PIL mode {mode!r}; it '
-                'must be a single-channel index PNG (mode L or P) whose '
-                'values are 0 = background, c + 1 = class c, 255 = '
-                'ignore. Fix: save the label array itself, not a '
-                'colour rendering (RGB/RGBA) of it.')
-        seg_map = np.array(img)
-    if seg_map.dtype == bool:
-        seg_map = seg_map.astype(np.uint8)
-    if orientation != 1 and seg_map.ndim == 2:
-        seg_map = apply_orientation(seg_map, orientation)
-    if seg_map.ndim != 2 or not np.issubdtype(seg_map.dtype, np.integer):
-        raise ValueError(
-            f'Semantic pseudo-map {path} is not a (H, W) integer map '
-            f'(shape {seg_map.shape}, dtype {seg_map.dtype}). Fix: save '
-            'a single-channel uint8 index PNG.')
-    return seg_map
 
 
 def _expected_shape(results: dict) -> Optional[Tuple[int, int]]:
