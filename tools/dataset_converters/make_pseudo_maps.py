@@ -11,9 +11,11 @@ Example::
         configs/p2seg/p2seg_r18_demo-cells.py --gt annotations/train_gt.json
 
 writes ``<out-dir>/<file_name stem>.png`` per image (0 background,
-``c + 1`` class ``c`` in the json's category order, 255 ignore), the layout
-``data_prefix=dict(seg=...)`` with the default ``seg_map_suffix='.png'``
-expects. ``--gt`` (a COCO json with masks of the same images; relative to
+``c + 1`` class ``c``, 255 ignore; classes: the config's
+``metainfo.classes``, else the json's categories in order; categories are
+matched by name, the one rule of ``p2seg_mm/datasets/categories.py``), the
+layout ``data_prefix=dict(seg=...)`` with the default
+``seg_map_suffix='.png'`` expects. ``--gt`` (a COCO json with masks of the same images; relative to
 the config's ``data_root`` when a config is given) prints the foreground
 IoU of the maps per class (ignore pixels count as background). Suited to
 objects that differ from a flat background by brightness (stained nuclei,
@@ -23,12 +25,14 @@ method is described in ``pseudo_maps.py`` (next to this script).
 import argparse
 import json
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from p2seg_mm.datasets.categories import category_to_label
 from p2seg_mm.datasets.image_io import DEFAULT_PERCENTILES, read_image_file
+from p2seg_mm.structures.mask_codec import ann_to_mask
 from p2seg_mm.utils.atomic_io import write_bytes_atomic
 
 # sibling module (this script's folder is on sys.path)
@@ -63,9 +67,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_paths(args: argparse.Namespace) -> Tuple[str, str, str,
-                                                     Optional[str]]:
-    """(points json, image folder, map folder, gt json) of the command.
+def resolve_paths(
+    args: argparse.Namespace
+) -> Tuple[str, str, str, Optional[str], Optional[List[str]]]:
+    """(points json, image folder, map folder, gt json, classes) of the
+    command; ``classes`` is the config's ``metainfo.classes`` (None for a
+    json source or a config without them: every json category).
 
     Raises:
         ValueError: A json source without ``--img-dir`` / ``--out-dir``, or
@@ -76,7 +83,7 @@ def resolve_paths(args: argparse.Namespace) -> Tuple[str, str, str,
         if not (args.img_dir and args.out_dir):
             raise ValueError(f'{args.source}: a json source needs --img-dir '
                              'and --out-dir (or give a config).')
-        return args.source, args.img_dir, args.out_dir, args.gt
+        return args.source, args.img_dir, args.out_dir, args.gt, None
     from mmengine.config import Config
     dataset = Config.fromfile(args.source).train_dataloader.dataset
     while 'dataset' in dataset:  # wrappers (RepeatDataset, ...)
@@ -91,18 +98,25 @@ def resolve_paths(args: argparse.Namespace) -> Tuple[str, str, str,
             'and maps; or pass the json with --img-dir and --out-dir.')
     gt = osp.join(root, args.gt) if args.gt and not osp.isabs(args.gt) \
         and not osp.exists(args.gt) else args.gt
+    classes = (dataset.get('metainfo') or {}).get('classes')
     return (osp.join(root, dataset.ann_file), args.img_dir
             or osp.join(root, prefix['img']), args.out_dir
-            or osp.join(root, prefix['seg']), gt)
+            or osp.join(root, prefix['seg']), gt,
+            list(classes) if classes else None)
 
 
-def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray]) -> dict:
+def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray],
+                    classes: Sequence[str]) -> dict:
     """Foreground IoU per class of the maps against a COCO json's masks.
 
     Args:
         gt_file (str): COCO json with segmentations; its images are matched
-            to ``maps`` by ``file_name``, its categories by position.
+            to ``maps`` by ``file_name``, its categories to ``classes`` by
+            the one rule (:func:`~p2seg_mm.datasets.categories.
+            category_to_label`: by name, json order checked).
         maps (dict[str, np.ndarray]): file name -> (H, W) uint8 map.
+        classes (Sequence[str]): Class names in label order (map value
+            ``k + 1`` is ``classes[k]``).
 
     Returns:
         dict: class name -> IoU over all matched images (ignore pixels and
@@ -110,28 +124,28 @@ def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray]) -> dict:
     """
     from pycocotools.coco import COCO
     gt = COCO(gt_file)
-    names = [c['name'] for c in gt.dataset['categories']]
-    inter, union = np.zeros(len(names)), np.zeros(len(names))
+    label_of = category_to_label(gt.dataset['categories'], classes, gt_file)
+    inter, union = np.zeros(len(classes)), np.zeros(len(classes))
     for img_id, info in gt.imgs.items():
         seg = maps.get(info['file_name'])
         if seg is None:
             continue
-        for k, cat in enumerate(gt.dataset['categories']):
-            anns = gt.loadAnns(gt.getAnnIds(imgIds=img_id,
-                                            catIds=cat['id']))
-            mask = np.zeros(seg.shape, bool)
-            for ann in anns:
-                mask |= gt.annToMask(ann).astype(bool)
+        masks = np.zeros((len(classes), ) + seg.shape, bool)
+        for ann in gt.loadAnns(gt.getAnnIds(imgIds=img_id)):
+            if ann['category_id'] in label_of:
+                masks[label_of[ann['category_id']]] |= ann_to_mask(
+                    ann, info['height'], info['width'])
+        for k, mask in enumerate(masks):
             fg = seg == k + 1
             inter[k] += (fg & mask).sum()
             union[k] += (fg | mask).sum()
-    return {n: float(i / u) for n, i, u in zip(names, inter, union) if u}
+    return {n: float(i / u) for n, i, u in zip(classes, inter, union) if u}
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Entry point; returns one statistics dict per image."""
     args = parse_args(argv)
-    points_file, img_dir, out_dir, gt_file = resolve_paths(args)
+    points_file, img_dir, out_dir, gt_file, classes = resolve_paths(args)
     if gt_file and not osp.isfile(gt_file):
         raise FileNotFoundError(f'--gt {gt_file}: no such file (relative '
                                 "paths: to the config's data_root first).")
@@ -139,7 +153,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         **{k: getattr(args, k) for k in PseudoMapConfig.__annotations__})
     with open(points_file, encoding='utf-8') as f:
         coco = json.load(f)
-    points = points_by_image(coco)
+    points = points_by_image(coco, classes, points_file)
+    classes = classes or [c['name'] for c in coco['categories']]
     rows, maps = [], {}
     for info in coco['images']:
         path = osp.join(img_dir, info['file_name'])
@@ -158,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
               f'objects, k={stats["k"]:.2f}, points on their class '
               f'{100 * stats["point_coverage"]:.0f} %')
     if gt_file:
-        ious = foreground_ious(gt_file, maps)
+        ious = foreground_ious(gt_file, maps, classes)
         if not ious:
             raise ValueError(
                 f'--gt {gt_file}: none of its images (by file_name) is one '

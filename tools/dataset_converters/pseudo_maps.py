@@ -163,16 +163,24 @@ def make_pseudo_map(image: np.ndarray,
     return out, stats
 
 
-def points_by_image(coco: dict) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
-    """Image id -> (xy (P, 2), 0-based labels (P,)), categories in order.
+def points_by_image(
+        coco: dict,
+        classes: Optional[Sequence[str]] = None,
+        source: str = '<json>') -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
+    """Image id -> (xy (P, 2), 0-based labels (P,)).
 
-    Crowd points count too (they mark real objects).
+    Labels by the project's one rule (:func:`~p2seg_mm.datasets.categories.
+    category_to_label`): ``classes[k]`` (by name, json order checked), or
+    every json category in json order when ``classes`` is None; points of
+    other categories are left out. Crowd points count too (they mark real
+    objects).
     """
-    label_of = category_to_label(coco['categories'], None)
+    label_of = category_to_label(coco['categories'], classes, source)
     out: Dict[int, list] = {im['id']: [] for im in coco['images']}
     for ann in coco['annotations']:
-        out[ann['image_id']].append((*ann['point'],
-                                     label_of[ann['category_id']]))
+        if ann['category_id'] in label_of:
+            out[ann['image_id']].append((*ann['point'],
+                                         label_of[ann['category_id']]))
     return {
         i: (np.array([p[:2] for p in pts], np.float64).reshape(-1, 2),
             np.array([p[2] for p in pts], np.int64))

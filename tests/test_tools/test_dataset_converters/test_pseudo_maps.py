@@ -170,3 +170,50 @@ def test_cli_config_with_images_at_data_root_and_gt_errors(tmp_path):
         tool.main([str(config), '--gt', 'missing_gt.json'])
     with pytest.raises(ValueError, match='other_gt.json'):
         tool.main([str(config), '--gt', 'other_gt.json'])
+
+
+def test_config_classes_set_the_map_values_and_the_gt_classes(tmp_path):
+    """The config's classes label the maps, by name (value ``k + 1`` is
+    ``classes[k]``, as the dataset reads it), not by json position: a
+    ``_background_`` category first in the jsons shifted 'a' to value 2
+    and scored it against the wrong ground truth."""
+    from pycocotools import mask as mask_utils
+    tool = _load_tool()
+    image, disks = _scene()
+    root = tmp_path / 'data'
+    (root / 'images').mkdir(parents=True)
+    cv2.imwrite(str(root / 'images' / 'f1.png'), image)
+    img = dict(id=1, file_name='f1.png', height=H, width=W)
+    cats = [dict(id=0, name='_background_'), dict(id=1, name='a'),
+            dict(id=2, name='b')]
+    (root / 'points.json').write_text(json.dumps(dict(
+        images=[img], categories=cats, annotations=[
+            dict(id=1, image_id=1, category_id=1, point=[10.5, 10.5],
+                 iscrowd=0),
+            dict(id=2, image_id=1, category_id=2, point=[30.5, 9.5],
+                 iscrowd=0)])))
+    anns = []
+    for k, cat_id in ((0, 1), (1, 2)):
+        rle = mask_utils.encode(np.asfortranarray(disks[k].astype(np.uint8)))
+        rle['counts'] = rle['counts'].decode()
+        anns.append(dict(id=k + 1, image_id=1, category_id=cat_id,
+                         segmentation=rle, iscrowd=0))
+    (root / 'gt.json').write_text(json.dumps(dict(
+        images=[img], categories=cats, annotations=anns)))
+    config = tmp_path / 'cfg.py'
+    config.write_text(
+        f'train_dataloader = dict(dataset=dict(data_root="{root}/", '
+        'ann_file="points.json", metainfo=dict(classes=("a", "b")), '
+        'data_prefix=dict(img="images/", seg="maps/")))\n')
+    rows = tool.main([str(config), '--gt', 'gt.json', '--sigma', '0'])
+    seg = cv2.imread(str(root / 'maps' / 'f1.png'), cv2.IMREAD_UNCHANGED)
+    assert seg[10, 10] == 1 and seg[10, 30] == 2  # 'a' = 1, 'b' = 2
+    ious = {r['gt_class']: r['foreground_iou'] for r in rows
+            if 'gt_class' in r}
+    assert set(ious) == {'a', 'b'}
+    assert min(ious.values()) > 0.8  # each class against its own disk
+    # classes in another order than the json's: the one rule's error
+    config.write_text(config.read_text().replace('("a", "b")',
+                                                 '("b", "a")'))
+    with pytest.raises(ValueError, match='json category order'):
+        tool.main([str(config), '--sigma', '0'])
