@@ -15,9 +15,10 @@ writes ``<out-dir>/<file_name stem>.png`` per image (0 background,
 ``metainfo.classes``, else the json's categories in order; categories are
 matched by name, the one rule of ``p2seg_mm/datasets/categories.py``), the
 layout ``data_prefix=dict(seg=...)`` with the default
-``seg_map_suffix='.png'`` expects. ``--gt`` (a COCO json with masks of the same images; relative to
-the config's ``data_root`` when a config is given) prints the foreground
-IoU of the maps per class (ignore pixels count as background). Suited to
+``seg_map_suffix='.png'`` expects. ``--gt`` (a COCO json with masks of
+the same images; relative to the config's ``data_root`` when a config is
+given) prints the foreground IoU of the maps per class (ignore pixels
+count as background). Suited to
 objects that differ from a flat background by brightness (stained nuclei,
 fluorescence, phase contrast); natural images need a WSSS method. The
 method is described in ``pseudo_maps.py`` (next to this script).
