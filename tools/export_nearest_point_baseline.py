@@ -28,6 +28,8 @@ from PIL import Image
 from p2seg_mm.datasets.categories import category_to_label
 from p2seg_mm.datasets.data_checks import (DataCheckError,
                                            check_coco_structure, errors_of)
+from p2seg_mm.datasets.seg_map_io import (allowed_seg_values,
+                                          invalid_seg_values, read_seg_map)
 from p2seg_mm.evaluation.nearest_point_baseline import nearest_point_masks
 from p2seg_mm.structures.mask_codec import mask_to_annotation
 from p2seg_mm.utils.atomic_io import dump_json_atomic
@@ -121,8 +123,9 @@ def export_nearest_point_baseline(points_json: str,
 
 def _read_seg_map(seg_dir: str, img: dict, seg_suffix: str, source: str,
                   num_classes: int) -> np.ndarray:
-    """The (H, W) pseudo-map of one json image entry, size and values
-    (``0..num_classes``, 255) checked."""
+    """The (H, W) pseudo-map of one json image entry, read by the loading
+    rule (:func:`~p2seg_mm.datasets.seg_map_io.read_seg_map`), size and
+    values (``0..num_classes``, 255) checked."""
     stem = osp.splitext(img['file_name'])[0]
     seg_path = osp.join(seg_dir, stem + seg_suffix)
     where = f'{source}: image id {img["id"]} ({img["file_name"]!r})'
@@ -132,8 +135,7 @@ def _read_seg_map(seg_dir: str, img: dict, seg_suffix: str, source: str,
             'create it, or set data_prefix["seg"] / seg_map_suffix of the '
             'config to the pseudo-map folder and suffix.')
     try:
-        with Image.open(seg_path) as pil:
-            seg_map = np.array(pil)
+        seg_map = read_seg_map(seg_path)
     except Image.DecompressionBombError as err:
         raise ValueError(f'{where}: semantic pseudo-map {seg_path} is too '
                          f'large for PIL ({err}). Fix: downscale it with its '
@@ -144,14 +146,13 @@ def _read_seg_map(seg_dir: str, img: dict, seg_suffix: str, source: str,
             f'{seg_map.shape}, not the image (height, width) '
             f'({img["height"]}, {img["width"]}). Fix: write the map at the '
             'image resolution (single-channel index PNG).')
-    values = np.unique(seg_map)
-    bad = values[(values > num_classes) & (values != 255)]
+    bad = invalid_seg_values(np.unique(seg_map), num_classes)
     if bad.size:
         raise ValueError(
             f'{where}: semantic pseudo-map {seg_path} holds values '
-            f'{bad.tolist()[:10]}; allowed are 0 (background), '
-            f'1..{num_classes} (class + 1) and 255 (ignore). Fix the map or '
-            'the config classes.')
+            f'{bad.tolist()[:10]}; allowed are '
+            f'{allowed_seg_values(num_classes)}. Fix the map or the config '
+            'classes.')
     return seg_map
 
 

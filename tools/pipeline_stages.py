@@ -160,22 +160,23 @@ def data_paths(config: str,
         dict: ``<split>_ann``, ``<split>_img``, ``<split>_seg`` (if the
         dataset has a ``'seg'`` prefix), ``<split>_seg_suffix`` (the
         dataset's ``seg_map_suffix``, default '.png') and
-        ``<split>_classes`` (``metainfo['classes']`` or None) for the
-        splits 'train' and 'val'.
+        ``<split>_classes`` (``metainfo['classes']``, else the dataset
+        class's, else None) for the splits 'train' and 'val' (the test
+        dataloader's when there is no val one).
     """
+    from p2seg_mm.datasets.config_checks import (dataset_classes,
+                                                 split_datasets)
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options_dict(cfg_options))
     out = {}
     for split in ('train', 'val'):
-        loader = cfg.get(f'{split}_dataloader') or cfg.get('test_dataloader')
-        if not loader:
+        found = list(split_datasets(cfg, [split])) or list(
+            split_datasets(cfg, ['test']))
+        if not found:
             continue
-        ds = loader['dataset']
-        while 'dataset' in ds:  # unwrap RepeatDataset & co.
-            ds = ds['dataset']
+        ds = found[0][1]  # unwrapped (RepeatDataset & co.)
         out[f'{split}_seg_suffix'] = ds.get('seg_map_suffix', '.png')
-        classes = (ds.get('metainfo') or {}).get('classes')
-        out[f'{split}_classes'] = list(classes) if classes else None
+        out[f'{split}_classes'] = dataset_classes(ds)
         root = ds.get('data_root', '') or ''
         out[f'{split}_ann'] = osp.abspath(osp.join(REPO, root,
                                                    ds['ann_file']))

@@ -72,8 +72,9 @@ def resolve_paths(
     args: argparse.Namespace
 ) -> Tuple[str, str, str, Optional[str], Optional[List[str]]]:
     """(points json, image folder, map folder, gt json, classes) of the
-    command; ``classes`` is the config's ``metainfo.classes`` (None for a
-    json source or a config without them: every json category).
+    command; ``classes`` is the config's ``metainfo.classes`` (else its
+    dataset class's; None for a json source or a config without them:
+    every json category).
 
     Raises:
         ValueError: A json source without ``--img-dir`` / ``--out-dir``, or
@@ -86,9 +87,11 @@ def resolve_paths(
                              'and --out-dir (or give a config).')
         return args.source, args.img_dir, args.out_dir, args.gt, None
     from mmengine.config import Config
-    dataset = Config.fromfile(args.source).train_dataloader.dataset
-    while 'dataset' in dataset:  # wrappers (RepeatDataset, ...)
-        dataset = dataset.dataset
+
+    from p2seg_mm.datasets.config_checks import (dataset_classes,
+                                                 split_datasets)
+    found = list(split_datasets(Config.fromfile(args.source), ['train']))
+    dataset = found[0][1] if found else {}  # unwrapped (RepeatDataset, ...)
     root = dataset.get('data_root') or ''
     prefix = dataset.get('data_prefix') or {}
     if not dataset.get('ann_file') or prefix.get('img') is None or \
@@ -99,11 +102,9 @@ def resolve_paths(
             'and maps; or pass the json with --img-dir and --out-dir.')
     gt = osp.join(root, args.gt) if args.gt and not osp.isabs(args.gt) \
         and not osp.exists(args.gt) else args.gt
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    return (osp.join(root, dataset.ann_file), args.img_dir
+    return (osp.join(root, dataset['ann_file']), args.img_dir
             or osp.join(root, prefix['img']), args.out_dir
-            or osp.join(root, prefix['seg']), gt,
-            list(classes) if classes else None)
+            or osp.join(root, prefix['seg']), gt, dataset_classes(dataset))
 
 
 def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray],
