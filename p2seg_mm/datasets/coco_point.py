@@ -58,10 +58,10 @@ class CocoPointDataset(CocoDataset):
     bit depth) and pseudo-map (present, index PNG, image size) plus the
     pixels of ``max_decode_checks`` images and pseudo-maps (values only
     ``0..C`` and 255). Pseudo-maps are checked only when the pipeline loads
-    them (``LoadP2SegAnnotations(with_seg=True)``). Every
-    ``LoadP2SegAnnotations`` of the pipeline that loads a map without
-    ``num_classes`` gets ``num_classes=len(classes)``, so a map outside the
-    checked sample still fails with its path when it is first loaded.
+    them (``LoadP2SegAnnotations(with_seg=True)``). The pipeline's
+    ``LoadP2SegAnnotations`` and ``GenerateS2ITargets`` get
+    ``num_classes=len(classes)`` (another value raises), so a map outside
+    the checked sample still fails with its path when it is first loaded.
 
     Args:
         check_files (bool): Check the image and pseudo-map files when the

@@ -1,4 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
+"""CocoPointDataset: points, labels and paths from the json, filtering,
+and the dataset configs' pipelines. The checks it runs at build:
+test_data_checks.py (json) and test_file_checks.py (files)."""
 import json
 import os.path as osp
 
@@ -9,73 +12,13 @@ from PIL import Image
 from mmdet.registry import DATASETS
 from p2seg_mm.datasets import coco_point
 from p2seg_mm.datasets.coco_point import CocoPointDataset
-
-CLASSES = ('cat', 'dog')
-
-
-def _images():
-    return [
-        dict(id=1, file_name='a.jpg', width=10, height=8),
-        dict(id=2, file_name='b.jpg', width=6, height=5),
-        dict(id=3, file_name='c.jpg', width=4, height=4),
-    ]
-
-
-def _anns():
-    return [
-        # category ids are not contiguous on purpose
-        dict(
-            id=11,
-            image_id=1,
-            category_id=7,
-            point=[0.5, 7.5],
-            bbox=[0, 0, 3, 3],
-            segmentation=[[0, 0, 3, 0, 3, 3]],
-            area=9,
-            iscrowd=0),
-        dict(id=12, image_id=1, category_id=3, point=[9.5, 0.0], iscrowd=1),
-        dict(id=13, image_id=2, category_id=3, point=[2, 3]),
-        dict(id=14, image_id=2, category_id=7, point=[1, 1], ignore=1),
-    ]
-
-
-def _write(tmp_path,
-           images=None,
-           anns=None,
-           categories=None,
-           write_images=True):
-    images = _images() if images is None else images
-    anns = _anns() if anns is None else anns
-    if categories is None:
-        categories = [dict(id=3, name='cat'), dict(id=7, name='dog')]
-    (tmp_path / 'imgs').mkdir(exist_ok=True)
-    if write_images:
-        for img in images:
-            Image.fromarray(
-                np.zeros((img.get('height', 4), img.get('width', 4), 3),
-                         np.uint8)).save(tmp_path / 'imgs' / img['file_name'])
-    ann_file = tmp_path / 'ann.json'
-    ann_file.write_text(
-        json.dumps(
-            dict(images=images, annotations=anns, categories=categories)))
-    return str(ann_file)
-
-
-def _build(tmp_path, ann_file, **kwargs):
-    cfg = dict(
-        type='CocoPointDataset',
-        data_root=str(tmp_path),
-        ann_file=ann_file,
-        metainfo=dict(classes=CLASSES),
-        data_prefix=dict(img='imgs/', seg='sem/'),
-        pipeline=[])
-    cfg.update(kwargs)
-    return DATASETS.build(cfg)
+from tests.test_datasets.point_json import (build_dataset, point_anns,
+                                            write_json)
 
 
 def test_load_points_labels_and_paths(tmp_path):
-    ann_file = _write(tmp_path)
-    dataset = _build(tmp_path, ann_file, test_mode=True)
+    ann_file = write_json(tmp_path)
+    dataset = build_dataset(tmp_path, ann_file, test_mode=True)
     assert isinstance(dataset, CocoPointDataset)
     assert len(dataset) == 3
     assert dataset.cat_ids == [3, 7]
@@ -97,11 +40,11 @@ def test_load_points_labels_and_paths(tmp_path):
 
 
 def test_seg_map_suffix_and_no_seg_prefix(tmp_path):
-    ann_file = _write(tmp_path)
-    dataset = _build(
+    ann_file = write_json(tmp_path)
+    dataset = build_dataset(
         tmp_path, ann_file, test_mode=True, seg_map_suffix='_sem.png')
     assert dataset.get_data_info(1)['seg_map_path'].endswith('b_sem.png')
-    dataset = _build(
+    dataset = build_dataset(
         tmp_path, ann_file, test_mode=True, data_prefix=dict(img='imgs/'))
     assert dataset.get_data_info(0)['seg_map_path'] is None
 
@@ -110,8 +53,9 @@ def test_filter_empty_images_in_training(tmp_path, monkeypatch):
     logged = []
     monkeypatch.setattr(coco_point, 'print_log',
                         lambda msg, **kw: logged.append((msg, kw)))
-    ann_file = _write(tmp_path)
-    dataset = _build(tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
+    ann_file = write_json(tmp_path)
+    dataset = build_dataset(
+        tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
     # image 3 has no point; image 1 and 2 have a non-crowd point
     assert [dataset.get_data_info(i)['img_id'] for i in range(2)] == [1, 2]
     assert len(dataset) == 2
@@ -120,7 +64,7 @@ def test_filter_empty_images_in_training(tmp_path, monkeypatch):
     assert 'filtered out 1 images without points' in msg
     assert kwargs['level'] == 30  # logging.WARNING
     # min_size filter
-    dataset = _build(
+    dataset = build_dataset(
         tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=False, min_size=6))
     assert [dataset.get_data_info(i)['img_id']
             for i in range(len(dataset))] == [1]
@@ -128,95 +72,34 @@ def test_filter_empty_images_in_training(tmp_path, monkeypatch):
 
 def test_crowd_only_image_is_filtered(tmp_path, monkeypatch):
     monkeypatch.setattr(coco_point, 'print_log', lambda *a, **k: None)
-    anns = _anns()
+    anns = point_anns()
     anns[2]['iscrowd'] = 1  # image 2 keeps only a crowd point
-    ann_file = _write(tmp_path, anns=anns)
-    dataset = _build(tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
-    assert len(dataset) == 1
+    ann_file = write_json(tmp_path, anns=anns)
+    dataset = build_dataset(
+        tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
+    assert [dataset.get_data_info(i)['img_id']
+            for i in range(len(dataset))] == [1]
 
 
 def test_empty_dataset_after_filtering(tmp_path, monkeypatch):
     monkeypatch.setattr(coco_point, 'print_log', lambda *a, **k: None)
-    ann_file = _write(tmp_path, anns=[])
+    ann_file = write_json(tmp_path, anns=[])
     with pytest.raises(ValueError, match='no image is left') as err:
-        _build(tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
+        build_dataset(
+            tmp_path, ann_file, filter_cfg=dict(filter_empty_gt=True))
     assert ann_file in str(err.value)
     assert 'filter_cfg' in str(err.value)
     # test mode keeps images without points
-    assert len(_build(tmp_path, ann_file, test_mode=True)) == 3
+    assert len(build_dataset(tmp_path, ann_file, test_mode=True)) == 3
 
 
-@pytest.mark.parametrize('point, match', [
-    (None, 'has no "point"'),
-    ([1.0], 'list of 2 finite numbers'),
-    ([1.0, 2.0, 3.0], 'list of 2 finite numbers'),
-    (['1', 2], 'list of 2 finite numbers'),
-    ([float('nan'), 2], 'list of 2 finite numbers'),
-    ([10.0, 2.0], 'outside the image'),
-    ([-0.1, 2.0], 'outside the image'),
-    ([3.0, 8.0], 'outside the image'),
-])
-def test_bad_points(tmp_path, point, match):
-    anns = _anns()
-    if point is None:
-        del anns[0]['point']
-    else:
-        anns[0]['point'] = point
-    ann_file = _write(tmp_path, anns=anns)
-    with pytest.raises(ValueError, match=match) as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    msg = str(err.value)
-    assert ann_file in msg and 'image id 1' in msg and "'a.jpg'" in msg
-    assert 'annotation id 11' in msg
-
-
-def test_bad_category(tmp_path):
-    anns = _anns()
-    anns[2]['category_id'] = 5
-    ann_file = _write(tmp_path, anns=anns)
-    with pytest.raises(ValueError, match='category_id 5') as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    assert 'annotation id 13' in str(err.value)
-    assert 'image id 2' in str(err.value)
-
-
-def test_classes_missing_or_reordered(tmp_path):
-    ann_file = _write(tmp_path)
-    with pytest.raises(ValueError, match=r"\['bird'\]"):
-        _build(tmp_path, ann_file, metainfo=dict(classes=('cat', 'bird')))
-    with pytest.raises(ValueError, match='order'):
-        _build(tmp_path, ann_file, metainfo=dict(classes=('dog', 'cat')))
-
-
-def test_missing_image_file(tmp_path):
-    ann_file = _write(tmp_path, write_images=False)
-    with pytest.raises(FileNotFoundError) as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    assert osp.join('imgs/', 'a.jpg') in str(err.value)
-
-
-def test_json_without_images(tmp_path):
-    ann_file = _write(tmp_path, images=[], anns=[])
-    with pytest.raises(ValueError, match='no "images"') as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    assert ann_file in str(err.value)
-
-
-def test_missing_image_size(tmp_path):
-    images = _images()
-    del images[1]['height']
-    ann_file = _write(tmp_path, images=images)
-    with pytest.raises(ValueError, match='width"/"height') as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    assert 'image id 2' in str(err.value)
-
-
-def test_duplicated_annotation_ids(tmp_path):
-    anns = _anns()
-    anns[2]['id'] = 11
-    ann_file = _write(tmp_path, anns=anns)
-    with pytest.raises(ValueError, match=r'annotation ids \[11\]'):
-        _build(tmp_path, ann_file, test_mode=True)
+def test_background_category_outside_classes_is_allowed(tmp_path):
+    ann_file = write_json(
+        tmp_path,
+        categories=[dict(id=0, name='_background_'), dict(id=3, name='cat'),
+                    dict(id=7, name='dog')])
+    dataset = build_dataset(tmp_path, ann_file, test_mode=True)
+    assert dataset.cat2label == {3: 0, 7: 1}
 
 
 def _demo_fixture(tmp_path):
@@ -308,7 +191,7 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
     from p2seg_mm.datasets.coco_point import _with_num_classes
     classes = cfg.train_dataloader.dataset.get('metainfo', {}).get(
         'classes') or DATASETS.get('CocoPointDataset').METAINFO['classes']
-    assert len(classes) == num_classes
+    assert len(classes) == num_classes == cfg.num_classes
     filled, loads_seg = _with_num_classes(list(cfg.train_pipeline),
                                           num_classes)
     assert loads_seg
@@ -326,102 +209,3 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
             TRANSFORMS.build(t)
     assert cfg.train_dataloader.dataset.data_prefix.get('seg')
     assert 'seg' not in cfg.val_dataloader.dataset.data_prefix
-
-
-# ----------------------------------------------------------------------------
-# Issue #10: bad input fails when the dataset is built, naming file and fix.
-# ----------------------------------------------------------------------------
-def test_duplicate_image_ids_are_rejected(tmp_path):
-    """Fault 2: a second image entry with id 1 made a.jpg disappear."""
-    images = _images()
-    images[1]['id'] = 1
-    ann_file = _write(tmp_path, images=images)
-    with pytest.raises(ValueError, match='image id 1 is used by 2') as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    assert "'a.jpg'" in str(err.value) and "'b.jpg'" in str(err.value)
-    assert ann_file in str(err.value)
-
-
-def test_background_category_outside_classes_is_allowed(tmp_path):
-    ann_file = _write(
-        tmp_path,
-        categories=[dict(id=0, name='_background_'), dict(id=3, name='cat'),
-                    dict(id=7, name='dog')])
-    dataset = _build(tmp_path, ann_file, test_mode=True)
-    assert dataset.cat2label == {3: 0, 7: 1}
-
-
-@pytest.mark.parametrize('test_mode', [True, False])
-def test_json_size_differs_from_the_file(tmp_path, test_mode, monkeypatch):
-    """Fault 3: json says 2x the file: points silently at the wrong scale
-    in training, test.py exits 0. Every such image is named at build."""
-    monkeypatch.setattr(coco_point, 'print_log', lambda *a, **k: None)
-    ann_file = _write(tmp_path)
-    for name in ('a.jpg', 'c.jpg'):  # files half the json size
-        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(
-            tmp_path / 'imgs' / name)
-    with pytest.raises(ValueError) as err:
-        _build(tmp_path, ann_file, test_mode=test_mode,
-               filter_cfg=dict(filter_empty_gt=False))
-    msg = str(err.value)
-    assert '2 problem(s)' in msg
-    assert 'image id 1' in msg and 'image id 3' in msg
-    assert 'is 4 x 5 (H x W) but the json says 8 x 10' in msg
-    assert 'Fix' in msg
-
-
-def _seg_dataset(tmp_path, value):
-    ann_file = _write(tmp_path)
-    (tmp_path / 'sem').mkdir(exist_ok=True)
-    for img in _images():
-        sem = np.zeros((img['height'], img['width']), np.uint8)
-        sem[0, 0] = value if img['id'] == 2 else 1
-        Image.fromarray(sem).save(tmp_path / 'sem' /
-                                  img['file_name'].replace('.jpg', '.png'))
-    return ann_file
-
-
-def test_pseudo_map_values_fail_at_build_with_default_loader(tmp_path):
-    """Fault 9: LoadP2SegAnnotations() at its default let value 38 reach the
-    loss ("Target 38 is out of bounds") when the image was first sampled;
-    now the dataset refuses it before training starts."""
-    ann_file = _seg_dataset(tmp_path, 38)
-    pipeline = [dict(type='mmdet.LoadP2SegImageFromFile'),
-                dict(type='mmdet.LoadP2SegAnnotations')]
-    with pytest.raises(ValueError, match=r'holds values \[38\]') as err:
-        _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline)
-    assert 'b.png' in str(err.value) and 'image id 2' in str(err.value)
-    # beyond the decoded sample the loader itself now knows the classes
-    dataset = _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline,
-                     max_decode_checks=0)
-    with pytest.raises(ValueError, match=r'holds values \[38\]'):
-        dataset[1]
-    # valid maps pass; 255 (ignore) is allowed
-    ann_file = _seg_dataset(tmp_path, 255)
-    assert len(_build(tmp_path, ann_file, test_mode=True,
-                      pipeline=pipeline)) == 3
-
-
-def test_missing_and_wrong_size_pseudo_maps_listed_together(tmp_path):
-    ann_file = _seg_dataset(tmp_path, 2)
-    (tmp_path / 'sem' / 'a.png').unlink()
-    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / 'sem' /
-                                                     'c.png')
-    pipeline = [dict(type='mmdet.LoadP2SegAnnotations', with_seg=True)]
-    with pytest.raises(ValueError) as err:
-        _build(tmp_path, ann_file, test_mode=True, pipeline=pipeline)
-    msg = str(err.value)
-    assert 'a.png does not exist' in msg
-    assert 'c.png is 3 x 3 (H x W) but its image is 4 x 4' in msg
-    # a pipeline that does not load maps does not need them
-    assert len(_build(tmp_path, ann_file, test_mode=True)) == 3
-
-
-def test_huge_input_is_refused_with_its_path(tmp_path, monkeypatch):
-    """Fault 8 (data side): PIL's decompression-bomb error named no file."""
-    ann_file = _write(tmp_path)
-    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 20)  # 10x8 = 80 > 2x20
-    with pytest.raises(ValueError, match='too large') as err:
-        _build(tmp_path, ann_file, test_mode=True)
-    assert osp.join('imgs/', 'a.jpg') in str(err.value)
-    assert 'Fix' in str(err.value)

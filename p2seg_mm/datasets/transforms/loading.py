@@ -153,8 +153,10 @@ class LoadP2SegAnnotations(BaseTransform):
     Points come from ``results['instances']`` (made by
     :class:`CocoPointDataset`); the pseudo-map is a single-channel PNG
     (``0`` = background, ``c + 1`` = class ``c``, ``255`` = ignore). Palette
-    ('P' mode) PNGs give their palette indices, not colours. Run it after
-    ``LoadImageFromFile``: the map must have the image's size.
+    ('P' mode) PNGs give their palette indices, not colours
+    (:func:`~p2seg_mm.datasets.seg_map_io.read_seg_map`). Run it after the
+    image loader (``LoadP2SegImageFromFile``): the map must have the loaded
+    image's size.
 
     Required Keys:
 

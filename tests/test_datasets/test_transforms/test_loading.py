@@ -181,7 +181,6 @@ def test_image_loader_matches_mmcv_on_8bit(tmp_path):
     assert grey['img'].shape == (5, 7) and grey['img'].dtype == np.float32
 
 
-
 def test_demo_config_loader_gives_mmcv_arrays_on_demo_images():
     """The demo config's loader (now LoadP2SegImageFromFile) reads the
     demo's 8-bit PNGs exactly as mmcv's LoadImageFromFile did."""
@@ -206,6 +205,7 @@ def test_demo_config_loader_gives_mmcv_arrays_on_demo_images():
         assert new['img'].dtype == old['img'].dtype == np.uint8
         np.testing.assert_array_equal(new['img'], old['img'])
         assert new['img_shape'] == old['img_shape']
+
 
 def test_image_loader_16bit_and_options(tmp_path):
     import tifffile
