@@ -20,7 +20,7 @@ Output layout (``out_dir``)::
                                        ignore (band, blobs without point)
     annotations/{train,val}_points.json  one point per instance, no masks
     annotations/{train,val}_gt.json      same ids + RLE masks, for eval
-    meta.json, summary.txt, overlays/ (optional)
+    meta.json, summary.txt, overlays/ (optional, prepare_demo_data.py)
 
 Split: frames ``< val_start`` (0-14) train, the rest (15-19) val, per
 sequence. Frames of one time-lapse are strongly correlated, so val measures
@@ -42,8 +42,7 @@ import numpy as np
 
 from p2seg_mm.structures.mask_codec import encode_mask
 from p2seg_mm.utils.atomic_io import dump_json_atomic, write_bytes_atomic
-from p2seg_mm.visualization.overlay import (overlay_points, overlay_semantic,
-                                            save_png)
+from p2seg_mm.visualization.overlay import save_png
 
 # sibling modules of tools/dataset_converters/
 from masks_to_points import centroid_point
@@ -282,40 +281,3 @@ def format_summary(rows: Sequence[Dict]) -> str:
                  'frames, 255-band pixels excluded (band=bg: counted as '
                  'background); pts on fg: GT points on pseudo foreground.')
     return '\n'.join(lines)
-
-
-def write_overlays(out_dir: str, num: int) -> List[str]:
-    """Draw ``num`` images (evenly spread) with pseudo-map and points."""
-    images, anns = [], {}
-    for split in ('train', 'val'):
-        path = osp.join(out_dir, 'annotations', f'{split}_points.json')
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{path} missing; build the dataset '
-                                    'first.')
-        with open(path) as f:
-            data = json.load(f)
-        images += data['images']
-        for a in data['annotations']:
-            anns.setdefault(a['image_id'], []).append(a)
-    cat2label = {c['id']: i for i, c in enumerate(CATEGORIES)}
-    picks = []
-    if num > 0 and images:
-        spread = np.linspace(0, len(images) - 1, num)
-        picks = np.unique(spread.round().astype(int))
-    written = []
-    for i in picks:
-        info = images[i]
-        stem = osp.splitext(info['file_name'])[0]
-        img = cv2.imread(osp.join(out_dir, 'images', info['file_name']))
-        seg = cv2.imread(
-            osp.join(out_dir, 'pseudo_sem', stem + '.png'),
-            cv2.IMREAD_UNCHANGED)
-        img = overlay_semantic(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), seg)
-        a = anns.get(info['id'], [])
-        pts = np.array([x['point'] for x in a], dtype=np.float32)
-        labels = np.array([cat2label[x['category_id']] for x in a])
-        img = overlay_points(img, pts, labels, class_names=None, radius=3)
-        path = osp.join(out_dir, 'overlays', stem + '.png')
-        save_png(path, img)
-        written.append(path)
-    return written

