@@ -3,7 +3,7 @@
 
 See docs/method.md §4.6.
 
-Prints, for the image's points: the affinity A = sigmoid(E^T E) between cells
+Prints, for the image's points: the affinity A (the head's kind) between cells
 that the unrefined map calls foreground (P > 0.5) and the rest, the share of
 cells that the unrefined map and the walk (at several walk powers) call
 foreground, and the walked foreground probability at foreground cells. The
@@ -22,6 +22,7 @@ import torch
 from mmengine.dataset import pseudo_collate
 
 from p2seg_mm.apis.inference import build_pipeline, init_point_segmentor
+from p2seg_mm.models.layers.affinity_reference import affinity_matrix
 
 
 def main() -> None:
@@ -36,6 +37,13 @@ def main() -> None:
     parser.add_argument('--radius', type=float, default=None,
                         help='walk only between cells at most this many '
                         'cells apart (Euclidean; AffinityNet\'s local walk)')
+    parser.add_argument('--affinity', choices=['sigmoid', 'gaussian', 'l1'],
+                        default=None,
+                        help="default: the head's (affinity_head.affinity); "
+                        "l1: exp(-|e_i - e_j|_1), for checkpoints of "
+                        "benchmarks/probe_l1_affinity.py")
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='key=value overrides of the config')
     parser.add_argument('--transition', choices=['ours', 'release'],
                         default='ours',
                         help="ours: R = P Â^T (rows of A normalised); "
@@ -47,7 +55,10 @@ def main() -> None:
     img = next(i for i in points['images'] if i['file_name'] == args.image)
     anns = [a for a in points['annotations'] if a['image_id'] == img['id']]
     cat_ids = [c['id'] for c in points['categories']]
-    model, cfg, _ = init_point_segmentor(args.config, args.checkpoint)
+    options = dict(o.split('=', 1) for o in args.cfg_options)
+    options = {k: int(v) if v.isdigit() else v for k, v in options.items()}
+    model, cfg, _ = init_point_segmentor(args.config, args.checkpoint,
+                                         cfg_options=options)
     labels = sorted({cat_ids.index(a['category_id']) for a in anns})
     data = build_pipeline(cfg)(
         dict(img_path=osp.join(args.data, 'images', img['file_name']),
@@ -62,12 +73,18 @@ def main() -> None:
         channels = [0] + [c + 1 for c in labels]
         prob = head._pooled(sem[:, channels].softmax(1))[0].flatten(1)
         emb = head._pooled(embed)[0].flatten(1)
-        aff = torch.sigmoid(emb.t() @ emb)
+        kind = args.affinity or head.affinity
+        if kind == 'l1':
+            aff = torch.exp(-torch.cdist(emb.t()[None], emb.t()[None],
+                                         p=1)[0])
+        else:
+            aff = affinity_matrix(emb, kind)
         fg = prob[1:].sum(0) > 0.5
         med = lambda x: float(x.median()) if x.numel() else float('nan')
         print(f'{args.image}: {len(anns)} points, classes {labels}, '
               f'{fg.numel()} cells (walk stride {4 * head.pool}), '
-              f'unrefined foreground {fg.float().mean():.3f}')
+              f'unrefined foreground {fg.float().mean():.3f}, its median '
+              f'foreground probability {med(prob[1:].sum(0)[fg]):.3f}')
         print(f'affinity median: fg-fg {med(aff[fg][:, fg]):.3f}, fg-bg '
               f'{med(aff[fg][:, ~fg]):.4f}, bg-bg {med(aff[~fg][:, ~fg]):.3f}')
         if args.radius is not None:
