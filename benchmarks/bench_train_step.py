@@ -129,7 +129,7 @@ def build_model(affinity):
     from p2seg_mm.models.task_modules.target_generators import \
         online_s2i  # noqa: F401
     cfg = Config.fromfile(
-        os.path.join(ROOT, 'configs/_base_/models/p2seg_hrnet48.py'))
+        os.path.join(ROOT, 'configs/p2seg/p2seg_hrnet48_voc.py'))
     model_cfg = cfg.model
     model_cfg.backbone.init_cfg = None
     if affinity == 'none':
@@ -548,7 +548,7 @@ def run_parent(args):
            f'Median of {args.repeats} repeats after {args.warmup} warm-up; ')
         + f'every measurement in a fresh process with RLIMIT_AS = '
         f'{args.limit_gib:g} GiB.', '',
-        'Model: HRNet-W48 (configs/_base_/models/p2seg_hrnet48.py, random '
+        'Model: HRNet-W48 (configs/p2seg/p2seg_hrnet48_voc.py, random '
         'init), 20 classes, online S2I + I2S + T2 on, Adam (lr 5e-5). Crop: '
         '8 discs of 3 classes (two touching same-class pairs), one point '
         'each, pseudo-map = the object masks. "block-wise" / "dense" = '
