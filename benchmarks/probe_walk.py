@@ -42,6 +42,9 @@ def main() -> None:
                         help="default: the head's (affinity_head.affinity); "
                         "l1: exp(-|e_i - e_j|_1), for checkpoints of "
                         "benchmarks/probe_l1_affinity.py")
+    parser.add_argument('--hard', action='store_true',
+                        help='walk the one-hot argmax of P instead of P '
+                        '(an affinity-weighted vote)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides of the config')
     parser.add_argument('--transition', choices=['ours', 'release'],
@@ -80,11 +83,15 @@ def main() -> None:
         else:
             aff = affinity_matrix(emb, kind)
         fg = prob[1:].sum(0) > 0.5
+        soft_fg = prob[1:].sum(0)
+        if args.hard:
+            prob = torch.nn.functional.one_hot(
+                prob.argmax(0), prob.shape[0]).t().to(prob)
         med = lambda x: float(x.median()) if x.numel() else float('nan')
         print(f'{args.image}: {len(anns)} points, classes {labels}, '
               f'{fg.numel()} cells (walk stride {4 * head.pool}), '
               f'unrefined foreground {fg.float().mean():.3f}, its median '
-              f'foreground probability {med(prob[1:].sum(0)[fg]):.3f}')
+              f'foreground probability {med(soft_fg[fg]):.3f}')
         print(f'affinity median: fg-fg {med(aff[fg][:, fg]):.3f}, fg-bg '
               f'{med(aff[fg][:, ~fg]):.4f}, bg-bg {med(aff[~fg][:, ~fg]):.3f}')
         if args.radius is not None:
