@@ -80,6 +80,16 @@ TRAININGS = {
     # the semantic head is trained where the walk averages objects away
     'p2seg_aux': dict(
         model=dict(train_cfg=dict(unrefined_sem_loss_weight=1.0))),
+    # beyond the paper: the Gaussian affinity exp(-|e_i - e_j|^2) instead
+    # of sigmoid(E^T E) (affinity_head.affinity, docs/method.md §4.1), which
+    # cannot saturate at 1 between an object cell and a border cell whose
+    # embedding is a shorter copy of the object's
+    'p2seg_gauss': dict(
+        model=dict(affinity_head=dict(affinity='gaussian'))),
+    'p2seg_aux_gauss': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian'),
+            train_cfg=dict(unrefined_sem_loss_weight=1.0))),
 }
 # row -> (training, test_cfg options, splits)
 ROWS = {
@@ -104,6 +114,9 @@ ROWS = {
                          ('train', 'val')),
     'p2seg_aux_no_test_i2s': ('p2seg_aux', dict(use_i2s=False),
                               ('train', 'val')),
+    'p2seg_gauss': ('p2seg_gauss', dict(use_i2s=True), ('train', 'val')),
+    'p2seg_aux_gauss': ('p2seg_aux_gauss', dict(use_i2s=True),
+                        ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
