@@ -192,7 +192,7 @@ def child_train(args):
 
 def child_infer(args):
     import torch
-    from p2seg_mm.models.seg_heads.point_grouping_head import decode_single
+    from p2seg_mm.models.post_processing.image_decoding import decode_single
     from p2seg_mm.models.utils.batching import (image_labels, refine_channels,
                                                 resize_bilinear)
     model, num_classes = build_model(args.affinity)

@@ -7,7 +7,7 @@ import torch
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from p2seg_mm.models.seg_heads.point_grouping_head import \
+from p2seg_mm.models.post_processing.image_decoding import \
     rescale_offsets_and_points
 from p2seg_mm.models.utils.batching import refined_semantic_map
 from tests.builders import build, make_batch, make_sample, tiny_model_cfg
@@ -323,7 +323,7 @@ def test_background_affinity_row_changes_the_t1_loss():
 def test_point_decoding_upsamples_only_the_image_classes(rescale):
     """Point mode on an 80-class map: the same masks, labels and scores as
     upsampling all 81 channels, without any 81-channel full-size tensor."""
-    from p2seg_mm.models.seg_heads.point_grouping_head import decode_single
+    from p2seg_mm.models.post_processing.image_decoding import decode_single
     from p2seg_mm.models.utils.batching import resize_bilinear
     from tests.probes import LargestTensor
 
@@ -337,7 +337,7 @@ def test_point_decoding_upsamples_only_the_image_classes(rescale):
     offset = torch.randn(2, *size)
     cfg = dict(build().test_cfg)
     # reference: all 81 channels upsampled, softmax, then decoded
-    from p2seg_mm.models.seg_heads.point_grouping_head import (
+    from p2seg_mm.models.post_processing.image_decoding import (
         rescale_offsets_and_points, to_original_single)
     from p2seg_mm.models.utils.batching import image_labels
     from p2seg_mm.models.post_processing.point_decoding import \
