@@ -15,18 +15,10 @@ from p2seg_mm.models.layers.affinity_reference import (affinity_loss_dense,
 from p2seg_mm.models.layers.blockwise_affinity_step import (
     affinity_loss_blockwise, affinity_step_blockwise, random_walk_blockwise)
 
+from tests.test_models.test_layers.test_blockwise_affinity_step import \
+    _inputs
+
 F64 = torch.float64
-
-
-def _inputs(num=37, dim=5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    embed = (0.4 * torch.randn(dim, num, generator=gen)).to(F64)
-    sem = torch.rand(3, num, generator=gen) > 0.55  # overlapping rows
-    ids = torch.randint(0, 5, (num, ), generator=gen)
-    inst = ids[None] == torch.arange(1, 5)[:, None]
-    prob = torch.softmax(torch.randn(4, num, generator=gen), 0).to(F64)
-    walk_w = torch.randn(4, num, generator=gen).to(F64)
-    return embed, sem, inst, prob, walk_w
 
 
 def test_gaussian_matrix_hand_computed():
