@@ -90,6 +90,15 @@ TRAININGS = {
         model=dict(
             affinity_head=dict(affinity='gaussian'),
             train_cfg=dict(unrefined_sem_loss_weight=1.0))),
+    # + the walk at stride 4 (pool 1) with majority membership: a cell
+    # joins an object's affinity rows only if most of its pixels do, so an
+    # object's affine set is not the object dilated by a cell (docs/method.md
+    # §4.6); run with --iters 1000 (README "Quality benchmark")
+    'p2seg_aux_gm': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=1.0, aff_membership='majority'))),
 }
 # row -> (training, test_cfg options, splits)
 ROWS = {
@@ -117,6 +126,11 @@ ROWS = {
     'p2seg_gauss': ('p2seg_gauss', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_gauss': ('p2seg_aux_gauss', dict(use_i2s=True),
                         ('train', 'val')),
+    'p2seg_aux_gm': ('p2seg_aux_gm', dict(use_i2s=True), ('train', 'val')),
+    'p2seg_aux_gm_no_test_i2s': ('p2seg_aux_gm', dict(use_i2s=False),
+                                 ('train', 'val')),
+    'p2seg_aux_gm_map': ('p2seg_aux_gm', dict(semantic_source='pseudo_map'),
+                         ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
