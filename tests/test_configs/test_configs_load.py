@@ -135,7 +135,10 @@ def _runner_schedulers(cfg, work_dir):
         train_cfg=cfg.train_cfg,
         optim_wrapper=cfg.optim_wrapper,
         param_scheduler=cfg.param_scheduler,
-        default_scope='mmengine')
+        # 'mmdet' as every config: a Runner makes its scope the process's
+        # default, and 'mmengine' would hide the plugin's transforms from
+        # the later tests of this worker
+        default_scope='mmdet')
     runner.train_loop  # builds the loop, whose max_iters the schedulers read
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     return runner.build_param_scheduler(cfg.param_scheduler)
