@@ -104,17 +104,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Entry point; returns the COCO dict written to ``--out``."""
     args = parse_args(argv)
-    coco, counts = import_points(
-        args.format,
-        args.input,
-        args.img_dir,
-        classes=args.classes,
-        channel=args.channel,
-        keep_masks=args.keep_masks,
-        coords=args.coords,
-        columns=_columns(args.columns),
-        image=args.image,
-        default_class=args.default_class)
+    try:
+        coco, counts = import_points(
+            args.format,
+            args.input,
+            args.img_dir,
+            classes=args.classes,
+            channel=args.channel,
+            keep_masks=args.keep_masks,
+            coords=args.coords,
+            columns=_columns(args.columns),
+            image=args.image,
+            default_class=args.default_class)
+    except (ValueError, FileNotFoundError) as err:
+        # a problem of the user's files: its message names the file and the
+        # fix; a traceback would only bury it
+        raise SystemExit(f'import_points: {err}') from None
     dump_json_atomic(coco, args.out)
     names = [c['name'] for c in coco['categories']]
     masks = ' with masks' if args.keep_masks else ''

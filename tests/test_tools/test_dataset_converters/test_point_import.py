@@ -277,6 +277,15 @@ def test_cli_writes_json(img_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(['--format', 'csv', 'p.csv', '--img-dir', '.', '--out',
                    'o.json', '--columns', 'x:axis-1'])
+    # bad user data: one line naming the file and the fix, no traceback
+    _write(img_dir / 'a.json', _labelme('a.png', [
+        _labelme_shape('nucleus', [[3.0, 4.0]])]))
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(['--format', 'labelme', str(img_dir), '--img-dir',
+                   str(img_dir), '--classes', 'cell', '--out', str(out)])
+    assert str(exit_info.value).startswith('import_points: ')
+    assert 'a.json' in str(exit_info.value)
+    assert 'unknown class' in str(exit_info.value)
 
 
 # --keep-masks. a.png is 10 x 20 (H x W). Expected masks by hand in our
