@@ -7,7 +7,10 @@ and the eager per-loss baseline (:mod:`.affinity_reference`).
 
 For one image, let ``E`` of shape (D, N) be the affinity embedding (N = h*w
 pixels at stride 4). The predicted affinity is ``A = sigmoid(E^T E)`` (N, N):
-raw dot products, no normalisation, no temperature; A is symmetric.
+raw dot products, no normalisation, no temperature; A is symmetric. The
+switch ``kind='gaussian'`` uses ``A = exp(-|e_i - e_j|^2)`` instead (tile
+:func:`upper_affinity`, gradient :func:`embed_grad`); below, the sigmoid's
+factor ``A (1 - A)`` then becomes ``A``.
 
 **Targets.** A binary membership matrix ``M`` (K, N) (any nonzero entry is a
 member) defines ``T = (M^T M > 0)``: pair (i, j) is positive iff some row k

@@ -31,10 +31,29 @@ def _objective(losses, walked, walk_w, loss_w):
     return (losses * loss_w).sum() + (walked * walk_w).sum()
 
 
-def _dense(embed, prob, members):
-    losses = [affinity_loss_dense(embed, m) for m in members]
+def _dense(embed, prob, members, power=1.0, kind='sigmoid'):
+    losses = [affinity_loss_dense(embed, m, kind) for m in members]
     losses = torch.stack(losses) if losses else embed.new_zeros(0)
-    return losses, random_walk_dense(embed, prob)
+    return losses, random_walk_dense(embed, prob, power, kind)
+
+
+def fused_and_dense(embed, prob, members, walk_w, loss_w, block_size,
+                    power=1.0, kind='sigmoid'):
+    """(losses, walked, dE, dP) of the dense reference and of the fused
+    step, for one objective that weighs every output differently."""
+    results = []
+    for fused in (False, True):
+        e = embed.clone().requires_grad_()
+        p = prob.clone().requires_grad_()
+        if fused:
+            losses, walked = affinity_step_blockwise(e, p, members,
+                                                     block_size, power, kind)
+        else:
+            losses, walked = _dense(e, p, members, power, kind)
+        grads = torch.autograd.grad(
+            _objective(losses, walked, walk_w, loss_w), (e, p))
+        results.append((losses.detach(), walked.detach()) + grads)
+    return results
 
 
 @pytest.mark.parametrize('block_size', [4, 16, 41, 64])
@@ -43,18 +62,8 @@ def test_step_matches_dense_values_and_grads(block_size, which):
     embed, sem, inst, prob, walk_w = _inputs()
     members = dict(both=[sem, inst], sem=[sem], none=[])[which]
     loss_w = torch.tensor([0.7, -1.3], dtype=F64)[:len(members)]
-    results = []
-    for fused in (False, True):
-        e = embed.clone().requires_grad_()
-        p = prob.clone().requires_grad_()
-        if fused:
-            losses, walked = affinity_step_blockwise(e, p, members,
-                                                     block_size)
-        else:
-            losses, walked = _dense(e, p, members)
-        grads = torch.autograd.grad(
-            _objective(losses, walked, walk_w, loss_w), (e, p))
-        results.append((losses.detach(), walked.detach()) + grads)
+    results = fused_and_dense(embed, prob, members, walk_w, loss_w,
+                              block_size)
     for got, want in zip(results[1], results[0]):
         assert_close(got, want, rtol=1e-4, atol=1e-12)
     assert results[0][2].abs().max() > 1e-6  # not a vacuous comparison
@@ -90,20 +99,8 @@ def test_walk_power_matches_dense(power, block_size):
     (losses keep A), and the power really changes the walk."""
     embed, sem, inst, prob, walk_w = _inputs()
     loss_w = torch.tensor([0.7, -1.3], dtype=F64)
-    results = []
-    for fused in (False, True):
-        e = embed.clone().requires_grad_()
-        p = prob.clone().requires_grad_()
-        if fused:
-            losses, walked = affinity_step_blockwise(e, p, [sem, inst],
-                                                     block_size, power)
-        else:
-            losses = torch.stack(
-                [affinity_loss_dense(e, m) for m in (sem, inst)])
-            walked = random_walk_dense(e, p, power)
-        grads = torch.autograd.grad(
-            _objective(losses, walked, walk_w, loss_w), (e, p))
-        results.append((losses.detach(), walked.detach()) + grads)
+    results = fused_and_dense(embed, prob, [sem, inst], walk_w, loss_w,
+                              block_size, power)
     for got, want in zip(results[1], results[0]):
         assert_close(got, want, rtol=1e-4, atol=1e-12)
     plain = random_walk_dense(embed, prob)

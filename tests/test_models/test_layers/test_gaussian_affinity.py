@@ -15,8 +15,8 @@ from p2seg_mm.models.layers.affinity_reference import (affinity_loss_dense,
 from p2seg_mm.models.layers.blockwise_affinity_step import (
     affinity_loss_blockwise, affinity_step_blockwise, random_walk_blockwise)
 
-from tests.test_models.test_layers.test_blockwise_affinity_step import \
-    _inputs
+from tests.test_models.test_layers.test_blockwise_affinity_step import (
+    _inputs, fused_and_dense)
 
 F64 = torch.float64
 
@@ -41,21 +41,8 @@ def test_gaussian_matrix_hand_computed():
 def test_gaussian_step_matches_dense_values_and_grads(block_size, power):
     embed, sem, inst, prob, walk_w = _inputs()
     loss_w = torch.tensor([0.7, -1.3], dtype=F64)
-    results = []
-    for fused in (False, True):
-        e = embed.clone().requires_grad_()
-        p = prob.clone().requires_grad_()
-        if fused:
-            losses, walked = affinity_step_blockwise(
-                e, p, [sem, inst], block_size, power, kind='gaussian')
-        else:
-            losses = torch.stack([
-                affinity_loss_dense(e, m, 'gaussian') for m in (sem, inst)
-            ])
-            walked = random_walk_dense(e, p, power, 'gaussian')
-        objective = (losses * loss_w).sum() + (walked * walk_w).sum()
-        grads = torch.autograd.grad(objective, (e, p))
-        results.append((losses.detach(), walked.detach()) + grads)
+    results = fused_and_dense(embed, prob, [sem, inst], walk_w, loss_w,
+                              block_size, power, 'gaussian')
     for got, want in zip(results[1], results[0]):
         assert_close(got, want, rtol=1e-6, atol=1e-12)
     assert results[0][2].abs().max() > 1e-4  # not a vacuous comparison
