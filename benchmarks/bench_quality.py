@@ -99,6 +99,12 @@ TRAININGS = {
             affinity_head=dict(affinity='gaussian', pool=1),
             train_cfg=dict(
                 unrefined_sem_loss_weight=1.0, aff_membership='majority'))),
+    # the paper's training (refined CE only) with the same three switches:
+    # does the method train once its affinity cannot collapse?
+    'p2seg_gm': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(aff_membership='majority'))),
 }
 # row -> (training, test_cfg options, splits)
 ROWS = {
@@ -131,6 +137,11 @@ ROWS = {
                                  ('train', 'val')),
     'p2seg_aux_gm_map': ('p2seg_aux_gm', dict(semantic_source='pseudo_map'),
                          ('train', 'val')),
+    'p2seg_gm': ('p2seg_gm', dict(use_i2s=True), ('train', 'val')),
+    'p2seg_gm_no_test_i2s': ('p2seg_gm', dict(use_i2s=False),
+                             ('train', 'val')),
+    'p2seg_gm_map': ('p2seg_gm', dict(semantic_source='pseudo_map'),
+                     ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
