@@ -10,6 +10,7 @@ mmdet datasets (second stage) and the ground-truth jsons of the metrics
 config classes in order and whose masks must be decodable.
 """
 import json
+import os
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -108,7 +109,10 @@ def _load_json(path: str, what: str) -> Tuple[Optional[dict],
     if not osp.isfile(path):
         return None, [DataProblem(
             'error', f'{what} {path} does not exist. Fix: check the path '
-            '(and data_root) in the config.')]
+            '(and data_root) in the config'
+            + ('' if osp.isabs(path) else
+               f'; a relative path is read from the current folder '
+               f'{os.getcwd()}: run from the project root') + '.')]
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f), []

@@ -271,3 +271,21 @@ def test_16_bit_warning_depends_on_the_loader(tmp_path, capsys, kind):
                         loader='LoadP2SegImageFromFile')
     assert tool.main([cfg]) == 0
     assert not _messages(capsys.readouterr().out, 'WARNING')
+
+
+def test_missing_relative_ann_file_names_the_current_folder(
+        tmp_path, monkeypatch, capsys):
+    """A relative data_root resolves against the current folder: the
+    message says which folder that was and how to fix it."""
+    tool = _load_tool('analysis_tools', 'check_dataset.py')
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(CONFIG.format(loader='LoadImageFromFile',
+                                 root='data/nowhere',
+                                 gt=str(tmp_path / 'gt.json')))
+    (tmp_path / 'gt.json').write_text(json.dumps(_good_dataset(tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    assert tool.main([str(cfg), '--splits', 'train', '--no-files']) == 1
+    out = capsys.readouterr().out
+    assert 'data/nowhere/train.json does not exist' in out
+    assert f'current folder {tmp_path}' in out
+    assert 'run from the project root' in out

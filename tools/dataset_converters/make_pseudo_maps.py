@@ -47,24 +47,45 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'source', help='COCO-with-points json, or a config (.py) whose '
         'train dataset gives the json, image and map folders')
-    parser.add_argument('--img-dir', help='image folder (json source)')
-    parser.add_argument('--out-dir', help='map folder (json source)')
+    parser.add_argument('--img-dir', help='image folder (required with a '
+                        'json source; a config gives its own)')
+    parser.add_argument('--out-dir', help='folder the maps are written to '
+                        "(required with a json source; a config's "
+                        'seg_map_path folder otherwise)')
     parser.add_argument('--gt', help='COCO json with masks: print the '
                         'foreground IoU per class')
     parser.add_argument('--method', choices=['threshold'],
                         default='threshold')
+    helps = dict(
+        sigma='Gaussian blur (pixels) before thresholding',
+        k_mad='start level: k_mad x MAD from the median (the higher of '
+        'this and half the points\' median contrast)',
+        min_k='lowest level (x MAD) the search may go down to',
+        min_point_coverage='lower the level (x0.75 steps) until this '
+        'share of the points is foreground',
+        radius='radius (pixels) of the opening/closing that cleans the '
+        'mask; 0: none',
+        min_area='components smaller than this (pixels) are dropped',
+        ignore_band='width (pixels) of the ignore (255) band around each '
+        'kept component')
     for name in ('sigma', 'k_mad', 'min_k', 'min_point_coverage'):
         parser.add_argument('--' + name.replace('_', '-'), type=float,
-                            default=getattr(defaults, name))
+                            default=getattr(defaults, name),
+                            help=f'{helps[name]} (default %(default)s)')
     for name in ('radius', 'min_area', 'ignore_band'):
         parser.add_argument('--' + name.replace('_', '-'), type=int,
-                            default=getattr(defaults, name))
+                            default=getattr(defaults, name),
+                            help=f'{helps[name]} (default %(default)s)')
     parser.add_argument('--conflict', choices=['nearest', 'ignore'],
                         default=defaults.conflict,
-                        help='component holding points of several classes')
+                        help='component holding points of several classes: '
+                        'split by nearest point, or mark it ignore')
     parser.add_argument('--percentiles', nargs=2, type=float,
-                        default=DEFAULT_PERCENTILES)
-    parser.add_argument('--channel', type=int, default=None)
+                        default=DEFAULT_PERCENTILES,
+                        help='intensity percentiles mapped to 0/255 when '
+                        'reading 16-bit or float images')
+    parser.add_argument('--channel', type=int, default=None,
+                        help='plane of multi-plane TIFFs')
     return parser.parse_args(argv)
 
 

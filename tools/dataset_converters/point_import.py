@@ -126,9 +126,10 @@ def _checked_point(p: ImportedPoint, height: int, width: int,
     if not (0 <= x < width and 0 <= y < height):
         raise ValueError(
             f'{p.where}: point ({p.x}, {p.y}) of image {p.image} lies outside '
-            f'it (W {width}, H {height}; need 0 <= x < {width}, 0 <= y < '
-            f'{height}). Fix: correct the point, or check --coords and '
-            '--columns (x/y swapped?).')
+            f'it (W {width}, H {height}; need 0 <= x <= {width}, 0 <= y '
+            f'<= {height}; a point on the far border is moved inside). '
+            'Fix: correct the point, or check --coords and --columns (x/y '
+            'swapped?).')
     return [float(x), float(y)]
 
 

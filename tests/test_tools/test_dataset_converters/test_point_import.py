@@ -95,7 +95,9 @@ def test_labelme_errors(img_dir, tmp_path):
     _write(ann_dir / 'a.json', _labelme('a.png', [
         _labelme_shape('cell', [[20.5, 4.0]])]))
     with pytest.raises(ValueError, match=r'a.json: shape #0.*\(20.5, 4.0\) '
-                       'of image a.png lies outside'):
+                       'of image a.png lies outside.*need 0 <= x <= 20, '
+                       '0 <= y <= 10; a point on the far border is moved '
+                       'inside'):
         import_points('labelme', str(ann_dir), str(img_dir))
     # exactly on the far border (tools allow x = W): moved inside
     _write(ann_dir / 'a.json', _labelme('a.png', [

@@ -217,3 +217,16 @@ def test_config_classes_set_the_map_values_and_the_gt_classes(tmp_path):
                                                  '("b", "a")'))
     with pytest.raises(ValueError, match='json category order'):
         tool.main([str(config), '--sigma', '0'])
+
+
+def test_help_describes_every_option(capsys):
+    """``--help`` says what each threshold option does and its default."""
+    tool = _load_tool()
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    for phrase in ('Gaussian blur (pixels) before thresholding (default 1.0)',
+                   'ignore (255) band around each kept component (default 1)',
+                   'required with a json source', 'plane of multi-plane'):
+        assert phrase in text, phrase
+    assert '(json source)' not in text
