@@ -225,6 +225,10 @@ def checkpoint_of(work: str) -> Optional[str]:
         return None
     with open(last) as f:
         path = f.read().strip()
+    # a cache trained from another checkout (a git worktree sharing
+    # work_dirs) names that checkout's path: the file is here
+    if not osp.exists(path):
+        path = osp.join(work, osp.basename(path))
     return path if osp.exists(path) else None
 
 
