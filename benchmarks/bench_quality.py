@@ -112,6 +112,10 @@ ROWS = {
     'dis_group': ('dis_group', dict(use_i2s=False), ('train', 'val')),
     'i2s_t1': ('i2s_t1', dict(use_i2s=True), ('train', 'val')),
     'p2seg': ('p2seg', dict(use_i2s=True), ('train', 'val')),
+    # the given pseudo-map grouped by the offsets of the training without
+    # I2S: what the I2S training adds to stage B (compare p2seg_map)
+    'mdm_base_map': ('mdm_base', dict(semantic_source='pseudo_map'),
+                     ('train', 'val')),
     'k2': ('k2', dict(use_i2s=True), ('train', 'val')),
     # the full method's checkpoint without the walk at test time: what
     # the test-time I2S adds
