@@ -116,6 +116,11 @@ ROWS = {
     # I2S: what the I2S training adds to stage B (compare p2seg_map)
     'mdm_base_map': ('mdm_base', dict(semantic_source='pseudo_map'),
                      ('train', 'val')),
+    'dis_group_map': ('dis_group', dict(semantic_source='pseudo_map'),
+                      ('train', 'val')),
+    'i2s_t1_map': ('i2s_t1', dict(semantic_source='pseudo_map'),
+                   ('train', 'val')),
+    'k2_map': ('k2', dict(semantic_source='pseudo_map'), ('train', 'val')),
     'k2': ('k2', dict(use_i2s=True), ('train', 'val')),
     # the full method's checkpoint without the walk at test time: what
     # the test-time I2S adds
