@@ -30,9 +30,9 @@ def test_through_stride_keeps_aligned_blocks_and_loses_thin_objects(probe):
     assert not block[[0, 0, -1, -1], [0, -1, 0, -1]].any()
     assert (out4[:4] == 0).all() and (out4[12:] == 0).all()
     assert (out4 == 2).sum() == 0  # a quarter of a cell never wins
-    # stride 8: the 8 x 8 block straddles cells, its corners are lost
-    out8 = probe.through_stride(sem, 2, 8)
-    assert 0 < (out8 == 1).sum() < 64
+    # stride 8: the 8 x 8 block covers a quarter of each of four cells,
+    # so it vanishes (the nuclei of the demo are ~14 px)
+    assert (probe.through_stride(sem, 2, 8) == 0).all()
     # sizes that are not a multiple of the stride keep their shape
     assert probe.through_stride(sem[:15, :23], 2, 4).shape == (15, 23)
 
