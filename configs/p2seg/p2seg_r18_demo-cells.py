@@ -51,7 +51,12 @@ model = dict(
     # walks at test: E. coli 100 % fallback squares, HeLa 50-100 %;
     # docs/method.md §4.6), and trained with only the refined CE the
     # semantic head learns neither class (row p2seg_no_test_i2s: HeLa AP25
-    # 8.9; E. coli 100 % fallback in row p2seg vs 26 % in p2seg_aux). So
+    # 8.9; E. coli 100 % fallback in row p2seg vs 26 % in p2seg_aux), and
+    # a walk at this config's stride 8 cannot reach IoU .7 at all: the
+    # ground-truth map through a stride-8 grid scores HeLa AP70 4.1
+    # (benchmarks/probe_map_errors.py; stride 4: 97.8). Also at 1000
+    # iterations with a stride-4 Gaussian walk the paper's training (refined
+    # CE only, row p2seg_gm) leaves the semantic head unsure. So
     # the demo adds a CE on the unrefined logits (not in the paper) and new
     # images are decoded from the unrefined map (use_i2s=False; paper
     # configs: 0 and True).
