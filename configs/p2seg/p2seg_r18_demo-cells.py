@@ -54,9 +54,11 @@ model = dict(
     # 8.9; E. coli 100 % fallback in row p2seg vs 26 % in p2seg_aux), and
     # a walk at this config's stride 8 cannot reach IoU .7 at all: the
     # ground-truth map through a stride-8 grid scores HeLa AP70 4.1
-    # (benchmarks/probe_map_errors.py; stride 4: 97.8). Also at 1000
-    # iterations with a stride-4 Gaussian walk the paper's training (refined
-    # CE only, row p2seg_gm) leaves the semantic head unsure. So
+    # (benchmarks/probe_map_errors.py; stride 4: 97.8). Even with a walk
+    # that does not collapse (Gaussian affinity, stride 4, majority
+    # membership, 1000 iterations) the paper's training with the refined CE
+    # alone gives HeLa AP50 14.2 (row p2seg_gm; 84.6 with the unrefined CE,
+    # p2seg_aux_gm; 3 seeds, benchmarks/results/iters1000). So
     # the demo adds a CE on the unrefined logits (not in the paper) and new
     # images are decoded from the unrefined map (use_i2s=False; paper
     # configs: 0 and True).
