@@ -1,5 +1,6 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Load a script of ``tools/`` as a module, as ``python tools/...`` runs it.
+"""Load a script of ``tools/`` (or ``benchmarks/``) as a module, as ``python
+tools/...`` runs it.
 
 A script imports the helper modules next to it (``tools/dataset_converters/
 demo_cells.py``, ``tools/pipeline_stages.py``, ...) by their plain names,

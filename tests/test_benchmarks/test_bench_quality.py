@@ -1,20 +1,14 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """The quality benchmark's bookkeeping: options, parsing, seed statistics."""
-import importlib.util
 import statistics
-from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / 'benchmarks' / 'bench_quality.py'
-
+from tests.tool_loader import load_tool
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('bench_quality', PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmarks/bench_quality.py')
 
 
 def test_each_paper_row_differs_by_its_switch(bench):

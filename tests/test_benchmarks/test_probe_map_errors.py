@@ -1,21 +1,14 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """The map-error probe's stride ceiling and corrected maps, by hand."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / 'benchmarks' / \
-    'probe_map_errors.py'
+from tests.tool_loader import load_tool
 
 
 @pytest.fixture(scope='module')
 def probe():
-    spec = importlib.util.spec_from_file_location('probe_map_errors', PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmarks/probe_map_errors.py')
 
 
 def test_through_stride_keeps_aligned_blocks_and_loses_thin_objects(probe):
