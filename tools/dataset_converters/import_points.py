@@ -127,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
           f'{len(coco["annotations"])} points{masks}, classes {names}')
     for what, num in sorted(counts.items()):
         if num:
-            print(f'  {num} x {what}')
+            print(f'  {what}: {num}')
     return coco
 
 

@@ -6,9 +6,11 @@ Example::
     python tools/dataset_converters/make_pseudo_maps.py my_cells/points.json \\
         --img-dir my_cells/ --out-dir my_cells/pseudo_maps/
     # or from a training config: its train dataset's points json, image
-    # folder and seg folder (data_root + data_prefix)
+    # folder and seg folder (data_root + data_prefix.seg); this one
+    # rewrites the demo's maps as they are (sigma 0.6)
     python tools/dataset_converters/make_pseudo_maps.py \\
-        configs/p2seg/p2seg_r18_demo-cells.py --gt annotations/train_gt.json
+        configs/p2seg/p2seg_r18_demo-cells.py --sigma 0.6 \\
+        --gt annotations/train_gt.json
 
 writes ``<out-dir>/<file_name stem>.png`` per image (0 background,
 ``c + 1`` class ``c``, 255 ignore; classes: the config's
@@ -50,12 +52,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--img-dir', help='image folder (required with a '
                         'json source; a config gives its own)')
     parser.add_argument('--out-dir', help='folder the maps are written to '
-                        "(required with a json source; a config's "
-                        'seg_map_path folder otherwise)')
+                        'as <image stem>.png, replacing maps already there '
+                        '(required with a json source; with a config: its '
+                        'data_root + data_prefix.seg)')
     parser.add_argument('--gt', help='COCO json with masks: print the '
-                        'foreground IoU per class')
+                        'foreground IoU per class (with a config: relative '
+                        "to its data_root)")
     parser.add_argument('--method', choices=['threshold'],
-                        default='threshold')
+                        default='threshold',
+                        help='how foreground is found (the only one: a '
+                        'robust threshold, see pseudo_maps.py)')
     helps = dict(
         sigma='Gaussian blur (pixels) before thresholding',
         k_mad='start level: k_mad x MAD from the median (the higher of '
@@ -79,13 +85,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--conflict', choices=['nearest', 'ignore'],
                         default=defaults.conflict,
                         help='component holding points of several classes: '
-                        'split by nearest point, or mark it ignore')
+                        'split by nearest point, or mark it ignore '
+                        '(default %(default)s)')
     parser.add_argument('--percentiles', nargs=2, type=float,
-                        default=DEFAULT_PERCENTILES,
-                        help='intensity percentiles mapped to 0/255 when '
-                        'reading 16-bit or float images')
+                        default=DEFAULT_PERCENTILES, metavar=('LOW', 'HIGH'),
+                        help='intensity percentiles mapped to 0 / 255 when '
+                        'reading 16-bit or float images (default %(default)s)')
     parser.add_argument('--channel', type=int, default=None,
-                        help='plane of multi-plane TIFFs')
+                        help='plane (0-based) of multi-plane TIFFs; without '
+                        'it such a file is refused with its axes')
     return parser.parse_args(argv)
 
 
@@ -168,10 +176,15 @@ def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray],
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Entry point; returns one statistics dict per image."""
     args = parse_args(argv)
-    points_file, img_dir, out_dir, gt_file, classes = resolve_paths(args)
+    try:
+        points_file, img_dir, out_dir, gt_file, classes = resolve_paths(args)
+    except ValueError as err:  # a usage error: one line, exit status 2
+        raise SystemExit(f'make_pseudo_maps: {err}') from None
     if gt_file and not osp.isfile(gt_file):
-        raise FileNotFoundError(f'--gt {gt_file}: no such file (relative '
-                                "paths: to the config's data_root first).")
+        where = " (relative paths: to the config's data_root first)" \
+            if args.source.endswith('.py') else ''
+        raise SystemExit(f'make_pseudo_maps: --gt {gt_file}: no such '
+                         f'file{where}.')
     cfg = PseudoMapConfig(
         **{k: getattr(args, k) for k in PseudoMapConfig.__annotations__})
     with open(points_file, encoding='utf-8') as f:

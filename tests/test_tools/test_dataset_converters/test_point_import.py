@@ -427,7 +427,7 @@ def test_cli_keep_masks(img_dir, tmp_path, capsys):
     assert [a['area'] for a in coco['annotations']] == [12.0, 22.0, 12.0]
     printed = capsys.readouterr().out
     assert '3 points with masks' in printed
-    assert '1 x mask shape without a point of its label skipped' in printed
+    assert '  mask shape without a point of its label skipped: 1\n' in printed
     path = _write(tmp_path / 'p.csv', 'file,x,y,class\na.png,3,4,cell\n')
     with pytest.raises(SystemExit):
         tool.main(['--format', 'csv', path, '--img-dir', str(img_dir),

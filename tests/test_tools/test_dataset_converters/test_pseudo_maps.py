@@ -135,9 +135,10 @@ def test_cli_from_config_with_gt_iou(tmp_path):
     assert ious == {'a': pytest.approx(expected)} and expected > 0.8
     bad = tmp_path / 'bad.py'
     bad.write_text('train_dataloader = dict(dataset=dict(ann_file="p.json"))')
-    with pytest.raises(ValueError, match='data_prefix'):
+    # usage errors end the command with one line (no traceback)
+    with pytest.raises(SystemExit, match='make_pseudo_maps: .*data_prefix'):
         tool.main([str(bad)])
-    with pytest.raises(ValueError, match='--img-dir'):
+    with pytest.raises(SystemExit, match='make_pseudo_maps: .*--img-dir'):
         tool.main([str(root / 'points.json')])
 
 
@@ -166,8 +167,14 @@ def test_cli_config_with_images_at_data_root_and_gt_errors(tmp_path):
         'data_prefix=dict(img="", seg="pseudo_maps/")))\n')
     tool.main([str(config), '--sigma', '0'])
     assert (root / 'pseudo_maps' / 'f1.png').is_file()
-    with pytest.raises(FileNotFoundError, match='missing_gt.json'):
+    with pytest.raises(SystemExit, match="missing_gt.json: no such file "
+                       r"\(relative paths: to the config's data_root"):
         tool.main([str(config), '--gt', 'missing_gt.json'])
+    # a json source has no data_root: the message does not mention one
+    with pytest.raises(SystemExit, match=r'missing_gt.json: no such file\.$'):
+        tool.main([str(root / 'points.json'), '--img-dir', str(root),
+                   '--out-dir', str(tmp_path / 'maps'), '--gt',
+                   'missing_gt.json'])
     with pytest.raises(ValueError, match='other_gt.json'):
         tool.main([str(config), '--gt', 'other_gt.json'])
 
@@ -227,6 +234,7 @@ def test_help_describes_every_option(capsys):
     text = ' '.join(capsys.readouterr().out.split())
     for phrase in ('Gaussian blur (pixels) before thresholding (default 1.0)',
                    'ignore (255) band around each kept component (default 1)',
-                   'required with a json source', 'plane of multi-plane'):
+                   'required with a json source', 'plane (0-based) of multi-plane',
+                   'LOW HIGH', 'replacing maps already there'):
         assert phrase in text, phrase
     assert '(json source)' not in text
