@@ -112,7 +112,9 @@ def _load_json(path: str, what: str) -> Tuple[Optional[dict],
             '(and data_root) in the config'
             + ('' if osp.isabs(path) else
                f'; a relative path is read from the current folder '
-               f'{os.getcwd()}: run from the project root') + '.')]
+               f'{os.getcwd()}: run from the project root (the folder '
+               'that holds configs/) or set data_root with --cfg-options')
+            + '.')]
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f), []

@@ -21,6 +21,8 @@ Each problem names the file, image id and annotation id and the fix. Exit
 status 1 if any error was found, 0 otherwise (warnings only).
 """
 import argparse
+import os
+import os.path as osp
 import sys
 from typing import List, Optional
 
@@ -61,6 +63,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import p2seg_mm  # noqa: F401  (registries: dataset classes)
     from p2seg_mm.datasets.config_checks import check_config_data
+    if not osp.isfile(args.config):
+        print(f'{args.config}: no such config file (relative paths are read '
+              f'from the current folder {os.getcwd()}; run from the project '
+              "root, the folder that holds configs/).")
+        return 2
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
