@@ -4,15 +4,22 @@
 See docs/method.md §4.6 (session 6). For every class of the demo cells and
 both splits, prints:
 
-- the pseudo-map's foreground against the ground truth: IoU, precision,
-  recall, and its false-positive pixels by distance to the nearest
-  ground-truth pixel (1, 2, 3, >= 4 px; share of the ground-truth area);
+- the pseudo-map's foreground against the ground truth (ignore pixels,
+  255, count as background): IoU, precision, recall, and its
+  false-positive pixels by distance to the nearest ground-truth pixel
+  (1, 2, 3, >= 4 px; share of the ground-truth area);
 - the nearest-point baseline's VOC mask AP (%) at IoU .5 / .7 / .75 on the map,
   on the map with its false positives removed (map AND ground truth), with
   its false negatives added (map OR ground truth), and on the ground-truth
   map (the ``oracle`` row of ``bench_quality.py``), and on the
   ground-truth map averaged over stride-2 / 4 / 8 cells and bilinearly
   upsampled: the best a semantic head at that stride can do.
+
+``--data`` is a folder laid out as ``data/demo_cells`` (made by
+``tools/dataset_converters/prepare_demo_data.py``): ``annotations/
+{train,val}_points.json`` and ``{train,val}_gt.json``, ``images/`` and
+``pseudo_sem/<image stem>.png``. About 3 minutes on 2 cores; each split's
+tables print when it is done.
 
 No learning and no randomness: the numbers are exact for the data. A
 method that learns from the map inherits its boundaries; the rows with
@@ -38,6 +45,8 @@ from p2seg_mm.structures.mask_codec import encode_mask
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _machine import cpu_model  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 VARIANTS = ('map', 'map AND gt', 'map OR gt', 'gt (oracle)',
             'gt via stride 2', 'gt via stride 4', 'gt via stride 8')
@@ -142,9 +151,25 @@ def run_split(data: str, split: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data', default='data/demo_cells')
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data', default=osp.join(ROOT, 'data', 'demo_cells'),
+                        help='the data folder (default: the demo cells of '
+                        'this checkout)')
     args = parser.parse_args()
+    missing = [
+        name for split in ('train', 'val')
+        for name in (f'annotations/{split}_points.json',
+                     f'annotations/{split}_gt.json')
+        if not osp.isfile(osp.join(args.data, name))
+    ] + [d for d in ('images', 'pseudo_sem')
+         if not osp.isdir(osp.join(args.data, d))]
+    if missing:
+        parser.exit(2, f'{args.data}: missing {", ".join(missing)}. Fix: '
+                    'give --data a folder laid out as data/demo_cells (python '
+                    'tools/dataset_converters/prepare_demo_data.py makes '
+                    'it).\n')
     print(f'# Pseudo-map errors of {args.data} ({cpu_model()}; exact, no '
           'seeds)')
     for split in ('train', 'val'):

@@ -20,7 +20,8 @@ changes of the map, and prints the VOC mask AP per class:
 With ``--flips`` it also counts the pixels whose foreground / background
 label the change flips, right or wrong against the ground truth.
 
-Not package code: the variant replaces
+The model is built from the config saved next to the checkpoint (the
+training's own settings). Not package code: the variant replaces
 ``P2SegPointGroupingHead.predict`` in this process only.
 
 Example::
@@ -33,6 +34,7 @@ import json
 import os
 import os.path as osp
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -134,33 +136,66 @@ def gt_foreground(data: str, split: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('training', help='a bench_quality.py training name')
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('training', choices=sorted(bq.TRAININGS),
+                        metavar='TRAINING',
+                        help='a training of bench_quality.py (TRAININGS): '
+                        + ', '.join(bq.TRAININGS))
     parser.add_argument('--iters-dir', default='work_dirs/bench_quality',
-                        help="that benchmark's --work-dir")
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--split', default='train')
+                        help="that benchmark's --work-dir (default: its "
+                        '300-iteration cache %(default)s)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='which cached seed (default %(default)s)')
+    parser.add_argument('--split', default='train', choices=['train', 'val'],
+                        help='training frames (pseudo-masks) or held-out '
+                        'frames (default %(default)s)')
     parser.add_argument('--variant', default='walk_map',
-                        choices=['none', 'walk_map', 'walk_net', 'fill'])
-    parser.add_argument('--eps', type=float, default=0.1)
-    parser.add_argument('--flips', action='store_true')
-    parser.add_argument('--data', default=bq.DATA)
-    parser.add_argument('--out', default=None)
+                        choices=['none', 'walk_map', 'walk_net', 'fill'],
+                        help='the change of the given map (see above; '
+                        'default %(default)s)')
+    parser.add_argument('--eps', type=float, default=0.1,
+                        help='smoothing of the given map in walk_map / '
+                        'walk_net (default %(default)s)')
+    parser.add_argument('--flips', action='store_true',
+                        help='count the foreground/background flips against '
+                        'the ground truth')
+    parser.add_argument('--data', default=bq.DATA,
+                        help='data folder (default %(default)s)')
+    parser.add_argument('--out', default=None,
+                        help='scores json (default: a file in the temporary '
+                        'folder)')
     args = parser.parse_args()
-    os.chdir(bq.ROOT)
-    ckpt = bq.checkpoint_of(
-        osp.join(args.iters_dir, args.training, f'seed{args.seed}'))
+    # relative paths are the user's, i.e. from the current folder
+    iters_dir, data = osp.abspath(args.iters_dir), osp.abspath(args.data)
+    if not osp.isdir(iters_dir) and not osp.isabs(args.iters_dir):
+        iters_dir = osp.join(bq.ROOT, args.iters_dir)  # the repo's cache
+    if not osp.isdir(data) and not osp.isabs(args.data):
+        data = osp.join(bq.ROOT, args.data)
+    out = osp.abspath(args.out) if args.out else osp.join(
+        tempfile.gettempdir(), f'probe_map_walk_{args.variant}.json')
+    work = osp.join(iters_dir, args.training, f'seed{args.seed}')
+    ckpt = bq.checkpoint_of(work)
     if ckpt is None:
-        sys.exit(f'no checkpoint of {args.training} seed {args.seed} under '
-                 f'{args.iters_dir}: run bench_quality.py first.')
+        parser.exit(2, f'no checkpoint of {args.training} seed {args.seed} '
+                    f'under {iters_dir}. Fix: python benchmarks/'
+                    f'bench_quality.py --rows {args.training}_map (or a row '
+                    f'of that training) --seeds {args.seed} --work-dir '
+                    f'{args.iters_dir} [--iters N].\n')
+    saved = sorted(f for f in os.listdir(work) if f.endswith('.py'))
+    os.chdir(bq.ROOT)
     patch_head(args.variant, args.eps,
-               gt_foreground(args.data, args.split) if args.flips else {})
+               gt_foreground(data, args.split) if args.flips else {})
     row = f'{args.training}_map'
     bq.ROWS.setdefault(row, (args.training, dict(
         semantic_source='pseudo_map'), ('train', 'val')))
-    out = args.out or f'/tmp/probe_map_walk_{args.variant}.json'
-    bq.score_one(row, args.split, ckpt, out, args.data,
-                 bq.model_options(args.training, []))
+    if saved:  # the training's own config (its --cfg-options included)
+        bq.CONFIG = osp.join(work, saved[0])
+        options = []
+    else:
+        options = bq.model_options(args.training, [])
+    bq.score_one(row, args.split, ckpt, out, data, options)
     with open(out) as f:
         scores = json.load(f)
     print(args.variant, args.training, f'seed {args.seed}', args.split)
