@@ -99,6 +99,17 @@ TRAININGS = {
             affinity_head=dict(affinity='gaussian', pool=1),
             train_cfg=dict(
                 unrefined_sem_loss_weight=1.0, aff_membership='majority'))),
+    # p2seg_aux_gm less one switch each (which of the three matters):
+    # max-pooled membership, or the sigmoid affinity, at stride 4
+    'p2seg_aux_g4': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(unrefined_sem_loss_weight=1.0))),
+    'p2seg_aux_sm4': dict(
+        model=dict(
+            affinity_head=dict(pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=1.0, aff_membership='majority'))),
     # the paper's training (refined CE only) with the same three switches:
     # does the method train once its affinity cannot collapse?
     'p2seg_gm': dict(
@@ -146,6 +157,9 @@ ROWS = {
                                  ('train', 'val')),
     'p2seg_aux_gm_map': ('p2seg_aux_gm', dict(semantic_source='pseudo_map'),
                          ('train', 'val')),
+    'p2seg_aux_g4': ('p2seg_aux_g4', dict(use_i2s=True), ('train', 'val')),
+    'p2seg_aux_sm4': ('p2seg_aux_sm4', dict(use_i2s=True),
+                      ('train', 'val')),
     'p2seg_gm': ('p2seg_gm', dict(use_i2s=True), ('train', 'val')),
     'p2seg_gm_no_test_i2s': ('p2seg_gm', dict(use_i2s=False),
                              ('train', 'val')),
