@@ -13,10 +13,11 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from p2seg_mm.engine.pseudo_export import build_export_cfg
+from p2seg_mm.utils.config_file import load_config_or_exit
 from p2seg_mm.utils.dist import setup_distributed
 
 
@@ -59,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config_or_exit(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher

@@ -127,7 +127,8 @@ def build_test_config(args: argparse.Namespace) -> Config:
     Returns:
         Config: The config the runner is built from.
     """
-    cfg = Config.fromfile(args.config)
+    from p2seg_mm.utils.config_file import load_config_or_exit
+    cfg = load_config_or_exit(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

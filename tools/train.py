@@ -98,7 +98,8 @@ def build_train_config(args: argparse.Namespace) -> Config:
             ``auto_scale_lr.base_batch_size``, or ``--amp`` on a config whose
             ``optim_wrapper`` is not an ``OptimWrapper``/``AmpOptimWrapper``.
     """
-    cfg = Config.fromfile(args.config)
+    from p2seg_mm.utils.config_file import load_config_or_exit
+    cfg = load_config_or_exit(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -21,12 +21,10 @@ Each problem names the file, image id and annotation id and the fix. Exit
 status 1 if any error was found, 0 otherwise (warnings only).
 """
 import argparse
-import os
-import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -63,12 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import p2seg_mm  # noqa: F401  (registries: dataset classes)
     from p2seg_mm.datasets.config_checks import check_config_data
-    if not osp.isfile(args.config):
-        print(f'{args.config}: no such config file (relative paths are read '
-              f'from the current folder {os.getcwd()}; run from the project '
-              "root, the folder that holds configs/).")
-        return 2
-    cfg = Config.fromfile(args.config)
+    from p2seg_mm.utils.config_file import load_config_or_exit
+    cfg = load_config_or_exit(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     problems = check_config_data(
