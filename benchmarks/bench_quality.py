@@ -117,6 +117,21 @@ TRAININGS = {
             affinity_head=dict(affinity='gaussian', pool=1),
             train_cfg=dict(aff_membership='majority'))),
 }
+
+
+def decodings(training: str) -> Dict[str, tuple]:
+    """The three rows of one training: with the walk at test (named as the
+    training), ``_no_test_i2s`` (same checkpoint, no walk) and ``_map`` (its
+    offsets on the given pseudo-map)."""
+    splits = ('train', 'val')
+    return {
+        training: (training, dict(use_i2s=True), splits),
+        f'{training}_no_test_i2s': (training, dict(use_i2s=False), splits),
+        f'{training}_map': (training, dict(semantic_source='pseudo_map'),
+                            splits),
+    }
+
+
 # row -> (training, test_cfg options, splits)
 ROWS = {
     'mdm_base': ('mdm_base', dict(use_i2s=False), ('train', 'val')),
@@ -152,19 +167,11 @@ ROWS = {
     'p2seg_gauss': ('p2seg_gauss', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_gauss': ('p2seg_aux_gauss', dict(use_i2s=True),
                         ('train', 'val')),
-    'p2seg_aux_gm': ('p2seg_aux_gm', dict(use_i2s=True), ('train', 'val')),
-    'p2seg_aux_gm_no_test_i2s': ('p2seg_aux_gm', dict(use_i2s=False),
-                                 ('train', 'val')),
-    'p2seg_aux_gm_map': ('p2seg_aux_gm', dict(semantic_source='pseudo_map'),
-                         ('train', 'val')),
+    **decodings('p2seg_aux_gm'),
     'p2seg_aux_g4': ('p2seg_aux_g4', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_sm4': ('p2seg_aux_sm4', dict(use_i2s=True),
                       ('train', 'val')),
-    'p2seg_gm': ('p2seg_gm', dict(use_i2s=True), ('train', 'val')),
-    'p2seg_gm_no_test_i2s': ('p2seg_gm', dict(use_i2s=False),
-                             ('train', 'val')),
-    'p2seg_gm_map': ('p2seg_gm', dict(semantic_source='pseudo_map'),
-                     ('train', 'val')),
+    **decodings('p2seg_gm'),
     # point-free decoding (centre peaks) of new images, no clicks
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),

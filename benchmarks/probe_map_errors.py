@@ -41,10 +41,10 @@ from scipy import ndimage
 from p2seg_mm.evaluation.nearest_point_baseline import nearest_point_masks
 from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
                                                 load_coco)
-from p2seg_mm.structures.mask_codec import encode_mask
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _machine import cpu_model  # noqa: E402
+from bench_quality import masks_to_anns  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -120,13 +120,9 @@ def run_split(data: str, split: str) -> None:
         for name, sem in variant_maps(seg, gt_sem, len(cats)).items():
             res = nearest_point_masks(sem.astype(np.uint8), xy, labels,
                                       len(cats))
-            for j in range(len(pts)):
-                anns[name].append(
-                    dict(id=len(anns[name]) + 1, image_id=img_id,
-                         category_id=cat_ids[labels[j]],
-                         segmentation=encode_mask(res['masks'][j]),
-                         score=float(res['scores'][j]), iscrowd=0,
-                         point=[float(v) for v in xy[j]]))
+            anns[name] += masks_to_anns(res['masks'], res['scores'],
+                                        labels, xy, img_id, cat_ids,
+                                        len(anns[name]))
     print(f'\n## {split}\n')
     print('| class | map fg IoU | precision | recall | FP at 1 / 2 / 3 / '
           '>=4 px (% of gt area) |')
