@@ -192,6 +192,15 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     points = points_by_image(coco, classes, points_file)
     classes = classes or [c['name'] for c in coco['categories']]
     rows, maps = [], {}
+    targets = [
+        osp.join(out_dir, osp.splitext(info['file_name'])[0] + '.png')
+        for info in coco['images']
+    ]
+    replaced = sum(osp.isfile(t) for t in targets)
+    if replaced:
+        print(f'make_pseudo_maps: replacing {replaced} of the '
+              f'{len(targets)} maps in {out_dir} (files of the same name '
+              'already there); keep them by giving another --out-dir.')
     for info in coco['images']:
         path = osp.join(img_dir, info['file_name'])
         image = read_image_file(path, 'rgb', args.percentiles, args.channel)

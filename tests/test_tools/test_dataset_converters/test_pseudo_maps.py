@@ -65,7 +65,7 @@ def test_threshold_lowered_until_points_covered():
     assert stats['k'] < 6 and seg[11, 11] == 1 and seg[28, 40] == 0
 
 
-def test_cli_writes_maps_the_loader_reads(tmp_path):
+def test_cli_writes_maps_the_loader_reads(tmp_path, capsys):
     from p2seg_mm.datasets.transforms.loading import LoadP2SegAnnotations
     tool = _load_tool()
     image, _ = _scene()
@@ -90,6 +90,15 @@ def test_cli_writes_maps_the_loader_reads(tmp_path):
                                                  'f1.png'),
              img_shape=(H, W), instances=[]))
     assert results['gt_seg_map'][10, 10] == 2
+    assert 'replacing' not in capsys.readouterr().out
+    # a second run says that it replaces the maps already there
+    tool.main([
+        str(tmp_path / 'p.json'), '--img-dir',
+        str(tmp_path / 'imgs'), '--out-dir',
+        str(tmp_path / 'maps')
+    ])
+    assert 'replacing 1 of the 1 maps in ' + str(tmp_path / 'maps') in \
+        capsys.readouterr().out
 
 
 def _load_tool():
