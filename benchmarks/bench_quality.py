@@ -20,8 +20,11 @@ per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
 - extra rows (beyond the paper, each one switch on top of ``p2seg``) are
   listed in ``ROWS`` with their reason.
 
-Learned rows train ``configs/p2seg/p2seg_r18_demo-cells.py`` with
-``randomness.seed = s`` for each seed, one torch thread per process,
+Learned rows train ``--config`` (default: the ladder MDM
+``configs/p2seg/p2seg_r18_stride8-300it_demo-cells.py``, the demo's network
+at CPU-cheap settings; the demo's own ``p2seg_r18_demo-cells.py`` trains
+the row ``p2seg_aux_gmw``) for ``--iters`` (default: the config's
+``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one torch thread per process,
 ``--jobs`` processes side by side. Everything is cached under
 ``--work-dir`` (checkpoints, decoded jsons, scores): a rerun only does what
 is missing, so a killed run resumes. Writes ``results/quality.md``,
@@ -35,6 +38,10 @@ Example::
 
     python benchmarks/bench_quality.py                 # all rows, 3 seeds
     python benchmarks/bench_quality.py --rows nearest p2seg --seeds 0
+    # the stride-4 Gaussian walk at 1000 iterations, with and without it
+    python benchmarks/bench_quality.py --iters 1000 \
+        --rows nearest p2seg_aux_gm p2seg_aux_gm_no_test_i2s \
+        --work-dir work_dirs/bench_quality_1000
 """
 import argparse
 import datetime
@@ -55,7 +62,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _machine import cpu_model  # noqa: E402
 
-CONFIG = 'configs/p2seg/p2seg_r18_demo-cells.py'
+CONFIG = 'configs/p2seg/p2seg_r18_stride8-300it_demo-cells.py'
 DATA = 'data/demo_cells'
 IOUS = (0.25, 0.5, 0.7, 0.75)
 # The paper's ladder: each training differs from the one above by one
@@ -110,6 +117,16 @@ TRAININGS = {
             affinity_head=dict(pool=1),
             train_cfg=dict(
                 unrefined_sem_loss_weight=1.0, aff_membership='majority'))),
+    # + the I2S terms (affinity losses, walk, refined CE) on one random
+    # 128 x 128 window of each batch (train_cfg.i2s_window): 1/16 of the
+    # N^2 pairs of a 256^2 crop at stride 4, so that the walk trains within
+    # the demo's CPU budget (docs/method.md §4.6)
+    'p2seg_aux_gmw': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=1.0, aff_membership='majority',
+                i2s_window=(128, 128)))),
     # the paper's training (refined CE only) with the same three switches:
     # does the method train once its affinity cannot collapse?
     'p2seg_gm': dict(
@@ -172,6 +189,7 @@ ROWS = {
     'p2seg_aux_sm4': ('p2seg_aux_sm4', dict(use_i2s=True),
                       ('train', 'val')),
     **decodings('p2seg_gm'),
+    **decodings('p2seg_aux_gmw'),
     # point-free decoding (centre peaks) of new images, no clicks
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
@@ -414,14 +432,11 @@ def decode_with_model(row, split, ckpt, data, points, cat_ids,
 
 
 def parse_value(text: str):
-    """``'False'`` -> False, ``'8'`` -> 8, other text stays text."""
-    words = {'True': True, 'False': False, 'None': None}
-    if text in words:
-        return words[text]
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    """A ``--cfg-options`` value as mmengine parses it: ``'False'`` ->
+    False, ``'8'`` -> 8, ``'(128, 128)'`` -> (128, 128), other text stays
+    text."""
+    from mmengine.config import DictAction
+    return DictAction._parse_iterable(text)
 
 
 def summarise(scores: Dict[str, Dict[str, List[dict]]],
@@ -461,6 +476,17 @@ def select(records: List[dict], row: str, split: str,
     ]
 
 
+def extra_options(args) -> str:
+    """``', --train-options ... --test-options ...'`` when given (the
+    header must say how to reproduce the table)."""
+    out = ''
+    for flag in ('train_options', 'test_options'):
+        if getattr(args, flag):
+            out += f", --{flag.replace('_', '-')} " + ' '.join(
+                f"'{opt}'" for opt in getattr(args, flag))
+    return out
+
+
 def markdown(records: List[dict], args, minutes: float) -> str:
     classes = sorted({r['class'] for r in records} - {'mean'}) + ['mean']
     lines = [
@@ -469,7 +495,8 @@ def markdown(records: List[dict], args, minutes: float) -> str:
         '',
         f'{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, '
         f'Python {platform.python_version()}; MDM {CONFIG}, '
-        f'{args.iters} iterations, seeds {args.seeds}; this invocation '
+        f'{args.iters} iterations{extra_options(args)}, seeds '
+        f'{args.seeds}; this invocation '
         f'{minutes:.0f} min (results cached in {args.work_dir} are '
         'reused). '
         'VOC mask AP (%) at IoU .25 / .5 / .7 / .75 and mean IoU per point '
@@ -532,7 +559,9 @@ def main(argv=None) -> None:
     parser.add_argument('--rows', nargs='+',
                         default=list(NO_LEARNING) + list(ROWS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--iters', type=int,
+                        help='training length (default: the config\'s '
+                        'train_cfg.max_iters)')
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument('--data', default=DATA)
     parser.add_argument('--config', default=CONFIG,
@@ -549,6 +578,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     CONFIG = args.config
+    if args.iters is None:
+        from mmengine.config import Config
+        args.iters = int(
+            Config.fromfile(osp.join(ROOT, CONFIG)).train_cfg.max_iters)
     if args.score_one:
         score_one(*args.score_one, args.ckpt, args.out, args.data,
                   args.test_options)

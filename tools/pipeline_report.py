@@ -63,6 +63,22 @@ def results_table(pseudo: Dict[str, str], train_gt: Optional[str],
     return '\n'.join(lines)
 
 
+def mdm_table(metrics: Dict, use_i2s: bool) -> str:
+    """Markdown table of the MDM's own test-split scores (in %): the
+    held-out images decoded from their points (``tools/test.py`` with the
+    MDM config), with or without test-time I2S."""
+    head = ('| MDM on the held-out images, from their points | AP | AP50 | '
+            'mAP25 | mAP50 | mAP70 | mAP75 |')
+    name = 'test-time I2S ' + ('on' if use_i2s else 'off')
+    cells = [
+        _fmt(metrics.get(k)) for k in ('coco/segm_mAP', 'coco/segm_mAP_50',
+                                       'voc/mAP25', 'voc/mAP50',
+                                       'voc/mAP70', 'voc/mAP75')
+    ]
+    return '\n'.join([head, '|' + '---|' * 7,
+                      '| ' + ' | '.join([name] + cells) + ' |'])
+
+
 def pick_images(labels_per_image: Sequence[Sequence[int]],
                 num: int) -> List[int]:
     """Indices of up to ``num`` images to draw, covering every class.
@@ -139,7 +155,9 @@ def _draw_json_masks(ann_file: str,
 
 def render_overlays(work: str, pseudo: Dict[str, str], paths: Dict[str, str],
                     final: Dict[str, Dict], num: int) -> None:
-    """PNG overlays of the pseudo-masks and of the final predictions."""
+    """PNG overlays of the pseudo-masks, of the MDM's predictions on the
+    held-out images (``mdm_<image>.png``, when ``mdm_eval/`` has them) and
+    of the final predictions."""
     if num <= 0:
         return
     out_dir = osp.join(work, 'overlays')
@@ -152,6 +170,9 @@ def render_overlays(work: str, pseudo: Dict[str, str], paths: Dict[str, str],
         from pycocotools.coco import COCO
         val = COCO(paths.get('val_ann', paths['train_ann']))
         names = [c['name'] for c in val.dataset['categories']]
+    mdm_pred = osp.join(work, 'mdm_eval', 'predictions.pkl')
+    if osp.isfile(mdm_pred):
+        _draw_predictions(mdm_pred, names, out_dir, num, 'mdm')
     for key in final:
         pred_file = osp.join(work, f'second_{key}', 'eval',
                              'predictions.pkl')

@@ -152,6 +152,31 @@ def options_dict(opts: Optional[Sequence[str]]) -> Dict:
     return out
 
 
+def _merged_config(config: str,
+                   cfg_options: Optional[Sequence[str]] = None) -> Config:
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options_dict(cfg_options))
+    return cfg
+
+
+def has_test_split(config: str,
+                   cfg_options: Optional[Sequence[str]] = None) -> bool:
+    """Whether ``config`` has a test dataloader and evaluator (what
+    ``tools/test.py`` needs to score the model)."""
+    cfg = _merged_config(config, cfg_options)
+    return bool(cfg.get('test_dataloader')) and bool(
+        cfg.get('test_evaluator'))
+
+
+def test_time_i2s(config: str,
+                  cfg_options: Optional[Sequence[str]] = None) -> bool:
+    """``model.test_cfg.use_i2s`` of an MDM config (the decoding's default,
+    True, when unset)."""
+    from p2seg_mm.models.seg_heads import DEFAULT_TEST_CFG
+    test_cfg = _merged_config(config, cfg_options).model.get('test_cfg') or {}
+    return bool(test_cfg.get('use_i2s', DEFAULT_TEST_CFG['use_i2s']))
+
+
 def data_paths(config: str,
                cfg_options: Optional[Sequence[str]] = None) -> Dict:
     """Absolute paths of the train/val annotation files and folders.
@@ -166,8 +191,7 @@ def data_paths(config: str,
     """
     from p2seg_mm.datasets.config_checks import (dataset_classes,
                                                  split_datasets)
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(options_dict(cfg_options))
+    cfg = _merged_config(config, cfg_options)
     out = {}
     for split in ('train', 'val'):
         found = list(split_datasets(cfg, [split])) or list(

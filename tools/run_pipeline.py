@@ -1,6 +1,9 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """Run P2Seg end to end: MDM training → pseudo-masks → second stage → mAP.
 
+Also scores the MDM itself on its config's test split (the held-out images
+decoded from their points, as new images are; ``--no-mdm-test`` skips it).
+
 Example (the README's demo)::
 
     python tools/run_pipeline.py --demo
@@ -10,7 +13,8 @@ which is the same as::
     python tools/run_pipeline.py \
         configs/p2seg/p2seg_r18_demo-cells.py \
         configs/p2seg_second_stage/mask-rcnn_r18_fpn_demo-cells-p2seg-pseudo.py \
-        --train-gt data/demo_cells/annotations/train_gt.json
+        --train-gt data/demo_cells/annotations/train_gt.json \
+        --variants p2seg
 
 Stages whose outputs exist are skipped, so a killed run resumes. The
 stages are in ``pipeline_stages.py``, the results table and overlays in
@@ -34,9 +38,11 @@ from p2seg_mm.utils.atomic_io import write_bytes_atomic  # noqa: E402
 # sibling modules (this script's folder is on sys.path)
 from export_nearest_point_baseline import (  # noqa: E402
     export_nearest_point_baseline)
-from pipeline_report import render_overlays, results_table  # noqa: E402
+from pipeline_report import (mdm_table, render_overlays,  # noqa: E402
+                             results_table)
 from pipeline_stages import (REPO, data_paths, export_stage,  # noqa: E402
-                             run_command, test_stage, train_stage)
+                             has_test_split, run_command, test_stage,
+                             test_time_i2s, train_stage)
 
 DEMO_MDM = 'configs/p2seg/p2seg_r18_demo-cells.py'
 DEMO_SECOND = ('configs/p2seg_second_stage/'
@@ -62,10 +68,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--variants',
         nargs='+',
-        default=['p2seg', 'nearest', 'gt'],
         choices=['p2seg', 'nearest', 'gt'],
         help='second-stage trainings to run: on P2Seg pseudo-masks, on the '
-        'nearest-point baseline, on ground-truth masks')
+        'nearest-point baseline, on ground-truth masks (default: all three; '
+        '--demo: p2seg only, because at the demo\'s 80 iterations the three '
+        'differ by less than their noise, README "Demo results")')
     parser.add_argument(
         '--mdm-options', nargs='+', help='--cfg-options for stage A')
     parser.add_argument(
@@ -77,17 +84,32 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='second-stage trainings run side by side (each logs to its '
         'own stage.log); --demo uses 3 with one torch thread each')
     parser.add_argument(
+        '--no-mdm-test',
+        action='store_true',
+        help='skip scoring the MDM itself on the test split (its test '
+        'dataloader and evaluator: the held-out images decoded from their '
+        'points with the config\'s test_cfg, test-time I2S included)')
+    parser.add_argument(
         '--overlays', type=int, default=4, help='PNG overlays per stage')
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
-    args = parse_args(argv)
+def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill what the command line left open: the demo's configs, data and
+    second-stage variants (p2seg only), else all three variants."""
     if args.demo:
         args.mdm_config = args.mdm_config or DEMO_MDM
         args.second_config = args.second_config or DEMO_SECOND
         args.train_gt = args.train_gt or DEMO_TRAIN_GT
         args.jobs = max(args.jobs, 3)
+        args.variants = args.variants or ['p2seg']
+    args.variants = args.variants or ['p2seg', 'nearest', 'gt']
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = apply_defaults(parse_args(argv))
+    if args.demo:
         if not osp.isfile(osp.join(REPO, DEMO_TRAIN_GT)):
             run_command([
                 sys.executable,
@@ -111,6 +133,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     no_val = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
     mdm_ckpt = train_stage(args.mdm_config, osp.join(work, 'mdm'),
                            no_val + list(args.mdm_options or []))
+    # The MDM's own inference on the held-out images (decoded from their
+    # points as new images are: the network's map, test-time I2S per the
+    # config's test_cfg).
+    mdm_test = None
+    if not args.no_mdm_test and has_test_split(args.mdm_config,
+                                               args.mdm_options):
+        mdm_test = test_stage(args.mdm_config, mdm_ckpt,
+                              osp.join(work, 'mdm_eval'), args.mdm_options)
     # Stage B: pseudo-masks of the training images, plus the baseline.
     pseudo = {
         'p2seg':
@@ -159,11 +189,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                              'eval'), args.second_options)
     render_overlays(work, pseudo, paths, final, args.overlays)
     table = results_table(pseudo, train_gt, final)
+    if mdm_test is not None:
+        table += '\n\n' + mdm_table(
+            mdm_test, test_time_i2s(args.mdm_config, args.mdm_options))
     write_bytes_atomic((table + '\n').encode(), osp.join(work, 'results.md'))
     print_log('\n' + table, logger='current')
     print_log(f'results in {osp.join(work, "results.md")}; overlays in '
               f'{osp.join(work, "overlays")}', logger='current')
-    return dict(pseudo=pseudo, final=final, work_dir=work)
+    return dict(pseudo=pseudo, final=final, mdm_test=mdm_test, work_dir=work)
 
 
 if __name__ == '__main__':

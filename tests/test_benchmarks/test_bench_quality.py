@@ -34,6 +34,9 @@ def test_parse_value_and_summary(bench):
     assert bench.parse_value('False') is False
     assert bench.parse_value('8') == 8
     assert bench.parse_value('center') == 'center'
+    # tuples (train_cfg.i2s_window) as the training's --cfg-options has them
+    assert bench.parse_value('(128, 128)') == (128, 128)
+    assert bench.parse_value('None') is None
     runs = [{
         'voc/mAP25': v, 'voc/mAP50': v, 'voc/mAP70': v, 'voc/mAP75': v,
         'voc/AP25/cell': v, 'voc/AP50/cell': v, 'voc/AP70/cell': v,
@@ -69,3 +72,24 @@ def test_nearest_fallback_row_uses_the_configs_square(bench):
     assert square["masks"][1].sum() == (2 * half)**2  # (2 half)^2 px
     assert square['masks'][1][20, 20] and square['scores'][1] == 0.5
     assert (square['masks'][0] == plain['masks'][0]).all()
+
+
+def test_results_header_says_how_to_reproduce(bench):
+    """The markdown names the extra training / decoding options, without
+    which a table made with ``--train-options`` reads as the default run."""
+    import argparse
+    args = argparse.Namespace(iters=1000, seeds=[0, 1], work_dir='w',
+                              train_options=['a.b=(192,192)'],
+                              test_options=[])
+    assert bench.extra_options(args) == ", --train-options 'a.b=(192,192)'"
+    args.test_options = ['x=1']
+    assert bench.extra_options(args).endswith(", --test-options 'x=1'")
+    args.train_options, args.test_options = [], []
+    assert bench.extra_options(args) == ''
+    records = [dict(row='nearest', split='train', **{'class': c}, iou=0.5,
+                    mean=50.0, std=0.0, seeds=1, miou_mean=50.0,
+                    miou_std=0.0, fallback_mean=0.0)
+               for c in ('cell', 'mean')]
+    args.train_options = ['a.b=1']
+    text = bench.markdown(records, args, 1.0)
+    assert "1000 iterations, --train-options 'a.b=1', seeds [0, 1]" in text

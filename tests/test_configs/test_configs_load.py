@@ -21,7 +21,7 @@ def test_there_are_configs():
             for p in STAGE_A} >= {
                 'p2seg_r50_voc.py', 'p2seg_r101_voc.py',
                 'p2seg_hrnet48_voc.py', 'p2seg_hrnet48_coco.py',
-                'p2seg_r18_demo-cells.py'
+                'p2seg_r18_demo-cells.py', 'p2seg_r18_stride8-300it_demo-cells.py'
             }
 
 
@@ -92,6 +92,7 @@ def test_class_names_and_counts_are_written_once():
     ('p2seg_50k.py', 50000, 2000),
     ('p2seg_200k.py', 200000, 2000),
     ('p2seg_demo_300.py', 300, 50),
+    ('p2seg_demo_1000.py', 1000, 50),
 ])
 def test_schedule_bases_decay_over_their_length(tmp_path, name, max_iters,
                                                 warmup):
@@ -142,3 +143,26 @@ def _runner_schedulers(cfg, work_dir):
     runner.train_loop  # builds the loop, whose max_iters the schedulers read
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     return runner.build_param_scheduler(cfg.param_scheduler)
+
+
+def test_demo_and_ladder_configs_differ_in_the_walk():
+    """The demo walks at stride 4 with the Gaussian affinity, its I2S terms
+    on a 128^2 window, and decodes new images with the walk; the quality
+    benchmark's ladder config keeps the stride-8 sigmoid walk over the whole
+    crop for 300 iterations (the results it made stay reproducible)."""
+    stage_a = REPO / 'configs' / 'p2seg'
+    demo = Config.fromfile(str(stage_a / 'p2seg_r18_demo-cells.py'))
+    ladder = Config.fromfile(
+        str(stage_a / 'p2seg_r18_stride8-300it_demo-cells.py'))
+
+    def walk(cfg):
+        return (cfg.model.affinity_head.pool,
+                cfg.model.affinity_head.affinity,
+                cfg.model.train_cfg.aff_membership,
+                cfg.model.train_cfg.i2s_window, cfg.train_cfg.max_iters,
+                cfg.default_hooks.checkpoint.interval,
+                cfg.model.test_cfg.use_i2s)
+
+    assert walk(demo) == (1, 'gaussian', 'majority', (128, 128), 1000, 1000,
+                          True)
+    assert walk(ladder) == (2, 'sigmoid', 'max', None, 300, 300, False)

@@ -56,6 +56,8 @@ val_evaluator = [
          iou_thrs=[0.25, 0.5, 0.7, 0.75])
 ]
 test_evaluator = val_evaluator
+# the MDM's own held-out decoding walks (as the demo config's)
+model = dict(test_cfg=dict(use_i2s=True))
 '''
 SECOND_TEMPLATE = '''
 _base_ = [{base!r}]
@@ -103,12 +105,14 @@ SECOND_SHORT = SHORT + ['model.test_cfg.rcnn.max_per_img=20']
 
 
 def _table_rows(table):
-    """``{row name: [float, ...]}`` of the numeric rows of results.md."""
+    """``{row name: [float, ...]}`` of the numeric rows of the tables of
+    results.md (separated by blank lines, each with a 2-line header)."""
     rows = {}
-    for line in table.strip().splitlines()[2:]:
-        cells = [c.strip() for c in line.strip().strip('|').split('|')]
-        if all(c != '-' for c in cells[1:]):
-            rows[cells[0]] = [float(c) for c in cells[1:]]
+    for block in table.strip().split('\n\n'):
+        for line in block.strip().splitlines()[2:]:
+            cells = [c.strip() for c in line.strip().strip('|').split('|')]
+            if all(c != '-' for c in cells[1:]):
+                rows[cells[0]] = [float(c) for c in cells[1:]]
     return rows
 
 
@@ -151,3 +155,9 @@ def test_run_pipeline_tiny(point_dataset, tmp_path):
         with open(metrics_file) as f:
             assert json.load(f) == out['final'][variant]
     assert (work / 'mdm' / 'DONE').is_file()
+    # the MDM's own inference on the held-out images, with the config's
+    # test-time I2S (on in MDM_TEMPLATE)
+    with open(work / 'mdm_eval' / 'metrics.json') as f:
+        assert json.load(f) == out['mdm_test']
+    assert len(rows['test-time I2S on']) == 6, rows
+    assert all(0 <= v <= 100 for v in rows['test-time I2S on'])

@@ -9,7 +9,7 @@ labelme folder and a link to the repository's ``configs/``, so that the
 README's relative paths hold. What the test changes, as the README says:
 the training command gets :data:`SHORT` appended (3 iterations of 2
 crops, no dataloader workers) and infer then reads the checkpoint of the
-last iteration (``iter_3.pth`` instead of ``iter_300.pth``). The
+last iteration (``iter_3.pth`` instead of ``iter_1000.pth``). The
 checkpoint is the one ``tools/train.py`` wrote.
 
 About 10 s on one core (the demo's ResNet-18 at 16 channels).
@@ -25,8 +25,8 @@ import numpy as np
 from tests.tool_loader import REPO, load_tool
 
 README = osp.join(REPO, 'README.md')
-# The README's training runs 300 iterations of 4 crops; the test 3 of 2.
-ITERS, README_ITERS = 3, 300
+# The README's training runs 1000 iterations of 4 crops; the test 3 of 2.
+ITERS, README_ITERS = 3, 1000
 SHORT = [
     '--cfg-options', f'train_cfg.max_iters={ITERS}',
     'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',

@@ -106,3 +106,43 @@ def _orientation(value):
     tags = Image.Exif()
     tags[274] = value
     return tags
+
+
+def test_mdm_test_split_and_i2s_read_from_config_and_options(tmp_path):
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text("model = dict(test_cfg=dict(use_i2s=False))\n"
+                   "test_dataloader = dict(batch_size=1)\n"
+                   "test_evaluator = dict(type='VOCInstanceMetric')\n")
+    assert pipeline_stages.has_test_split(str(cfg))
+    assert not pipeline_stages.has_test_split(str(cfg),
+                                              ['test_evaluator=None'])
+    assert not pipeline_stages.test_time_i2s(str(cfg))
+    assert pipeline_stages.test_time_i2s(str(cfg),
+                                         ['model.test_cfg.use_i2s=True'])
+    bare = tmp_path / 'bare.py'
+    bare.write_text('model = dict()\n')
+    assert not pipeline_stages.has_test_split(str(bare))
+    assert pipeline_stages.test_time_i2s(str(bare))  # the decoding default
+
+
+def test_mdm_table_names_the_walk_and_gives_percent():
+    metrics = {'coco/segm_mAP': 0.25, 'coco/segm_mAP_50': 0.5,
+               'voc/mAP25': 0.9, 'voc/mAP50': 0.5, 'voc/mAP70': 0.125}
+    head, rule, row = pipeline_report.mdm_table(metrics, True).splitlines()
+    assert len(rule.strip('|').split('|')) == 7
+    assert row == '| test-time I2S on | 25.0 | 50.0 | 90.0 | 50.0 | 12.5 | - |'
+    assert 'I2S off' in pipeline_report.mdm_table(metrics, False)
+
+
+def test_demo_trains_one_second_stage_unless_asked():
+    from tests.tool_loader import load_tool
+    run_pipeline = load_tool('tools/run_pipeline.py')
+    demo = run_pipeline.apply_defaults(run_pipeline.parse_args(['--demo']))
+    assert demo.variants == ['p2seg']
+    assert demo.mdm_config == run_pipeline.DEMO_MDM
+    asked = run_pipeline.apply_defaults(
+        run_pipeline.parse_args(['--demo', '--variants', 'p2seg', 'gt']))
+    assert asked.variants == ['p2seg', 'gt']
+    plain = run_pipeline.apply_defaults(run_pipeline.parse_args(['a', 'b']))
+    assert plain.variants == ['p2seg', 'nearest', 'gt']
+    assert not plain.no_mdm_test

@@ -4,7 +4,8 @@
 # iterations. The length is written once, in train_cfg: the poly decay has
 # no `end`, so the runner ends it at train_cfg.max_iters (also when
 # --cfg-options train_cfg.max_iters=N changes it). Other lengths:
-# p2seg_200k.py (COCO), p2seg_demo_300.py (CPU demo).
+# p2seg_200k.py (COCO), p2seg_demo_300.py (CPU ladder), p2seg_demo_1000.py
+# (CPU demo).
 max_iters = 50000
 val_interval = 5000
 

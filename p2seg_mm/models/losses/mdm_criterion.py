@@ -23,7 +23,8 @@ DEFAULT_TRAIN_CFG = dict(
     use_inst_affinity=True,
     aff_membership='max',
     aff_background=False,
-    unrefined_sem_loss_weight=0.0)
+    unrefined_sem_loss_weight=0.0,
+    i2s_window=None)
 
 
 class MDMOutputs(NamedTuple):
@@ -64,15 +65,22 @@ class P2SegMDMCriterion:
             release, or 'majority'; see ``pool_membership``),
             ``aff_background`` (T1 gets a background row; not in the
             paper), ``unrefined_sem_loss_weight`` (CE on the unrefined
-            logits; 0, the method). Defaults in ``DEFAULT_TRAIN_CFG``.
+            logits; 0, the method), ``i2s_window`` (None, the method, or
+            (h, w) pixels, multiples of ``aff_stride``: the affinity losses,
+            the walk and the refined CE of each batch run on one random
+            window of that size instead of the whole crop, N^2 pairs
+            shrinking with the window's area; not in the paper, for CPU
+            budgets; docs/method.md §4.6). Defaults in
+            ``DEFAULT_TRAIN_CFG``.
         online_target (dict): TASK_UTILS config of the online S2I target.
             Defaults to ``dict(type='OnlineS2ITarget')``.
         aff_stride (int): Stride of the affinity grid, 4 x the affinity
             head's ``pool``. Defaults to 4.
 
     Raises:
-        ValueError: ``num_stages`` < 1, or ``train_cfg.aff_stride``
-            contradicts ``aff_stride``.
+        ValueError: ``num_stages`` < 1, ``train_cfg.aff_stride``
+            contradicts ``aff_stride``, or ``i2s_window`` is not two
+            positive multiples of ``aff_stride``.
     """
 
     def __init__(self,
@@ -90,6 +98,15 @@ class P2SegMDMCriterion:
         if int(cfg['num_stages']) < 1:
             raise ValueError('train_cfg.num_stages must be >= 1, got '
                              f'{cfg["num_stages"]}.')
+        window = cfg['i2s_window']
+        if window is not None:
+            if len(window) != 2 or any(
+                    int(v) <= 0 or int(v) % aff_stride for v in window):
+                raise ValueError(
+                    'train_cfg.i2s_window must be None or (h, w) pixels, '
+                    f'positive multiples of the affinity stride {aff_stride}'
+                    f', got {window!r}.')
+            cfg['i2s_window'] = (int(window[0]), int(window[1]))
         self.train_cfg = cfg
         self.online_target = TASK_UTILS.build(online_target)
         self._warned_absent = False
@@ -131,15 +148,20 @@ class P2SegMDMCriterion:
         losses = self._static_s2i_losses(
             heads.center_offset, resize_bilinear(outputs.center, size),
             offset, batch_data_samples)
+        window = self._i2s_window(size)
         log_probs, stage_losses = self._mdm_stages(
             heads, outputs.sem_logits, offset, outputs.embed, gt_sem, labels,
-            batch_data_samples)
+            batch_data_samples, window)
         losses.update(stage_losses)
+        sem_target = refined_gt if self.train_cfg['use_i2s'] else gt_sem
+        if window is not None:
+            sem_target = sem_target[(slice(None), ) + window]
         # Bilinear upsampling of log-probs is renormalised like logits.
         losses.update(
             heads.semantic.loss_by_feat(
-                resize_bilinear(log_probs, size).log_softmax(dim=1),
-                refined_gt if self.train_cfg['use_i2s'] else gt_sem))
+                resize_bilinear(log_probs,
+                                sem_target.shape[-2:]).log_softmax(dim=1),
+                sem_target))
         losses['absent_cls_px'] = absent
         aux_weight = float(self.train_cfg.get('unrefined_sem_loss_weight', 0))
         if aux_weight > 0:
@@ -151,6 +173,29 @@ class P2SegMDMCriterion:
                                 size).log_softmax(dim=1), gt_sem)
             losses['loss_sem_seg_unrefined'] = aux_weight * aux['loss_sem_seg']
         return losses
+
+    def _i2s_window(
+            self, size: Tuple[int, int]) -> Optional[Tuple[slice, slice]]:
+        """Pixel slices (rows, cols) of this batch's I2S window, or None.
+
+        ``train_cfg.i2s_window`` (h, w), clipped to the input; its corner is
+        drawn uniformly on the affinity grid (multiples of ``aff_stride``)
+        from torch's generator, so the run's seed fixes it. None when I2S is
+        off or the window covers the input.
+        """
+        cfg = self.train_cfg
+        if cfg['i2s_window'] is None or not cfg['use_i2s']:
+            return None
+        if all(want >= full for want, full in zip(cfg['i2s_window'], size)):
+            return None
+        stride = int(cfg['aff_stride'])
+        out = []
+        for length, full in zip(cfg['i2s_window'], size):
+            length = min(length, full - full % stride)
+            start = stride * int(
+                torch.randint(0, (full - length) // stride + 1, ()))
+            out.append(slice(start, start + length))
+        return tuple(out)
 
     def _ignore_absent_classes(self, gt_sem: Tensor, labels: List[Tensor],
                                batch_data_samples: SampleList,
@@ -240,34 +285,52 @@ class P2SegMDMCriterion:
         return torch.stack(targets), torch.stack(weights), ids
 
     def _mdm_stages(
-            self, heads: MDMHeads, sem_logits: Tensor, offset: Tensor,
-            embed: Optional[Tensor], gt_sem: Tensor, labels: List[Tensor],
-            batch_data_samples: SampleList
+            self,
+            heads: MDMHeads,
+            sem_logits: Tensor,
+            offset: Tensor,
+            embed: Optional[Tensor],
+            gt_sem: Tensor,
+            labels: List[Tensor],
+            batch_data_samples: SampleList,
+            window: Optional[Tuple[slice, slice]] = None
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Run the K stages S2I -> I2S (docs/method.md §4.5).
 
         Stage 1 groups the pseudo-map's foreground; stage k+1 groups stage
         k's refined map (ignore pixels kept) and walks from stage k's
         refined probabilities. Online offset and T2 losses are averaged
-        over the stages.
+        over the stages. With ``window`` (pixel slices, from
+        ``_i2s_window``) the affinity targets, losses and walk see only
+        that part of each image; online S2I still groups the whole image.
 
         Returns:
-            tuple: final (B, C+1, h, w) log-probs (logits without I2S) and
-            the stage losses / diagnostics.
+            tuple: final (B, C+1, h, w) log-probs (logits without I2S; the
+            window's cells with a window) and the stage losses /
+            diagnostics.
         """
         cfg = self.train_cfg
         use_i2s = bool(cfg['use_i2s'])
         use_t2 = use_i2s and bool(cfg['use_inst_affinity'])
         num_stages = int(cfg['num_stages']) if use_i2s else 1
         channels = [refine_channels(lab) for lab in labels]
+        pix = (slice(None), slice(None))
         log_probs, fg_map = sem_logits, gt_sem
+        if window is not None:
+            step = gt_sem.shape[-1] // sem_logits.shape[-1]  # 4
+            cells = tuple(
+                slice(s.start // step, s.stop // step) for s in window)
+            pix = window
+            log_probs = sem_logits[(Ellipsis, ) + cells]
+            embed = embed[(Ellipsis, ) + cells]
         online, inst, coverage = [], [], []
         losses = dict()
         for stage in range(num_stages):
             aff_targets = dict()
             if use_i2s and stage == 0:  # T1 targets do not change
                 aff_targets['sem'] = [
-                    semantic_membership(seg, lab.tolist(), cfg['aff_stride'],
+                    semantic_membership(seg[pix], lab.tolist(),
+                                        cfg['aff_stride'],
                                         cfg['aff_membership'],
                                         cfg['aff_background'])
                     for seg, lab in zip(gt_sem, labels)
@@ -282,7 +345,7 @@ class P2SegMDMCriterion:
                             offset, targets, weights, online=True))
                 if use_t2:
                     aff_targets['inst'] = [
-                        instance_membership(ids_i, len(s.gt_instances),
+                        instance_membership(ids_i[pix], len(s.gt_instances),
                                             cfg['aff_stride'],
                                             cfg['aff_membership'])
                         for ids_i, s in zip(ids, batch_data_samples)
@@ -296,9 +359,13 @@ class P2SegMDMCriterion:
                 if 'sem' in aff_losses:
                     losses['loss_affinity_sem'] = aff_losses['sem']
                 if stage + 1 < num_stages:
-                    fg_map = refined_semantic_map(
-                        resize_bilinear(log_probs.detach(), gt_sem.shape[-2:]),
-                        channels, gt_sem)
+                    part = gt_sem[(slice(None), ) + pix]
+                    refined = refined_semantic_map(
+                        resize_bilinear(log_probs.detach(), part.shape[-2:]),
+                        channels, part)
+                    # outside the window the next stage groups the map
+                    fg_map = gt_sem.clone()
+                    fg_map[(slice(None), ) + pix] = refined
         if online:
             losses['loss_offset_online'] = torch.stack(online).mean()
         if inst:

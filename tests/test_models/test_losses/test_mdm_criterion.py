@@ -42,3 +42,73 @@ def test_detector_loss_is_the_criterion_on_the_forward():
     assert set(got) == set(want)
     for key in want:
         torch.testing.assert_close(got[key], want[key])
+
+
+def test_i2s_window_checks_and_draws_on_the_affinity_grid():
+    for bad in ((6, 8), (8, ), (0, 8), (8, -4)):
+        with pytest.raises(ValueError, match='i2s_window'):
+            P2SegMDMCriterion(dict(i2s_window=bad))
+    crit = P2SegMDMCriterion(dict(i2s_window=[8, 12]))
+    assert crit.train_cfg['i2s_window'] == (8, 12)
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(50):
+        rows, cols = crit._i2s_window((64, 40))
+        assert rows.stop - rows.start == 8 and cols.stop - cols.start == 12
+        assert rows.start % 4 == 0 and cols.start % 4 == 0
+        assert 0 <= rows.start <= 56 and 0 <= cols.start <= 28
+        starts.add((rows.start, cols.start))
+    assert len(starts) > 10  # drawn, not fixed
+    # a window as large as the input, or I2S off: the whole crop
+    assert crit._i2s_window((8, 12)) is None
+    assert crit._i2s_window((6, 10)) is None
+    assert P2SegMDMCriterion(dict(i2s_window=(8, 8),
+                                  use_i2s=False))._i2s_window((64, 64)) is None
+
+
+def _criterion_losses(model, window):
+    data = model.data_preprocessor(make_batch(), True)
+    outputs = model._forward(data['inputs'])
+    model.criterion._i2s_window = lambda size: window
+    return model.criterion.loss(
+        outputs,
+        MDMHeads(model.semantic_head, model.center_offset_head,
+                 model.affinity_head), data['data_samples'],
+        data['inputs'].shape[-2:])
+
+
+def test_i2s_window_restricts_the_affinity_terms_to_the_window():
+    """The window changes exactly the I2S terms (affinity losses, refined
+    CE); the windowed T1 loss is the head's loss on the window's cells and
+    the window's T1 memberships."""
+    from p2seg_mm.models.task_modules.target_generators.affinity_target \
+        import semantic_membership
+    from p2seg_mm.models.utils.batching import image_labels, stack_sem_seg
+    model = build().train()
+    # logits that differ between pixels (the init gives ~0 everywhere)
+    torch.manual_seed(1)
+    for conv in (model.semantic_head.cls, model.affinity_head.conv):
+        torch.nn.init.normal_(conv.weight, std=0.5)
+    window = (slice(16, 48), slice(8, 40))
+    torch.manual_seed(0)
+    whole = _criterion_losses(model, None)
+    torch.manual_seed(0)
+    part = _criterion_losses(model, window)
+    for key in ('loss_affinity_sem', 'loss_affinity_inst', 'loss_sem_seg'):
+        assert not torch.allclose(part[key], whole[key]), key
+    for key in ('loss_center', 'loss_offset_static', 'loss_offset_online'):
+        torch.testing.assert_close(part[key], whole[key])
+    # by hand: T1 on the window's 8 x 8 cells (stride 4)
+    data = model.data_preprocessor(make_batch(), True)
+    size = data['inputs'].shape[-2:]
+    with torch.no_grad():
+        embed = model._forward(data['inputs']).embed[..., 4:12, 2:10]
+    gt_sem = stack_sem_seg(data['data_samples'], tuple(size))
+    members = [
+        semantic_membership(seg[window], image_labels(s).tolist(), 4,
+                            model.criterion.train_cfg['aff_membership'],
+                            model.criterion.train_cfg['aff_background'])
+        for seg, s in zip(gt_sem, data['data_samples'])
+    ]
+    want = model.affinity_head.loss(embed, members, kind='sem')
+    torch.testing.assert_close(part['loss_affinity_sem'].detach(), want)
