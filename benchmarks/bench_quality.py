@@ -22,8 +22,9 @@ per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
 
 Learned rows train ``--config`` (default: the ladder MDM
 ``configs/p2seg/p2seg_r18_stride8-300it_demo-cells.py``, the demo's network
-at CPU-cheap settings; the demo's own ``p2seg_r18_demo-cells.py`` trains
-the row ``p2seg_aux_gmw``) for ``--iters`` (default: the config's
+at CPU-cheap settings; with ``--iters 1000`` the row ``p2seg_aux_gmw``,
+that config plus the row's switches, is the demo's
+``p2seg_r18_demo-cells.py``) for ``--iters`` (default: the config's
 ``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one torch thread per process,
 ``--jobs`` processes side by side. Everything is cached under
 ``--work-dir`` (checkpoints, decoded jsons, scores): a rerun only does what
@@ -557,24 +558,35 @@ def main(argv=None) -> None:
     global CONFIG
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rows', nargs='+',
-                        default=list(NO_LEARNING) + list(ROWS))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+                        default=list(NO_LEARNING) + list(ROWS),
+                        help='rows to train / decode / score (default: all): '
+                        + ' '.join(list(NO_LEARNING) + list(ROWS)))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
+                        help='randomness.seed of each training')
     parser.add_argument('--iters', type=int,
                         help='training length (default: the config\'s '
                         'train_cfg.max_iters)')
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--data', default=DATA)
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='processes side by side (one torch thread '
+                        'each)')
+    parser.add_argument('--data', default=DATA,
+                        help='the demo data folder (made if missing)')
     parser.add_argument('--config', default=CONFIG,
                         help='the MDM config every row trains and decodes')
-    parser.add_argument('--work-dir', default='work_dirs/bench_quality')
-    parser.add_argument('--out-dir', default='benchmarks/results')
+    parser.add_argument('--work-dir', default='work_dirs/bench_quality',
+                        help='cache of checkpoints and scores (a rerun '
+                        'reuses them)')
+    parser.add_argument('--out-dir', default='benchmarks/results',
+                        help='where quality.md / .json / .png are written')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options for every training')
     parser.add_argument('--test-options', nargs='*', default=[],
                         help='extra key=python-value options at decoding')
-    parser.add_argument('--score-one', nargs=2, metavar=('ROW', 'SPLIT'))
-    parser.add_argument('--ckpt')
-    parser.add_argument('--out')
+    # internal: one decoding in a child process
+    parser.add_argument('--score-one', nargs=2, metavar=('ROW', 'SPLIT'),
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--ckpt', help=argparse.SUPPRESS)
+    parser.add_argument('--out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     CONFIG = args.config
@@ -588,7 +600,8 @@ def main(argv=None) -> None:
         return
     unknown = set(args.rows) - set(ROWS) - set(NO_LEARNING)
     if unknown:
-        parser.error(f'unknown rows {sorted(unknown)}')
+        parser.error(f'unknown rows {sorted(unknown)}; rows: '
+                     f'{" ".join(list(NO_LEARNING) + list(ROWS))}')
     if not osp.exists(osp.join(args.data, 'annotations', 'val_gt.json')):
         subprocess.run([sys.executable,
                         'tools/dataset_converters/prepare_demo_data.py'],

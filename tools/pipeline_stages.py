@@ -10,6 +10,7 @@ only taken as done when its marker file exists; the markers are written
 (atomically) after the stage succeeded, so a killed run resumes at the
 stage it was in. The results table and overlays: ``pipeline_report.py``.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -78,8 +79,15 @@ def train_stage(config: str,
                 work_dir: str,
                 cfg_options: Optional[Sequence[str]] = None,
                 echo: bool = True) -> str:
-    """Train ``config`` into ``work_dir`` unless done; return checkpoint."""
+    """Train ``config`` into ``work_dir`` unless done; return checkpoint.
+
+    Raises:
+        SystemExit: ``work_dir`` holds a training of another config (or
+            other options), or one made before configs were recorded:
+            skipping or resuming it would silently reuse the wrong model.
+    """
     done = osp.join(work_dir, 'DONE')
+    check_stage_config(config, cfg_options, work_dir)
     if osp.isfile(done):
         print_log(f'skip training {config}: {done} exists', logger='current')
         return last_checkpoint(work_dir)
@@ -93,6 +101,38 @@ def train_stage(config: str,
     ckpt = last_checkpoint(work_dir)
     write_bytes_atomic((ckpt + '\n').encode(), done)
     return ckpt
+
+
+def config_fingerprint(config: str,
+                       cfg_options: Optional[Sequence[str]] = None) -> str:
+    """sha256 of the resolved config with its options (what a stage ran)."""
+    cfg = _merged_config(config, cfg_options).to_dict()
+    text = json.dumps(cfg, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_stage_config(config: str, cfg_options: Optional[Sequence[str]],
+                       work_dir: str) -> None:
+    """Refuse a training folder made with another config; record it in a
+    new one (``CONFIG_SHA``, written before the training starts)."""
+    want = config_fingerprint(config, cfg_options)
+    marker = osp.join(work_dir, 'CONFIG_SHA')
+    fix = (f'Fix: delete {work_dir} (or the whole pipeline work dir) to '
+           'train again, or give run_pipeline.py another --work-dir.')
+    if osp.isfile(marker):
+        with open(marker) as f:
+            if f.read().strip() != want:
+                raise SystemExit(
+                    f'{work_dir} holds a training of another config than '
+                    f'{config} with these options (the config or its '
+                    f'_base_ files changed since). {fix}')
+        return
+    if osp.isfile(osp.join(work_dir, 'DONE')) or osp.isfile(
+            osp.join(work_dir, 'last_checkpoint')):
+        raise SystemExit(
+            f'{work_dir} holds a training made without a config record (an '
+            f'earlier p2seg_mm): it may not be one of {config}. {fix}')
+    write_bytes_atomic((want + '\n').encode(), marker)
 
 
 def export_stage(config: str,

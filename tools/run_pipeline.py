@@ -82,7 +82,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=1,
         help='second-stage trainings run side by side (each logs to its '
-        'own stage.log); --demo uses 3 with one torch thread each')
+        'own stage.log; a single one also prints to the console); --demo '
+        'uses at least 3, with one torch thread each')
     parser.add_argument(
         '--no-mdm-test',
         action='store_true',
@@ -178,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             args.second_config,
             osp.join(work, f'second_{variant}'),
             opts,
-            echo=args.jobs <= 1)
+            echo=args.jobs <= 1 or len(variants) == 1)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         ckpts = dict(zip(variants, pool.map(second_stage, variants)))

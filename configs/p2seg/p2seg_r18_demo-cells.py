@@ -1,7 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 # Small CPU demo: ResNet-18 (16 base channels, random init, GroupNorm),
 # small decoder, 32-d affinity at the method's stride 4, 2 cell classes,
-# 1000 iterations of 4 x 256^2 crops (~7 min on one core). The quality
+# 1000 iterations of 4 x 256^2 crops (~8 min on one core). The quality
 # benchmark's 300-iteration ladder trains p2seg_r18_stride8-300it_demo-cells.py.
 _base_ = [
     '../_base_/models/p2seg_r50.py', '../_base_/datasets/demo_cells_point.py',
@@ -54,8 +54,8 @@ model = dict(
     # - a CE on the unrefined logits: with the refined CE alone the semantic
     #   head learns neither class (p2seg_gm: HeLa AP50 14.2 vs 84.6);
     # - the I2S terms of each batch on one random 128 x 128 window
-    #   (i2s_window): 1/16 of the N^2 pairs, 0.40 s per iteration instead
-    #   of 0.8-1.1 s, so that 1000 iterations fit the demo's budget.
+    #   (i2s_window): 1/16 of the N^2 pairs, 0.40-0.51 s per iteration
+    #   instead of 0.8-1.1 s, so that 1000 iterations fit the demo's budget.
     affinity_head=dict(
         in_channels=32, embed_dims=32, pool=1, affinity='gaussian'),
     train_cfg=dict(

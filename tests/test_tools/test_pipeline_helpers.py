@@ -146,3 +146,34 @@ def test_demo_trains_one_second_stage_unless_asked():
     plain = run_pipeline.apply_defaults(run_pipeline.parse_args(['a', 'b']))
     assert plain.variants == ['p2seg', 'nearest', 'gt']
     assert not plain.no_mdm_test
+
+
+def test_train_stage_refuses_a_folder_of_another_config(tmp_path,
+                                                        monkeypatch):
+    """A rerun after the config changed must not reuse the old model."""
+    import pytest
+    stages = pipeline_stages
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text('a = 1\n')
+    work = tmp_path / 'work'
+    runs = []
+
+    def fake_run(cmd, log, **kw):
+        runs.append(cmd)
+        (work / 'last_checkpoint').write_text(str(work / 'iter_1.pth'))
+
+    monkeypatch.setattr(stages, 'run_command', fake_run)
+    work.mkdir()
+    assert stages.train_stage(str(cfg), str(work)).endswith('iter_1.pth')
+    assert (work / 'CONFIG_SHA').is_file() and len(runs) == 1
+    stages.train_stage(str(cfg), str(work))  # same config: skipped
+    assert len(runs) == 1
+    with pytest.raises(SystemExit, match='another config'):
+        stages.train_stage(str(cfg), str(work), ['a=2'])
+    cfg.write_text('a = 3\n')  # the file itself changed
+    with pytest.raises(SystemExit, match='delete'):
+        stages.train_stage(str(cfg), str(work))
+    (work / 'CONFIG_SHA').unlink()  # a folder of an earlier version
+    with pytest.raises(SystemExit, match='without a config record'):
+        stages.train_stage(str(cfg), str(work))
+    assert len(runs) == 1

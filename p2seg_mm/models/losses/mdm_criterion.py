@@ -100,16 +100,18 @@ class P2SegMDMCriterion:
                              f'{cfg["num_stages"]}.')
         window = cfg['i2s_window']
         if window is not None:
-            if len(window) != 2 or any(
-                    int(v) <= 0 or int(v) % aff_stride for v in window):
+            if not isinstance(window, (list, tuple)) or len(window) != 2 or \
+                    any(not float(v).is_integer() or int(v) <= 0
+                        or int(v) % aff_stride for v in window):
                 raise ValueError(
                     'train_cfg.i2s_window must be None or (h, w) pixels, '
                     f'positive multiples of the affinity stride {aff_stride}'
-                    f', got {window!r}.')
+                    f' (4 x affinity_head.pool), got {window!r}.')
             cfg['i2s_window'] = (int(window[0]), int(window[1]))
         self.train_cfg = cfg
         self.online_target = TASK_UTILS.build(online_target)
         self._warned_absent = False
+        self._warned_window = False
 
     @property
     def num_walks(self) -> int:
@@ -187,6 +189,14 @@ class P2SegMDMCriterion:
         if cfg['i2s_window'] is None or not cfg['use_i2s']:
             return None
         if all(want >= full for want, full in zip(cfg['i2s_window'], size)):
+            if not self._warned_window:
+                self._warned_window = True
+                print_log(
+                    f'train_cfg.i2s_window={cfg["i2s_window"]} covers the '
+                    f'whole {tuple(size)} input: the I2S terms run over '
+                    'whole crops (no saving); give a smaller window.',
+                    logger='current',
+                    level=30)
             return None
         stride = int(cfg['aff_stride'])
         out = []

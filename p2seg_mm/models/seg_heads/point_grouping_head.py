@@ -8,6 +8,7 @@ semantic map is refined by the same K random walks as training (test-time
 I2S, ``test_cfg.use_i2s``) or replaced by the sample's given pseudo-map
 (``test_cfg.semantic_source='pseudo_map'``, not in the paper).
 """
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -133,11 +134,12 @@ class P2SegPointGroupingHead(BaseModule):
         log_probs = list(sem_logits)
         if not all(given) and embed is not None and \
                 affinity_head is not None and cfg.get('use_i2s', True):
-            # the same chain as training: K walks, each from the last
-            walked = sem_logits
-            for _ in range(num_walks):
-                walked = affinity_head.refine(walked, embed, channels)
-            log_probs = list(walked)
+            log_probs = [
+                walk_image(logits, emb, ch, sample, size, affinity_head,
+                           num_walks) for logits, emb, ch, sample in zip(
+                               sem_logits, embed, channels,
+                               batch_data_samples)
+            ]
         if any(given):
             maps = pseudo_map_log_probs(
                 [s for s, g in zip(batch_data_samples, given) if g],
@@ -184,6 +186,43 @@ class P2SegPointGroupingHead(BaseModule):
             "with points (mode='point').",
             logger='current',
             level=30)
+
+
+def walk_image(logits: Tensor, embed: Tensor, channels: Tensor,
+               sample, size: Sequence[int], affinity_head: nn.Module,
+               num_walks: int) -> Tensor:
+    """The test-time walk of one image over its own cells, not the padding.
+
+    The chain of training (K walks, each from the last) over the cells
+    that cover ``img_shape`` (the image before padding to the batch's
+    input ``size``): padded cells, all alike, would otherwise form one
+    affine set whose walked probability leaks into the image's border
+    cells. Padded cells keep the unrefined log-probabilities.
+
+    Args:
+        logits (Tensor): (C+1, h, w) semantic logits (stride 4).
+        embed (Tensor): (D, h, w) affinity embedding.
+        channels (Tensor): Channels to refine (background + classes).
+        sample (DetDataSample): Gives ``img_shape``.
+        size (Sequence[int]): Padded input (H, W).
+        affinity_head (nn.Module): Gives ``refine``.
+        num_walks (int): K.
+
+    Returns:
+        Tensor: (C+1, h, w) log-probabilities.
+    """
+    img_h, img_w = sample.metainfo.get('img_shape', size)[:2]
+    rows = min(logits.shape[-2],
+               math.ceil(img_h * logits.shape[-2] / size[0]))
+    cols = min(logits.shape[-1],
+               math.ceil(img_w * logits.shape[-1] / size[1]))
+    out = logits.log_softmax(dim=0)
+    walked = logits[None, :, :rows, :cols]
+    for _ in range(num_walks):
+        walked = affinity_head.refine(walked, embed[None, :, :rows, :cols],
+                                      [channels])
+    out[:, :rows, :cols] = walked[0]
+    return out
 
 
 def pseudo_map_log_probs(batch_data_samples: SampleList, num_ch: int,

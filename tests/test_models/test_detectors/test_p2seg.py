@@ -202,15 +202,34 @@ def _predict_recording_refine(model, batch):
 
 
 def test_predict_applies_the_training_chain_of_k_walks():
+    # each image walks on its own (over its cells, not the padding)
     for stages in (1, 2, 3):
         model = build(train_cfg=dict(num_stages=stages)).eval()
         _, calls = _predict_recording_refine(model, make_batch())
-        assert len(calls) == stages
-        for prev, nxt in zip(calls, calls[1:]):
-            assert nxt[0] is prev[2]  # each walk starts from the last
+        assert len(calls) == 2 * stages  # two images
+        for image in (calls[:stages], calls[stages:]):
+            for prev, nxt in zip(image, image[1:]):
+                assert nxt[0] is prev[2]  # each walk starts from the last
     model = build(train_cfg=dict(num_stages=3, use_i2s=False)).eval()
     _, calls = _predict_recording_refine(model, make_batch())
-    assert len(calls) == 1  # trained without I2S: K is not a walk count
+    assert len(calls) == 2  # trained without I2S: K is not a walk count
+
+
+def test_predict_walks_over_the_image_not_the_padding():
+    """The batch pads the 61 x 70 image to 64 x 96 (size divisor 32; the
+    other image is 64 x 64 at scale 0.5): its walk covers only the cells
+    of its own pixels, and the padded cells keep the unrefined map."""
+    model = build().eval()
+    batch = make_batch()
+    preds, calls = _predict_recording_refine(model, batch)
+    shapes = [tuple(c[0].shape[-2:]) for c in calls]
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+    pad_h, pad_w = data['inputs'].shape[-2:]
+    for shape, sample in zip(shapes, data['data_samples']):
+        img_h, img_w = sample.metainfo['img_shape'][:2]
+        assert shape == (-(-img_h // 4), -(-img_w // 4))
+    assert shapes[0] != (pad_h // 4, pad_w // 4)  # padding left out
 
 
 def test_center_mode_walks_over_predicted_classes_and_warns():
@@ -226,7 +245,7 @@ def test_center_mode_walks_over_predicted_classes_and_warns():
         _, calls = _predict_recording_refine(model, batch)
     assert not log.called  # the tiny config trains the centre head
     want = [[0] + [int(c) for c in w if c > 0] for w in won]
-    assert calls[0][1] == want
+    assert [c[1][0] for c in calls] == want  # one walk per image
     assert all(3 not in ch for ch in want)  # not every channel
     untrained = build(
         test_cfg=dict(mode='center'),

@@ -45,7 +45,7 @@ def test_detector_loss_is_the_criterion_on_the_forward():
 
 
 def test_i2s_window_checks_and_draws_on_the_affinity_grid():
-    for bad in ((6, 8), (8, ), (0, 8), (8, -4)):
+    for bad in ((6, 8), (8, ), (0, 8), (8, -4), 128, (8.5, 8), '(8, 8)'):
         with pytest.raises(ValueError, match='i2s_window'):
             P2SegMDMCriterion(dict(i2s_window=bad))
     crit = P2SegMDMCriterion(dict(i2s_window=[8, 12]))
@@ -59,9 +59,13 @@ def test_i2s_window_checks_and_draws_on_the_affinity_grid():
         assert 0 <= rows.start <= 56 and 0 <= cols.start <= 28
         starts.add((rows.start, cols.start))
     assert len(starts) > 10  # drawn, not fixed
-    # a window as large as the input, or I2S off: the whole crop
-    assert crit._i2s_window((8, 12)) is None
-    assert crit._i2s_window((6, 10)) is None
+    # a window as large as the input, or I2S off: the whole crop, said once
+    from unittest import mock
+    with mock.patch(
+            'p2seg_mm.models.losses.mdm_criterion.print_log') as log:
+        assert crit._i2s_window((8, 12)) is None
+        assert crit._i2s_window((6, 10)) is None
+    assert log.call_count == 1 and 'covers the whole' in log.call_args[0][0]
     assert P2SegMDMCriterion(dict(i2s_window=(8, 8),
                                   use_i2s=False))._i2s_window((64, 64)) is None
 
