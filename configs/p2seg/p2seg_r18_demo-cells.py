@@ -49,8 +49,10 @@ model = dict(
     #   ground-truth map scores HeLa AP70 4.1 (map_errors.md);
     # - the Gaussian affinity exp(-|e_i - e_j|^2): the release's
     #   sigmoid(E^T E) collapses to 1 for every pair here (p2seg_aux_sm4);
-    # - majority membership: an object's affine set is not the object
-    #   dilated by a cell;
+    # - majority membership (an object's affine set is not the object
+    #   dilated by a cell): kept from the row it was measured in,
+    #   p2seg_aux_gm; without it (p2seg_aux_g4, 2 seeds) HeLa is within the
+    #   spread at stride 4, so it is not shown to be needed;
     # - a CE on the unrefined logits: with the refined CE alone the semantic
     #   head learns neither class (p2seg_gm: HeLa AP50 14.2 vs 84.6);
     # - the I2S terms of each batch on one random 128 x 128 window
