@@ -25,8 +25,8 @@ Learned rows train ``--config`` (default: the ladder MDM
 at CPU-cheap settings; with ``--iters 1000`` the row ``p2seg_aux_gmw``,
 that config plus the row's switches, is the demo's
 ``p2seg_r18_demo-cells.py``) for ``--iters`` (default: the config's
-``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one torch thread per process,
-``--jobs`` processes side by side. Everything is cached under
+``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one
+torch thread per process, ``--jobs`` processes side by side. Everything is cached under
 ``--work-dir`` (checkpoints, decoded jsons, scores): a rerun only does what
 is missing, so a killed run resumes. Writes ``results/quality.md``,
 ``results/quality.png`` and ``results/quality.json`` (records ``row``,
@@ -556,11 +556,12 @@ def plot(records: List[dict], path: str) -> None:
 
 def main(argv=None) -> None:
     global CONFIG
+    all_rows = list(NO_LEARNING) + list(ROWS)
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rows', nargs='+',
-                        default=list(NO_LEARNING) + list(ROWS),
+                        default=all_rows,
                         help='rows to train / decode / score (default: all): '
-                        + ' '.join(list(NO_LEARNING) + list(ROWS)))
+                        + ' '.join(all_rows))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
                         help='randomness.seed of each training')
     parser.add_argument('--iters', type=int,
@@ -598,10 +599,10 @@ def main(argv=None) -> None:
         score_one(*args.score_one, args.ckpt, args.out, args.data,
                   args.test_options)
         return
-    unknown = set(args.rows) - set(ROWS) - set(NO_LEARNING)
+    unknown = set(args.rows) - set(all_rows)
     if unknown:
         parser.error(f'unknown rows {sorted(unknown)}; rows: '
-                     f'{" ".join(list(NO_LEARNING) + list(ROWS))}')
+                     f'{" ".join(all_rows)}')
     if not osp.exists(osp.join(args.data, 'annotations', 'val_gt.json')):
         subprocess.run([sys.executable,
                         'tools/dataset_converters/prepare_demo_data.py'],

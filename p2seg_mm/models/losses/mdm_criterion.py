@@ -373,9 +373,11 @@ class P2SegMDMCriterion:
                     refined = refined_semantic_map(
                         resize_bilinear(log_probs.detach(), part.shape[-2:]),
                         channels, part)
-                    # outside the window the next stage groups the map
-                    fg_map = gt_sem.clone()
-                    fg_map[(slice(None), ) + pix] = refined
+                    if window is None:
+                        fg_map = refined
+                    else:  # outside the window: the pseudo-map
+                        fg_map = gt_sem.clone()
+                        fg_map[(slice(None), ) + pix] = refined
         if online:
             losses['loss_offset_online'] = torch.stack(online).mean()
         if inst:

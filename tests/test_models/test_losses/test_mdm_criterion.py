@@ -116,3 +116,20 @@ def test_i2s_window_restricts_the_affinity_terms_to_the_window():
     ]
     want = model.affinity_head.loss(embed, members, kind='sem')
     torch.testing.assert_close(part['loss_affinity_sem'].detach(), want)
+
+
+def test_i2s_window_with_two_stages_groups_the_refined_window():
+    """K = 2: the second stage groups the refined map inside the window and
+    the pseudo-map outside; the losses stay finite and differ from K = 1."""
+    window = (slice(16, 48), slice(8, 40))
+    losses = {}
+    for stages in (1, 2):
+        model = build(train_cfg=dict(num_stages=stages)).train()
+        torch.manual_seed(1)
+        for conv in (model.semantic_head.cls, model.affinity_head.conv):
+            torch.nn.init.normal_(conv.weight, std=0.5)
+        torch.manual_seed(0)
+        losses[stages] = _criterion_losses(model, window)
+    assert all(torch.isfinite(v).all() for v in losses[2].values())
+    assert not torch.allclose(losses[2]['loss_sem_seg'],
+                              losses[1]['loss_sem_seg'])
