@@ -149,7 +149,8 @@ def test_demo_and_ladder_configs_differ_in_the_walk():
     """The demo walks at stride 4 with the Gaussian affinity, its I2S terms
     on a 128^2 window, and decodes new images with the walk; the quality
     benchmark's ladder config keeps the stride-8 sigmoid walk over the whole
-    crop for 300 iterations (the results it made stay reproducible)."""
+    crop for 300 iterations (the results it made stay reproducible; its
+    rows set use_i2s themselves)."""
     stage_a = REPO / 'configs' / 'p2seg'
     demo = Config.fromfile(str(stage_a / 'p2seg_r18_demo-cells.py'))
     ladder = Config.fromfile(
@@ -165,4 +166,4 @@ def test_demo_and_ladder_configs_differ_in_the_walk():
 
     assert walk(demo) == (1, 'gaussian', 'majority', (128, 128), 1000, 1000,
                           True)
-    assert walk(ladder) == (2, 'sigmoid', 'max', None, 300, 300, False)
+    assert walk(ladder) == (2, 'sigmoid', 'max', None, 300, 300, True)
