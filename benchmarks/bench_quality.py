@@ -138,21 +138,33 @@ TRAININGS = {
 
 
 def decodings(training: str) -> Dict[str, tuple]:
-    """The three rows of one training: with the walk at test (named as the
-    training), ``_no_test_i2s`` (same checkpoint, no walk) and ``_map`` (its
-    offsets on the given pseudo-map)."""
+    """The rows of one training: with the walk at test (named as the
+    training), ``_no_test_i2s`` (same checkpoint, no walk), ``_map`` (its
+    offsets on the given pseudo-map), and ``_pamr`` /
+    ``_no_test_i2s_pamr`` (the first two with the network's probabilities
+    refined at full resolution by the image's local affinity,
+    ``test_cfg.pamr``, Araslanov & Roth 2020; not in the paper)."""
     splits = ('train', 'val')
     return {
         training: (training, dict(use_i2s=True), splits),
         f'{training}_no_test_i2s': (training, dict(use_i2s=False), splits),
         f'{training}_map': (training, dict(semantic_source='pseudo_map'),
                             splits),
+        f'{training}_pamr': (training, dict(use_i2s=True, pamr=dict()),
+                             splits),
+        f'{training}_no_test_i2s_pamr': (training,
+                                         dict(use_i2s=False, pamr=dict()),
+                                         splits),
     }
 
 
 # row -> (training, test_cfg options, splits)
 ROWS = {
     'mdm_base': ('mdm_base', dict(use_i2s=False), ('train', 'val')),
+    # row 2 with the full-resolution refinement of the _pamr rows: the
+    # baseline those rows must beat for the walk to count
+    'mdm_base_pamr': ('mdm_base', dict(use_i2s=False, pamr=dict()),
+                      ('train', 'val')),
     'dis_group': ('dis_group', dict(use_i2s=False), ('train', 'val')),
     'i2s_t1': ('i2s_t1', dict(use_i2s=True), ('train', 'val')),
     'p2seg': ('p2seg', dict(use_i2s=True), ('train', 'val')),

@@ -127,5 +127,6 @@ class P2Seg(BaseDetector):
             num_walks=self.criterion.num_walks,
             center_trained=self.center_offset_head.loss_center_weight > 0,
             input_size=batch_inputs.shape[-2:],
-            rescale=rescale)
+            rescale=rescale,
+            inputs=batch_inputs)
         return self.add_pred_to_datasample(batch_data_samples, results)

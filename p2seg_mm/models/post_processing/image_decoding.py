@@ -17,6 +17,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import mask2bbox
 from ..utils.batching import (image_labels, points_of, refine_channels,
                               resize_bilinear)
+from .pixel_refinement import pamr_refine
 from .point_decoding import (decode_instances_with_centers,
                              decode_instances_with_points)
 
@@ -94,7 +95,8 @@ def decode_single(log_probs: Tensor,
                   sample: DetDataSample,
                   cfg: dict,
                   rescale: bool,
-                  input_size: Optional[Sequence[int]] = None) -> InstanceData:
+                  input_size: Optional[Sequence[int]] = None,
+                  image: Optional[Tensor] = None) -> InstanceData:
     """Decode one image from maps at the padded input size.
 
     Args:
@@ -110,6 +112,12 @@ def decode_single(log_probs: Tensor,
         input_size (Sequence[int], optional): Padded input (H, W) that
             ``log_probs`` is first upsampled to. Defaults to None (it is
             already at that size).
+        image (Tensor, optional): (3, H, W) network input at the padded
+            input size; with ``cfg['pamr']`` (a dict of
+            :func:`~.pixel_refinement.pamr_refine` options) the
+            probabilities are refined by its local affinity at the output
+            resolution before the argmax (not in the paper). Defaults to
+            None (no refinement).
 
     Returns:
         InstanceData: ``masks`` (N, H', W') bool, ``bboxes`` (N, 4),
@@ -118,6 +126,9 @@ def decode_single(log_probs: Tensor,
         pseudo json keeps them).
     """
     offset = to_original_single(offset, sample, rescale)
+    pamr = cfg.get('pamr') if image is not None else None
+    if pamr is not None:
+        image = to_original_single(image.float(), sample, rescale)
     if cfg['mode'] == 'point':
         points, labels = points_of(sample)
         points, labels = points.to(offset.device), labels.to(offset.device)
@@ -131,9 +142,12 @@ def decode_single(log_probs: Tensor,
                               device=offset.device)
         position[channels] = torch.arange(
             len(channels), device=offset.device)
+        prob = _point_mode_probs(log_probs, channels, sample, rescale,
+                                 input_size)
+        if pamr is not None:
+            prob = pamr_refine(image, prob, **pamr)
         result = decode_instances_with_points(
-            _point_mode_probs(log_probs, channels, sample, rescale,
-                              input_size),
+            prob,
             offset,
             points,
             position[labels + 1] - 1,
@@ -146,6 +160,8 @@ def decode_single(log_probs: Tensor,
             log_probs = resize_bilinear(log_probs[None], input_size)[0]
         prob = to_original_single(log_probs, sample,
                                   rescale).log_softmax(dim=0).exp()
+        if pamr is not None:
+            prob = pamr_refine(image, prob, **pamr)
         if rescale:
             offset, _ = rescale_offsets_and_points(offset,
                                                    offset.new_zeros((0, 2)),

@@ -21,6 +21,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import OptConfigType
 from ..post_processing.image_decoding import decode_single
+from ..post_processing.pixel_refinement import (DEFAULT_PAMR,
+                                                check_pamr_cfg)
 from ..utils.batching import (image_labels, refine_channels, resize_bilinear,
                               stack_sem_seg)
 
@@ -35,7 +37,8 @@ DEFAULT_TEST_CFG = dict(
     min_area=0,
     use_i2s=True,
     semantic_source='network',
-    group_in_components=False)
+    group_in_components=False,
+    pamr=None)
 
 
 @MODELS.register_module()
@@ -53,12 +56,19 @@ class P2SegPointGroupingHead(BaseModule):
             from that map by the learned offsets; an image without one
             (validation, test, new images) from the network's map),
             ``group_in_components`` (point mode: group each connected
-            component among its own points; not in the paper). Defaults in
+            component among its own points; not in the paper), ``pamr``
+            (None, or a dict of ``num_iter``, ``dilations``,
+            ``temperature``, missing keys from ``DEFAULT_PAMR``: the
+            network's probabilities, after the walk, are refined at full
+            resolution by the image's local affinity before the argmax;
+            Araslanov & Roth, CVPR 2020; not in the paper; images decoded
+            from their given pseudo-map are not refined). Defaults in
             ``DEFAULT_TEST_CFG``.
         init_cfg (dict, optional): Defaults to None.
 
     Raises:
-        ValueError: An unknown ``mode`` or ``semantic_source``.
+        ValueError: An unknown ``mode``, ``semantic_source`` or ``pamr``
+            key.
     """
 
     def __init__(self, test_cfg: OptConfigType = None,
@@ -72,6 +82,15 @@ class P2SegPointGroupingHead(BaseModule):
         if cfg['mode'] not in ('point', 'center'):
             raise ValueError("test_cfg.mode must be 'point' or 'center', "
                              f"got {cfg['mode']!r}.")
+        if cfg['pamr'] is not None:
+            pamr = dict(cfg['pamr'])
+            unknown = sorted(set(pamr) - set(DEFAULT_PAMR))
+            if unknown:
+                raise ValueError(
+                    f'test_cfg.pamr has unknown keys {unknown}; it takes '
+                    f'{sorted(DEFAULT_PAMR)} (or None to switch it off).')
+            cfg['pamr'] = {**DEFAULT_PAMR, **pamr}
+            check_pamr_cfg(**cfg['pamr'])
         self.test_cfg = cfg
         self._warned_center = False
         self._noted_fallback = False
@@ -86,7 +105,8 @@ class P2SegPointGroupingHead(BaseModule):
                 num_walks: int = 1,
                 center_trained: bool = True,
                 input_size: Optional[Tuple[int, int]] = None,
-                rescale: bool = True) -> List[InstanceData]:
+                rescale: bool = True,
+                inputs: Optional[Tensor] = None) -> List[InstanceData]:
         """Instances of each image of the batch.
 
         Args:
@@ -106,6 +126,8 @@ class P2SegPointGroupingHead(BaseModule):
             input_size (tuple[int, int], optional): Padded input (H, W).
                 Defaults to None (4 x the map size).
             rescale (bool): Results at ``ori_shape``. Defaults to True.
+            inputs (Tensor, optional): (B, 3, H, W) network input; needed
+                with ``test_cfg.pamr``. Defaults to None.
 
         Returns:
             list[InstanceData]: Per image ``masks`` (N, H', W') bool,
@@ -113,6 +135,9 @@ class P2SegPointGroupingHead(BaseModule):
             point mode, ``points`` (N, 2).
         """
         cfg = self.test_cfg
+        if cfg['pamr'] is not None and inputs is None:
+            raise ValueError('test_cfg.pamr refines the map with the image: '
+                             'pass the network input as inputs=.')
         size = tuple(input_size) if input_size is not None else tuple(
             4 * s for s in sem_logits.shape[-2:])
         point_mode = cfg['mode'] == 'point'
@@ -154,9 +179,12 @@ class P2SegPointGroupingHead(BaseModule):
         # only the image's classes (decode_single): bounded memory
         centers = [None] * len(batch_data_samples) if point_mode else \
             resize_bilinear(center, size)
+        # the given pseudo-map is not refined (like the walk)
+        images = [None if given[i] or inputs is None else inputs[i]
+                  for i in range(len(batch_data_samples))]
         return [
             decode_single(log_probs[i], centers[i], offset[i], sample, cfg,
-                          rescale, size)
+                          rescale, size, images[i])
             for i, sample in enumerate(batch_data_samples)
         ]
 

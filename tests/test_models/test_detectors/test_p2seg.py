@@ -382,3 +382,62 @@ def test_point_decoding_upsamples_only_the_image_classes(rescale):
     torch.testing.assert_close(got.scores, want['scores'])
     height, width = got.masks.shape[-2:]
     assert probe.max_numel < 10 * max(height * width, size[0] * size[1])
+
+
+def test_pamr_switch_refines_the_network_map_with_the_input():
+    """test_cfg.pamr: the probabilities that reach the grouping are the
+    bilinear ones refined by pamr_refine with the network input (cropped to
+    the image, at the output size); the masks change; a given map is not
+    refined; bad settings fail at build time."""
+    from unittest import mock
+
+    from p2seg_mm.models.post_processing import image_decoding
+    from p2seg_mm.models.post_processing.pixel_refinement import \
+        pamr_refine
+    batch = make_batch()
+    got = {}
+    for name, pamr in (('off', None), ('on', dict(num_iter=5))):
+        model = build(test_cfg=dict(pamr=pamr, use_i2s=False)).eval()
+        torch.manual_seed(1)
+        for part in (model.neck, model.semantic_head):
+            for mod in part.modules():
+                if isinstance(mod, torch.nn.Conv2d):
+                    torch.nn.init.normal_(mod.weight, std=0.2)
+        with torch.no_grad(), mock.patch.object(
+                image_decoding, 'decode_instances_with_points',
+                wraps=image_decoding.decode_instances_with_points) as dec:
+            data = model.data_preprocessor(batch, False)
+            preds = model(**data, mode='predict')
+        got[name] = ([c[0][0] for c in dec.call_args_list], preds, data)
+    probs_off, preds_off, data = got['off']
+    probs_on, preds_on, _ = got['on']
+    for i, sample in enumerate(data['data_samples']):
+        height, width = sample.img_shape[:2]
+        image = data['inputs'][i][:, :height, :width][None].float()
+        image = torch.nn.functional.interpolate(
+            image, size=sample.ori_shape[:2], mode='bilinear',
+            align_corners=False)[0]
+        want = pamr_refine(image, probs_off[i], num_iter=5)
+        assert torch.allclose(probs_on[i], want, atol=1e-5)
+    assert any(not torch.equal(a.pred_instances.masks, b.pred_instances.masks)
+               for a, b in zip(preds_off, preds_on))
+    # the given pseudo-map is not refined
+    masks = []
+    for pamr in (None, dict()):
+        model = build(test_cfg=dict(pamr=pamr,
+                                    semantic_source='pseudo_map')).eval()
+        with torch.no_grad():
+            data = model.data_preprocessor(make_batch(), False)
+            masks.append([p.pred_instances.masks
+                          for p in model(**data, mode='predict')])
+    assert all(torch.equal(a, b) for a, b in zip(*masks))
+    with pytest.raises(ValueError, match='unknown keys'):
+        build(test_cfg=dict(pamr=dict(iters=3)))
+    with pytest.raises(ValueError, match='temperature'):
+        build(test_cfg=dict(pamr=dict(temperature=-1)))
+    model = build(test_cfg=dict(pamr=dict())).eval()
+    with pytest.raises(ValueError, match='inputs='):
+        model.grouping_head.predict(
+            torch.zeros(1, 4, 4, 4), torch.zeros(1, 3, 4, 4),
+            torch.zeros(1, 2, 4, 4), None,
+            [make_sample(16, 16, [(0, (2, 6, 2, 6), [(4., 4.)])])])

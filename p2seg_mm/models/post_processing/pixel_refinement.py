@@ -1,0 +1,145 @@
+# Copyright (c) p2seg_mm contributors. All rights reserved.
+"""Full-resolution refinement of class probabilities by local image affinity.
+
+Not in P2Seg: the pixel-adaptive mask refinement (PAMR) of Araslanov &
+Roth, "Single-Stage Semantic Segmentation from Image Labels", CVPR 2020,
+used here at test time (``test_cfg.pamr``, docs/method.md §6.2). The
+MDM's maps are predicted at stride 4 and upsampled bilinearly, so object
+borders of small objects are blurred by up to a cell; PAMR moves them to
+where the image changes. For each pixel ``i`` and each of its 8 neighbours
+``j`` at every dilation ``d`` (the ring of pixels ``d`` rows / columns
+away; borders replicate the edge pixel)::
+
+    k(i, j) = - mean over colour channels of |I_i - I_j| / (t * s_i)
+    a(i, j) = softmax of k(i, .) over all 8 x len(dilations) neighbours
+    P_i    <- sum_j a(i, j) P_j        (num_iter times)
+
+where ``s_i`` is the standard deviation of the channel over ``i``'s
+neighbours and ``t`` the temperature. The affinity is invariant to a
+per-channel affine change of the image, so the normalised network input
+can be used as it is.
+"""
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# the values of Araslanov & Roth's released configuration (not tuned here)
+DEFAULT_PAMR = dict(num_iter=10, dilations=(1, 2, 4, 8, 12, 24),
+                    temperature=0.1)
+
+
+def check_pamr_cfg(num_iter: int, dilations: Sequence[int],
+                   temperature: float) -> None:
+    """Raise ValueError, naming the option, for a bad PAMR setting."""
+    if isinstance(num_iter, bool) or int(num_iter) != num_iter \
+            or num_iter < 0:
+        raise ValueError(f'pamr num_iter must be an integer >= 0, got '
+                         f'{num_iter!r}.')
+    if not temperature > 0:
+        raise ValueError(f'pamr temperature must be > 0, got '
+                         f'{temperature!r}.')
+    _offsets(dilations)
+
+
+def _offsets(dilations: Sequence[int]) -> List[Tuple[int, int, int]]:
+    out = []
+    if len(dilations) == 0:
+        raise ValueError('pamr dilations must not be empty.')
+    for d in dilations:
+        if int(d) != d or d < 1:
+            raise ValueError(f'pamr dilations must be positive integers, '
+                             f'got {list(dilations)}.')
+        d = int(d)
+        out += [(d, dy, dx) for dy in (-d, 0, d) for dx in (-d, 0, d)
+                if dy or dx]
+    return out
+
+
+def _neighbours(x: Tensor, offsets: List[Tuple[int, int, int]]) -> Tensor:
+    """(C, H, W) -> (C, N, H, W): each pixel's N neighbours, replicated at
+    the borders."""
+    height, width = x.shape[-2:]
+    pads = {}
+    out = []
+    for d, dy, dx in offsets:
+        if d not in pads:
+            pads[d] = F.pad(x[None], [d] * 4, mode='replicate')[0]
+        padded = pads[d]
+        out.append(padded[:, d + dy:d + dy + height, d + dx:d + dx + width])
+    return torch.stack(out, dim=1)
+
+
+def pamr_affinity(image: Tensor,
+                  dilations: Sequence[int] = DEFAULT_PAMR['dilations'],
+                  temperature: float = DEFAULT_PAMR['temperature']
+                  ) -> Tuple[Tensor, List[Tuple[int, int, int]]]:
+    """Transition weights of each pixel to its neighbours.
+
+    Args:
+        image (Tensor): (3, H, W) or (1, H, W) image, any per-channel
+            scale (the network's normalised input).
+        dilations (Sequence[int]): Rings of neighbours, in pixels.
+        temperature (float): ``t`` of the module docstring (> 0).
+
+    Returns:
+        tuple: (N, H, W) float32 weights that sum to 1 over N = 8 x
+        len(dilations) for every pixel, and the (d, dy, dx) of each of the
+        N neighbours.
+
+    Raises:
+        ValueError: A bad image shape, dilation or temperature.
+    """
+    if image.ndim != 3:
+        raise ValueError('pamr image must have shape (C, H, W), got '
+                         f'{tuple(image.shape)}.')
+    if not temperature > 0:
+        raise ValueError(f'pamr temperature must be > 0, got {temperature}.')
+    offsets = _offsets(dilations)
+    x = image.float()
+    nbrs = _neighbours(x, offsets)  # (C, N, H, W)
+    spread = nbrs.std(dim=1, keepdim=True)
+    kernel = -(x[:, None] - nbrs).abs() / (temperature * spread + 1e-8)
+    return kernel.mean(dim=0).softmax(dim=0), offsets
+
+
+def pamr_refine(image: Tensor,
+                prob: Tensor,
+                num_iter: int = DEFAULT_PAMR['num_iter'],
+                dilations: Sequence[int] = DEFAULT_PAMR['dilations'],
+                temperature: float = DEFAULT_PAMR['temperature']) -> Tensor:
+    """Refine (K, H, W) probabilities with the image's local affinity.
+
+    Each iteration replaces every pixel's K values by the affinity-weighted
+    mean of its neighbours' (module docstring), so the values of each pixel
+    keep their sum and channels never mix: refining a subset of channels
+    equals refining all and keeping the subset.
+
+    Args:
+        image (Tensor): (C, H, W) image at the resolution of ``prob``.
+        prob (Tensor): (K, H, W) probabilities (any non-negative maps).
+        num_iter (int): Iterations (>= 0; 0 returns ``prob``).
+        dilations (Sequence[int]): Rings of neighbours, in pixels.
+        temperature (float): Affinity temperature (> 0).
+
+    Returns:
+        Tensor: (K, H, W) float32 refined maps.
+
+    Raises:
+        ValueError: ``image`` and ``prob`` differ in size, or a bad
+            parameter.
+    """
+    if prob.ndim != 3 or image.shape[-2:] != prob.shape[-2:]:
+        raise ValueError(
+            f'pamr needs prob (K, H, W) at the image size '
+            f'{tuple(image.shape[-2:])}, got {tuple(prob.shape)}.')
+    check_pamr_cfg(num_iter, dilations, temperature)
+    prob = prob.float()
+    if num_iter == 0 or prob.numel() == 0:
+        return prob
+    weights, offsets = pamr_affinity(image.to(prob.device), dilations,
+                                     temperature)
+    for _ in range(int(num_iter)):
+        prob = (_neighbours(prob, offsets) * weights[None]).sum(dim=1)
+    return prob
