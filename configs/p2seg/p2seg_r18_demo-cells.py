@@ -65,12 +65,17 @@ model = dict(
         aff_membership='majority',
         i2s_window=(128, 128)),
     # New images (tools/infer.py, the held-out frames in tools/test.py) are
-    # decoded the paper's way, from the network's map walked at test time:
-    # row p2seg_aux_gmw (this config; 3 seeds, benchmarks/results/
-    # iters1000): E. coli AP50 39.2 +- 3.2 with the walk vs 19.6 +- 15.5
-    # without on the training frames (held out 29.5 vs 21.6), mean AP50
-    # 61.3 vs 51.4; HeLa AP70 within the spread (57.3 vs 55.9, held out
-    # 64.2 vs 67.6).
+    # decoded from the network's map walked at test time (the paper's
+    # inference), then refined at full resolution by the image's local
+    # affinity (pamr, Araslanov & Roth 2020, not in the paper; docs/
+    # method.md §6.2). 3 seeds, benchmarks/results/iters1000, held-out
+    # frames: with pamr (row p2seg_aux_gmw_pamr) HeLa AP .5/.7/.75 93.5 /
+    # 83.8 / 78.0 vs 87.1 / 64.2 / 43.3 without (p2seg_aux_gmw) and 87.9 /
+    # 82.5 / 79.2 for the nearest-point cut of the pseudo-map; E. coli AP50
+    # 48.9 vs 29.5 (nearest 46.7). Once pamr is on, the walk is within the
+    # spread (p2seg_aux_gmw_no_test_i2s_pamr: HeLa AP70 84.5, E. coli AP50
+    # 50.3); without pamr it lifts E. coli AP50 (39.2 vs 19.6 on the
+    # training frames).
     # Stage B (the training frames, which have their pseudo-map) groups the
     # given pseudo-map by the learned offsets (semantic_source='pseudo_map',
     # not in the paper: above the nearest-point baseline with the same
@@ -81,7 +86,11 @@ model = dict(
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
     # 12 x 12 is about one cell.
     test_cfg=dict(
-        use_i2s=True, semantic_source='pseudo_map', fallback_half_size=6))
+        use_i2s=True,
+        pamr=dict(num_iter=10, dilations=(1, 2, 4, 8, 12, 24),
+                  temperature=0.1),
+        semantic_source='pseudo_map',
+        fallback_half_size=6))
 
 # One checkpoint, at the end of the schedule.
 default_hooks = dict(

@@ -33,11 +33,12 @@ DEFAULT_PAMR = dict(num_iter=10, dilations=(1, 2, 4, 8, 12, 24),
 def check_pamr_cfg(num_iter: int, dilations: Sequence[int],
                    temperature: float) -> None:
     """Raise ValueError, naming the option, for a bad PAMR setting."""
-    if isinstance(num_iter, bool) or int(num_iter) != num_iter \
+    if isinstance(num_iter, bool) or not isinstance(
+            num_iter, (int, float)) or int(num_iter) != num_iter \
             or num_iter < 0:
         raise ValueError(f'pamr num_iter must be an integer >= 0, got '
                          f'{num_iter!r}.')
-    if not temperature > 0:
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f'pamr temperature must be > 0, got '
                          f'{temperature!r}.')
     _offsets(dilations)
@@ -57,18 +58,16 @@ def _offsets(dilations: Sequence[int]) -> List[Tuple[int, int, int]]:
     return out
 
 
-def _neighbours(x: Tensor, offsets: List[Tuple[int, int, int]]) -> Tensor:
-    """(C, H, W) -> (C, N, H, W): each pixel's N neighbours, replicated at
-    the borders."""
+def _neighbours(x: Tensor, offsets: List[Tuple[int, int, int]]):
+    """Yield the (C, H, W) map of each pixel's neighbour at every offset
+    (views into one replicate-padded copy per dilation), so that nothing
+    of size N x C x H x W is ever held."""
     height, width = x.shape[-2:]
-    pads = {}
-    out = []
+    padded = {}
     for d, dy, dx in offsets:
-        if d not in pads:
-            pads[d] = F.pad(x[None], [d] * 4, mode='replicate')[0]
-        padded = pads[d]
-        out.append(padded[:, d + dy:d + dy + height, d + dx:d + dx + width])
-    return torch.stack(out, dim=1)
+        if d not in padded:
+            padded[d] = F.pad(x[None], [d] * 4, mode='replicate')[0]
+        yield padded[d][:, d + dy:d + dy + height, d + dx:d + dx + width]
 
 
 def pamr_affinity(image: Tensor,
@@ -86,7 +85,8 @@ def pamr_affinity(image: Tensor,
     Returns:
         tuple: (N, H, W) float32 weights that sum to 1 over N = 8 x
         len(dilations) for every pixel, and the (d, dy, dx) of each of the
-        N neighbours.
+        N neighbours. Memory: the N weight maps plus a few images; the
+        refinement adds two copies of ``prob`` (no N x K x H x W stack).
 
     Raises:
         ValueError: A bad image shape, dilation or temperature.
@@ -94,14 +94,19 @@ def pamr_affinity(image: Tensor,
     if image.ndim != 3:
         raise ValueError('pamr image must have shape (C, H, W), got '
                          f'{tuple(image.shape)}.')
-    if not temperature > 0:
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f'pamr temperature must be > 0, got {temperature}.')
     offsets = _offsets(dilations)
     x = image.float()
-    nbrs = _neighbours(x, offsets)  # (C, N, H, W)
-    spread = nbrs.std(dim=1, keepdim=True)
-    kernel = -(x[:, None] - nbrs).abs() / (temperature * spread + 1e-8)
-    return kernel.mean(dim=0).softmax(dim=0), offsets
+    # the standard deviation over the N neighbours (unbiased, as
+    # torch.std), in two passes (no cancellation on raw 0-255 images)
+    num = len(offsets)
+    mean = sum(_neighbours(x, offsets)) / num
+    var = sum((nbr - mean)**2 for nbr in _neighbours(x, offsets)) / (num - 1)
+    scale = temperature * var.sqrt() + 1e-8
+    kernel = torch.stack([(-(x - nbr).abs() / scale).mean(dim=0)
+                          for nbr in _neighbours(x, offsets)])
+    return kernel.softmax(dim=0), offsets
 
 
 def pamr_refine(image: Tensor,
@@ -141,5 +146,8 @@ def pamr_refine(image: Tensor,
     weights, offsets = pamr_affinity(image.to(prob.device), dilations,
                                      temperature)
     for _ in range(int(num_iter)):
-        prob = (_neighbours(prob, offsets) * weights[None]).sum(dim=1)
+        out = torch.zeros_like(prob)
+        for weight, nbr in zip(weights, _neighbours(prob, offsets)):
+            out += weight[None] * nbr
+        prob = out
     return prob

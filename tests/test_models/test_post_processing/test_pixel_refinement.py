@@ -87,3 +87,33 @@ def test_size_mismatch_raises():
     # a flat (zero-spread) image does not divide by zero
     out = pamr_refine(torch.zeros(1, 4, 4), torch.ones(1, 4, 4))
     assert math.isclose(float(out.mean()), 1.0, rel_tol=1e-6)
+
+
+def test_streamed_refinement_equals_the_stacked_formula():
+    """The module streams over neighbours; the formula with every
+    neighbour stacked (N x C x H x W, torch.std) gives the same maps, on a
+    raw 0-255 image (no cancellation in the spread)."""
+    gen = torch.Generator().manual_seed(0)
+    img = torch.rand(3, 20, 26, generator=gen) * 255
+    prob = torch.rand(2, 20, 26, generator=gen)
+    dilations, temp = (1, 3, 24), 0.1
+    offs = [(d, dy, dx) for d in dilations for dy in (-d, 0, d)
+            for dx in (-d, 0, d) if dy or dx]
+
+    def stack(x):
+        h, w = x.shape[-2:]
+        return torch.stack([
+            torch.nn.functional.pad(x[None], [d] * 4, mode='replicate')[0]
+            [:, d + dy:d + dy + h, d + dx:d + dx + w] for d, dy, dx in offs
+        ], 1)
+
+    nbrs = stack(img)
+    kernel = -(img[:, None] - nbrs).abs() / (
+        temp * nbrs.std(1, keepdim=True) + 1e-8)
+    weights = kernel.mean(0).softmax(0)
+    want = prob
+    for _ in range(4):
+        want = (stack(want) * weights[None]).sum(1)
+    got = pamr_refine(img, prob, num_iter=4, dilations=dilations,
+                      temperature=temp)
+    assert torch.allclose(got, want, atol=1e-5)
