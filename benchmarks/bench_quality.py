@@ -208,6 +208,10 @@ ROWS = {
                          ('val', )),
 }
 NO_LEARNING = ('nearest', 'nearest_fallback', 'oracle')
+# test_cfg keys the rows vary, at the values a row means when it does not
+# name them
+ROW_TEST_DEFAULTS = dict(mode='point', semantic_source='network', pamr=None,
+                         group_in_components=False)
 FALLBACK_SCORE = 0.5  # the demo's test_cfg.fallback_score
 
 
@@ -415,6 +419,9 @@ def decode_with_model(row, split, ckpt, data, points, cat_ids,
     from p2seg_mm.apis.inference import (build_pipeline, inference_points,
                                          init_point_segmentor)
     _, test_cfg, _ = ROWS[row]
+    # what a row does not set is the method's default, not the config's
+    # (a --config such as the demo's turns pamr and the given map on)
+    test_cfg = {**ROW_TEST_DEFAULTS, **test_cfg}
     opts = {f'model.test_cfg.{k}': v for k, v in test_cfg.items()}
     for opt in test_options:
         key, value = opt.split('=', 1)

@@ -63,20 +63,20 @@ def results_table(pseudo: Dict[str, str], train_gt: Optional[str],
     return '\n'.join(lines)
 
 
-def mdm_table(metrics: Dict, use_i2s: bool) -> str:
+def mdm_table(metrics: Dict, decoding: str) -> str:
     """Markdown table of the MDM's own test-split scores (in %): the
     held-out images decoded from their points (``tools/test.py`` with the
-    MDM config), with or without test-time I2S."""
+    MDM config); ``decoding`` names how (``pipeline_stages.test_decoding``,
+    e.g. 'test-time I2S on, PAMR')."""
     head = ('| MDM on the held-out images, from their points | AP | AP50 | '
             'mAP25 | mAP50 | mAP70 | mAP75 |')
-    name = 'test-time I2S ' + ('on' if use_i2s else 'off')
     cells = [
         _fmt(metrics.get(k)) for k in ('coco/segm_mAP', 'coco/segm_mAP_50',
                                        'voc/mAP25', 'voc/mAP50',
                                        'voc/mAP70', 'voc/mAP75')
     ]
     return '\n'.join([head, '|' + '---|' * 7,
-                      '| ' + ' | '.join([name] + cells) + ' |'])
+                      '| ' + ' | '.join([decoding] + cells) + ' |'])
 
 
 def pick_images(labels_per_image: Sequence[Sequence[int]],

@@ -208,13 +208,18 @@ def has_test_split(config: str,
         cfg.get('test_evaluator'))
 
 
-def test_time_i2s(config: str,
-                  cfg_options: Optional[Sequence[str]] = None) -> bool:
-    """``model.test_cfg.use_i2s`` of an MDM config (the decoding's default,
-    True, when unset)."""
+def test_decoding(config: str,
+                  cfg_options: Optional[Sequence[str]] = None) -> str:
+    """How an MDM config decodes new images, for the results table:
+    ``'test-time I2S on'`` / ``'off'`` (``model.test_cfg.use_i2s``, the
+    decoding's default when unset), plus ``', PAMR'`` when
+    ``model.test_cfg.pamr`` is set."""
     from p2seg_mm.models.seg_heads import DEFAULT_TEST_CFG
     test_cfg = _merged_config(config, cfg_options).model.get('test_cfg') or {}
-    return bool(test_cfg.get('use_i2s', DEFAULT_TEST_CFG['use_i2s']))
+    use_i2s = bool(test_cfg.get('use_i2s', DEFAULT_TEST_CFG['use_i2s']))
+    pamr = test_cfg.get('pamr', DEFAULT_TEST_CFG['pamr']) is not None
+    return 'test-time I2S ' + ('on' if use_i2s else 'off') + (
+        ', PAMR' if pamr else '')
 
 
 def data_paths(config: str,

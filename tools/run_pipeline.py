@@ -42,7 +42,7 @@ from pipeline_report import (mdm_table, render_overlays,  # noqa: E402
                              results_table)
 from pipeline_stages import (REPO, data_paths, export_stage,  # noqa: E402
                              has_test_split, run_command, test_stage,
-                             test_time_i2s, train_stage)
+                             test_decoding, train_stage)
 
 DEMO_MDM = 'configs/p2seg/p2seg_r18_demo-cells.py'
 DEMO_SECOND = ('configs/p2seg_second_stage/'
@@ -192,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     table = results_table(pseudo, train_gt, final)
     if mdm_test is not None:
         table += '\n\n' + mdm_table(
-            mdm_test, test_time_i2s(args.mdm_config, args.mdm_options))
+            mdm_test, test_decoding(args.mdm_config, args.mdm_options))
     write_bytes_atomic((table + '\n').encode(), osp.join(work, 'results.md'))
     print_log('\n' + table, logger='current')
     print_log(f'results in {osp.join(work, "results.md")}; overlays in '

@@ -116,22 +116,26 @@ def test_mdm_test_split_and_i2s_read_from_config_and_options(tmp_path):
     assert pipeline_stages.has_test_split(str(cfg))
     assert not pipeline_stages.has_test_split(str(cfg),
                                               ['test_evaluator=None'])
-    assert not pipeline_stages.test_time_i2s(str(cfg))
-    assert pipeline_stages.test_time_i2s(str(cfg),
-                                         ['model.test_cfg.use_i2s=True'])
+    assert pipeline_stages.test_decoding(str(cfg)) == 'test-time I2S off'
+    assert pipeline_stages.test_decoding(
+        str(cfg), ['model.test_cfg.use_i2s=True',
+                   'model.test_cfg.pamr.num_iter=5']) == \
+        'test-time I2S on, PAMR'
     bare = tmp_path / 'bare.py'
     bare.write_text('model = dict()\n')
     assert not pipeline_stages.has_test_split(str(bare))
-    assert pipeline_stages.test_time_i2s(str(bare))  # the decoding default
+    # the decoding's defaults
+    assert pipeline_stages.test_decoding(str(bare)) == 'test-time I2S on'
 
 
 def test_mdm_table_names_the_walk_and_gives_percent():
     metrics = {'coco/segm_mAP': 0.25, 'coco/segm_mAP_50': 0.5,
                'voc/mAP25': 0.9, 'voc/mAP50': 0.5, 'voc/mAP70': 0.125}
-    head, rule, row = pipeline_report.mdm_table(metrics, True).splitlines()
+    head, rule, row = pipeline_report.mdm_table(
+        metrics, 'test-time I2S on, PAMR').splitlines()
     assert len(rule.strip('|').split('|')) == 7
-    assert row == '| test-time I2S on | 25.0 | 50.0 | 90.0 | 50.0 | 12.5 | - |'
-    assert 'I2S off' in pipeline_report.mdm_table(metrics, False)
+    assert row == ('| test-time I2S on, PAMR | 25.0 | 50.0 | 90.0 | 50.0 | '
+                   '12.5 | - |')
 
 
 def test_demo_trains_one_second_stage_unless_asked():
