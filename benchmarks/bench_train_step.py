@@ -214,7 +214,8 @@ def child_infer(args):
         t2 = time.perf_counter()
         maps = [resize_bilinear(x, inputs.shape[-2:])
                 for x in (sem, center, offset)]
-        out = [decode_single(*(x[i] for x in maps), s, model.test_cfg, True)
+        out = [decode_single(*(x[i] for x in maps), s, model.test_cfg, True,
+                             image=inputs[i])
                for i, s in enumerate(samples)]
         t3 = time.perf_counter()
         for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):

@@ -93,7 +93,7 @@ def patch_head(variant: str, eps: float, gt_maps: dict) -> None:
 
     def predict(self, sem_logits, center, offset, embed, samples,
                 affinity_head=None, num_walks=1, center_trained=True,
-                input_size=None, rescale=True):
+                input_size=None, rescale=True, inputs=None):
         size = tuple(input_size)
         given = point_grouping_head.pseudo_map_log_probs(
             samples, sem_logits.shape[1], size)

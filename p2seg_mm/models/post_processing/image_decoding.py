@@ -113,11 +113,14 @@ def decode_single(log_probs: Tensor,
             ``log_probs`` is first upsampled to. Defaults to None (it is
             already at that size).
         image (Tensor, optional): (3, H, W) network input at the padded
-            input size; with ``cfg['pamr']`` (a dict of
-            :func:`~.pixel_refinement.pamr_refine` options) the
-            probabilities are refined by its local affinity at the output
-            resolution before the argmax (not in the paper). Defaults to
-            None (no refinement).
+            input size, needed when ``cfg['pamr']`` (a dict of
+            :func:`~.pixel_refinement.pamr_refine` options) is set: the
+            probabilities are then refined by its local affinity at the
+            output resolution before the argmax (not in the paper).
+            Defaults to None.
+
+    Raises:
+        ValueError: ``cfg['pamr']`` is set but ``image`` is None.
 
     Returns:
         InstanceData: ``masks`` (N, H', W') bool, ``bboxes`` (N, 4),
@@ -126,8 +129,11 @@ def decode_single(log_probs: Tensor,
         pseudo json keeps them).
     """
     offset = to_original_single(offset, sample, rescale)
-    pamr = cfg.get('pamr') if image is not None else None
+    pamr = cfg.get('pamr')
     if pamr is not None:
+        if image is None:
+            raise ValueError("cfg['pamr'] refines the map with the image: "
+                             'pass the network input as image=.')
         image = to_original_single(image.float(), sample, rescale)
     if cfg['mode'] == 'point':
         points, labels = points_of(sample)

@@ -15,10 +15,15 @@ away; borders replicate the edge pixel)::
     P_i    <- sum_j a(i, j) P_j        (num_iter times)
 
 where ``s_i`` is the standard deviation of the channel over ``i``'s
-neighbours and ``t`` the temperature. The affinity is invariant to a
+neighbours (all dilations together, the pixel itself left out; their
+released code takes it per dilation over the 3 x 3 window with the centre:
+on a HeLa crop the two differ by < 0.01 in probability) and ``t`` the
+temperature. Cost (one CPU thread, 3 channels): ~4 s and ~1 GB at 1024^2,
+~38 s and ~2.3 GB at 2048^2 (the 48 weight maps dominate). The affinity is invariant to a
 per-channel affine change of the image, so the normalised network input
 can be used as it is.
 """
+import math
 from typing import List, Sequence, Tuple
 
 import torch
@@ -30,32 +35,35 @@ DEFAULT_PAMR = dict(num_iter=10, dilations=(1, 2, 4, 8, 12, 24),
                     temperature=0.1)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_pamr_cfg(num_iter: int, dilations: Sequence[int],
                    temperature: float) -> None:
     """Raise ValueError, naming the option, for a bad PAMR setting."""
-    if isinstance(num_iter, bool) or not isinstance(
-            num_iter, (int, float)) or int(num_iter) != num_iter \
-            or num_iter < 0:
-        raise ValueError(f'pamr num_iter must be an integer >= 0, got '
+    if not _is_number(num_iter) or not math.isfinite(num_iter) \
+            or int(num_iter) != num_iter or num_iter < 0:
+        raise ValueError(f'pamr.num_iter must be an integer >= 0, got '
                          f'{num_iter!r}.')
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f'pamr temperature must be > 0, got '
-                         f'{temperature!r}.')
+    if not _is_number(temperature) or not math.isfinite(temperature) \
+            or temperature <= 0:
+        raise ValueError(f'pamr.temperature must be a finite number > 0, '
+                         f'got {temperature!r}.')
     _offsets(dilations)
 
 
 def _offsets(dilations: Sequence[int]) -> List[Tuple[int, int, int]]:
-    out = []
-    if len(dilations) == 0:
-        raise ValueError('pamr dilations must not be empty.')
-    for d in dilations:
-        if int(d) != d or d < 1:
-            raise ValueError(f'pamr dilations must be positive integers, '
-                             f'got {list(dilations)}.')
-        d = int(d)
-        out += [(d, dy, dx) for dy in (-d, 0, d) for dx in (-d, 0, d)
-                if dy or dx]
-    return out
+    """(d, dy, dx) of the 8 neighbours at each dilation."""
+    if isinstance(dilations, (str, bytes)) or not isinstance(
+            dilations, Sequence) or len(dilations) == 0 or not all(
+                _is_number(d) and math.isfinite(d) and int(d) == d and d >= 1
+                for d in dilations):
+        raise ValueError('pamr.dilations must be a non-empty list of '
+                         f'integers >= 1 (pixels), got {dilations!r}.')
+    return [(int(d), dy, dx) for d in dilations
+            for dy in (-int(d), 0, int(d)) for dx in (-int(d), 0, int(d))
+            if dy or dx]
 
 
 def _neighbours(x: Tensor, offsets: List[Tuple[int, int, int]]):
@@ -94,8 +102,10 @@ def pamr_affinity(image: Tensor,
     if image.ndim != 3:
         raise ValueError('pamr image must have shape (C, H, W), got '
                          f'{tuple(image.shape)}.')
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f'pamr temperature must be > 0, got {temperature}.')
+    if not _is_number(temperature) or not math.isfinite(temperature) \
+            or temperature <= 0:
+        raise ValueError(f'pamr.temperature must be a finite number > 0, '
+                         f'got {temperature!r}.')
     offsets = _offsets(dilations)
     x = image.float()
     # the standard deviation over the N neighbours (unbiased, as
@@ -132,14 +142,18 @@ def pamr_refine(image: Tensor,
         Tensor: (K, H, W) float32 refined maps.
 
     Raises:
-        ValueError: ``image`` and ``prob`` differ in size, or a bad
-            parameter.
+        ValueError: ``image`` and ``prob`` differ in size, hold a NaN or
+            inf, or a bad parameter.
     """
     if prob.ndim != 3 or image.shape[-2:] != prob.shape[-2:]:
         raise ValueError(
             f'pamr needs prob (K, H, W) at the image size '
             f'{tuple(image.shape[-2:])}, got {tuple(prob.shape)}.')
     check_pamr_cfg(num_iter, dilations, temperature)
+    # one non-finite value would spread to the whole map
+    if not (torch.isfinite(image).all() and torch.isfinite(prob).all()):
+        raise ValueError('pamr needs finite image and prob values (a NaN or '
+                         'inf spreads to every pixel); got non-finite ones.')
     prob = prob.float()
     if num_iter == 0 or prob.numel() == 0:
         return prob

@@ -83,6 +83,12 @@ class P2SegPointGroupingHead(BaseModule):
             raise ValueError("test_cfg.mode must be 'point' or 'center', "
                              f"got {cfg['mode']!r}.")
         if cfg['pamr'] is not None:
+            if not isinstance(cfg['pamr'], dict):
+                raise ValueError(
+                    'test_cfg.pamr must be None (off) or a dict of '
+                    f'{sorted(DEFAULT_PAMR)}, got {cfg["pamr"]!r}; on the '
+                    'command line set its keys one by one, e.g. '
+                    '--cfg-options model.test_cfg.pamr.num_iter=10.')
             pamr = dict(cfg['pamr'])
             unknown = sorted(set(pamr) - set(DEFAULT_PAMR))
             if unknown:
@@ -90,7 +96,10 @@ class P2SegPointGroupingHead(BaseModule):
                     f'test_cfg.pamr has unknown keys {unknown}; it takes '
                     f'{sorted(DEFAULT_PAMR)} (or None to switch it off).')
             cfg['pamr'] = {**DEFAULT_PAMR, **pamr}
-            check_pamr_cfg(**cfg['pamr'])
+            try:
+                check_pamr_cfg(**cfg['pamr'])
+            except ValueError as err:
+                raise ValueError(f'test_cfg.{err}') from None
         self.test_cfg = cfg
         self._warned_center = False
         self._noted_fallback = False
@@ -180,11 +189,11 @@ class P2SegPointGroupingHead(BaseModule):
         centers = [None] * len(batch_data_samples) if point_mode else \
             resize_bilinear(center, size)
         # the given pseudo-map is not refined (like the walk)
-        images = [None if given[i] or inputs is None else inputs[i]
-                  for i in range(len(batch_data_samples))]
+        map_cfg = {**cfg, 'pamr': None}
         return [
-            decode_single(log_probs[i], centers[i], offset[i], sample, cfg,
-                          rescale, size, images[i])
+            decode_single(log_probs[i], centers[i], offset[i], sample,
+                          map_cfg if given[i] else cfg, rescale, size,
+                          None if inputs is None else inputs[i])
             for i, sample in enumerate(batch_data_samples)
         ]
 

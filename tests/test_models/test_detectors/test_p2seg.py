@@ -384,6 +384,14 @@ def test_point_decoding_upsamples_only_the_image_classes(rescale):
     assert probe.max_numel < 10 * max(height * width, size[0] * size[1])
 
 
+def model_cfg_with_pamr():
+    from p2seg_mm.models.seg_heads.point_grouping_head import \
+        DEFAULT_TEST_CFG
+    return {**DEFAULT_TEST_CFG, 'pamr': dict(num_iter=1,
+                                             dilations=(1, ),
+                                             temperature=0.1)}
+
+
 def test_pamr_switch_refines_the_network_map_with_the_input():
     """test_cfg.pamr: the probabilities that reach the grouping are the
     bilinear ones refined by pamr_refine with the network input (cropped to
@@ -433,8 +441,16 @@ def test_pamr_switch_refines_the_network_map_with_the_input():
     assert all(torch.equal(a, b) for a, b in zip(*masks))
     with pytest.raises(ValueError, match='unknown keys'):
         build(test_cfg=dict(pamr=dict(iters=3)))
-    with pytest.raises(ValueError, match='temperature'):
+    with pytest.raises(ValueError, match='test_cfg.pamr.temperature'):
         build(test_cfg=dict(pamr=dict(temperature=-1)))
+    for bad in ('dict(num_iter=3)', True, [10]):
+        with pytest.raises(ValueError, match='one by one'):
+            build(test_cfg=dict(pamr=bad))
+    # decode_single refuses to drop a requested refinement silently
+    with pytest.raises(ValueError, match='image='):
+        image_decoding.decode_single(
+            torch.zeros(4, 8, 8), None, torch.zeros(2, 8, 8),
+            preds_on[0], model_cfg_with_pamr(), True)
     model = build(test_cfg=dict(pamr=dict())).eval()
     with pytest.raises(ValueError, match='inputs='):
         model.grouping_head.predict(

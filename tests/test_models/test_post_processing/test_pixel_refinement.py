@@ -73,6 +73,15 @@ def test_channels_do_not_mix():
     (dict(dilations=(0, )), 'dilations'),
     (dict(dilations=()), 'dilations'),
     (dict(temperature=0.), 'temperature'),
+    (dict(temperature=float('inf')), 'temperature'),
+    (dict(temperature=True), 'temperature'),
+    (dict(temperature=torch.tensor(0.1)), 'temperature'),
+    (dict(num_iter=float('nan')), 'num_iter'),
+    (dict(dilations=3), 'dilations'),
+    (dict(dilations='abc'), 'dilations'),
+    (dict(dilations=(True, )), 'dilations'),
+    (dict(dilations=(float('nan'), )), 'dilations'),
+    (dict(dilations=(float('inf'), )), 'dilations'),
 ])
 def test_bad_settings_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -117,3 +126,15 @@ def test_streamed_refinement_equals_the_stacked_formula():
     got = pamr_refine(img, prob, num_iter=4, dilations=dilations,
                       temperature=temp)
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_non_finite_values_raise():
+    """One NaN would spread to the whole map: refused, by name."""
+    img = torch.zeros(1, 6, 6)
+    img[0, 2, 2] = float('nan')
+    with pytest.raises(ValueError, match='finite'):
+        pamr_refine(img, torch.ones(2, 6, 6))
+    prob = torch.ones(2, 6, 6)
+    prob[1, 0, 0] = float('inf')
+    with pytest.raises(ValueError, match='finite'):
+        pamr_refine(torch.zeros(1, 6, 6), prob)
