@@ -22,11 +22,17 @@ per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
 
 Learned rows train ``--config`` (default: the ladder MDM
 ``configs/p2seg/p2seg_r18_stride8-300it_demo-cells.py``, the demo's network
-at CPU-cheap settings; with ``--iters 1000`` the row ``p2seg_aux_gmw``,
-that config plus the row's switches, is the demo's
-``p2seg_r18_demo-cells.py``) for ``--iters`` (default: the config's
+at CPU-cheap settings; with ``--iters 1000`` the training
+``p2seg_aux_gmw``, that config plus the row's switches, is the demo's
+``p2seg_r18_demo-cells.py``, whose decoding of new images is row
+``p2seg_aux_gmw_pamr``) for ``--iters`` (default: the config's
 ``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one
-torch thread per process, ``--jobs`` processes side by side. Everything is cached under
+torch thread per process, ``--jobs`` processes side by side. A row decodes
+with the config's test_cfg, except the keys rows vary (``mode``,
+``semantic_source``, ``pamr``, ``group_in_components``): what a row does
+not set there is the method's default (``ROW_TEST_DEFAULTS``), so a
+``--config`` that turns one on changes only the rows that name it.
+Everything is cached under
 ``--work-dir`` (checkpoints, decoded jsons, scores): a rerun only does what
 is missing, so a killed run resumes. Writes ``results/quality.md``,
 ``results/quality.png`` and ``results/quality.json`` (records ``row``,
