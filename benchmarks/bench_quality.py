@@ -43,7 +43,7 @@ their class lost the argmax around them).
 
 Example::
 
-    python benchmarks/bench_quality.py                 # all rows, 3 seeds
+    python benchmarks/bench_quality.py                 # the ladder, 3 seeds
     python benchmarks/bench_quality.py --rows nearest p2seg --seeds 0
     # the stride-4 Gaussian walk at 1000 iterations, with and without it
     python benchmarks/bench_quality.py --iters 1000 \
@@ -214,6 +214,18 @@ ROWS = {
                          ('val', )),
 }
 NO_LEARNING = ('nearest', 'nearest_fallback', 'oracle')
+# the rows of a plain run (`make bench-quality`, ~60 min on 2 cores: the
+# paper's ladder at the ladder config's 300 iterations and the switches
+# measured there, benchmarks/results/quality.*); the stride-4 rows
+# (p2seg_aux_gm*, p2seg_gm*, p2seg_aux_gmw*) need --iters 1000 and are asked
+# for by name (README "Quality benchmark"), or all with --rows all
+LADDER_ROWS = [
+    'nearest', 'nearest_fallback', 'oracle', 'mdm_base', 'dis_group',
+    'i2s_t1', 'p2seg', 'k2', 'p2seg_no_test_i2s', 'mdm_base_map',
+    'dis_group_map', 'i2s_t1_map', 'p2seg_map', 'k2_map', 'p2seg_aux',
+    'p2seg_aux_map', 'p2seg_aux_map_cc', 'p2seg_aux_no_test_i2s',
+    'p2seg_aux_center', 'p2seg_gauss', 'p2seg_aux_gauss'
+]
 # test_cfg keys the rows vary, at the values a row means when it does not
 # name them
 ROW_TEST_DEFAULTS = dict(mode='point', semantic_source='network', pamr=None,
@@ -419,15 +431,19 @@ def masks_to_anns(masks, scores, labels, xy, img_id, cat_ids,
     return anns
 
 
+def row_test_cfg(row: str) -> dict:
+    """The test_cfg options a row decodes with: what a row does not set of
+    the keys rows vary is the method's default, not the config's (a
+    ``--config`` such as the demo's turns pamr and the given map on)."""
+    return {**ROW_TEST_DEFAULTS, **ROWS[row][1]}
+
+
 def decode_with_model(row, split, ckpt, data, points, cat_ids,
                       test_options) -> List[dict]:
     """The row's own inference (``model.test_step``) on every frame."""
     from p2seg_mm.apis.inference import (build_pipeline, inference_points,
                                          init_point_segmentor)
-    _, test_cfg, _ = ROWS[row]
-    # what a row does not set is the method's default, not the config's
-    # (a --config such as the demo's turns pamr and the given map on)
-    test_cfg = {**ROW_TEST_DEFAULTS, **test_cfg}
+    test_cfg = row_test_cfg(row)
     opts = {f'model.test_cfg.{k}': v for k, v in test_cfg.items()}
     for opt in test_options:
         key, value = opt.split('=', 1)
@@ -584,8 +600,10 @@ def main(argv=None) -> None:
     all_rows = list(NO_LEARNING) + list(ROWS)
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rows', nargs='+',
-                        default=all_rows,
-                        help='rows to train / decode / score (default: all): '
+                        default=LADDER_ROWS,
+                        help='rows to train / decode / score, or "all" '
+                        '(default: the 300-iteration ladder, '
+                        + ' '.join(LADDER_ROWS) + '); all rows: '
                         + ' '.join(all_rows))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
                         help='randomness.seed of each training')
@@ -624,6 +642,8 @@ def main(argv=None) -> None:
         score_one(*args.score_one, args.ckpt, args.out, args.data,
                   args.test_options)
         return
+    if args.rows == ['all']:
+        args.rows = all_rows
     unknown = set(args.rows) - set(all_rows)
     if unknown:
         parser.error(f'unknown rows {sorted(unknown)}; rows: '

@@ -93,3 +93,21 @@ def test_results_header_says_how_to_reproduce(bench):
     args.train_options = ['a.b=1']
     text = bench.markdown(records, args, 1.0)
     assert "1000 iterations, --train-options 'a.b=1', seeds [0, 1]" in text
+
+
+def test_rows_decode_with_the_methods_defaults_and_ladder_is_default(bench):
+    # a row that does not name pamr / the given map decodes without them,
+    # whatever the --config turns on (the demo config turns both on)
+    plain = bench.row_test_cfg('p2seg_aux_gmw')
+    assert plain['pamr'] is None and plain['semantic_source'] == 'network'
+    assert plain['use_i2s'] is True
+    assert bench.row_test_cfg('p2seg_aux_gmw_pamr')['pamr'] == {}
+    assert bench.row_test_cfg('mdm_base_map')['semantic_source'] == \
+        'pseudo_map'
+    assert bench.row_test_cfg('p2seg_aux_center')['mode'] == 'center'
+    # the plain run is the 300-iteration ladder: known rows, no stride-4 row
+    known = set(bench.NO_LEARNING) | set(bench.ROWS)
+    assert set(bench.LADDER_ROWS) <= known
+    assert not [r for r in bench.LADDER_ROWS if '_gm' in r]
+    assert {'nearest', 'mdm_base', 'dis_group', 'i2s_t1', 'p2seg', 'k2',
+            'oracle'} <= set(bench.LADDER_ROWS)
