@@ -209,6 +209,16 @@ ROWS = {
                       ('train', 'val')),
     **decodings('p2seg_gm'),
     **decodings('p2seg_aux_gmw'),
+    # + each connected component of the refined map grouped among its own
+    # points (does it keep far pixels from joining a far point?)
+    'p2seg_aux_gm_pamr_cc': ('p2seg_aux_gm',
+                             dict(use_i2s=True, pamr=dict(),
+                                  group_in_components=True),
+                             ('train', 'val')),
+    'p2seg_aux_gmw_pamr_cc': ('p2seg_aux_gmw',
+                              dict(use_i2s=True, pamr=dict(),
+                                   group_in_components=True),
+                              ('train', 'val')),
     # point-free decoding (centre peaks) of new images, no clicks
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
