@@ -39,6 +39,13 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_temperature(temperature: float) -> None:
+    if not _is_number(temperature) or not math.isfinite(temperature) \
+            or temperature <= 0:
+        raise ValueError(f'pamr.temperature must be a finite number > 0, '
+                         f'got {temperature!r}.')
+
+
 def check_pamr_cfg(num_iter: int, dilations: Sequence[int],
                    temperature: float) -> None:
     """Raise ValueError, naming the option, for a bad PAMR setting."""
@@ -46,10 +53,7 @@ def check_pamr_cfg(num_iter: int, dilations: Sequence[int],
             or int(num_iter) != num_iter or num_iter < 0:
         raise ValueError(f'pamr.num_iter must be an integer >= 0, got '
                          f'{num_iter!r}.')
-    if not _is_number(temperature) or not math.isfinite(temperature) \
-            or temperature <= 0:
-        raise ValueError(f'pamr.temperature must be a finite number > 0, '
-                         f'got {temperature!r}.')
+    _check_temperature(temperature)
     _offsets(dilations)
 
 
@@ -102,10 +106,7 @@ def pamr_affinity(image: Tensor,
     if image.ndim != 3:
         raise ValueError('pamr image must have shape (C, H, W), got '
                          f'{tuple(image.shape)}.')
-    if not _is_number(temperature) or not math.isfinite(temperature) \
-            or temperature <= 0:
-        raise ValueError(f'pamr.temperature must be a finite number > 0, '
-                         f'got {temperature!r}.')
+    _check_temperature(temperature)
     offsets = _offsets(dilations)
     x = image.float()
     # the standard deviation over the N neighbours (unbiased, as
