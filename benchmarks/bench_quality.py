@@ -342,8 +342,10 @@ def train_job(args, name: str, seed: int, pipe_index: int) -> str:
     cmd = [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work]
     if ckpt:
         cmd.append('--resume')
-    cmd += ['--cfg-options'] + train_options(name, seed, pipe_index,
-                                             iters + args.train_options)
+    # the data scored is the data trained on
+    data = [f'train_dataloader.dataset.data_root={args.data.rstrip("/")}/']
+    cmd += ['--cfg-options'] + train_options(
+        name, seed, pipe_index, iters + data + args.train_options)
     run(cmd, osp.join(work, 'bench.log'))
     return checkpoint_of(work)
 

@@ -111,3 +111,17 @@ def test_rows_decode_with_the_methods_defaults_and_ladder_is_default(bench):
     assert not [r for r in bench.LADDER_ROWS if '_gm' in r]
     assert {'nearest', 'mdm_base', 'dis_group', 'i2s_t1', 'p2seg', 'k2',
             'oracle'} <= set(bench.LADDER_ROWS)
+
+
+def test_training_uses_the_data_it_is_scored_on(bench, tmp_path,
+                                                monkeypatch):
+    """``--data`` reaches the training, not only the decoding (it once
+    trained on the config's data_root and scored on ``--data``)."""
+    import argparse
+    calls = []
+    monkeypatch.setattr(bench, 'run', lambda cmd, log: calls.append(cmd))
+    args = argparse.Namespace(iters=10, work_dir=str(tmp_path),
+                              data='data/other_cells', train_options=[])
+    bench.train_job(args, 'p2seg', 0, 7)
+    opts = calls[0][calls[0].index('--cfg-options') + 1:]
+    assert 'train_dataloader.dataset.data_root=data/other_cells/' in opts
