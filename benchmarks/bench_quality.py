@@ -11,6 +11,9 @@ per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
   square the learned rows' decoding gives it (``test_cfg.
   fallback_half_size`` of the config): what the learned offsets add
   beyond the fallback squares is the difference to the ``*_map`` rows;
+- ``geodesic``: the pseudo-map cut by the geodesic split that avoids image
+  edges (no learning; the targets of the ``*_geo`` rows, docs/method.md
+  §3.5);
 - ``oracle``: the ground-truth semantic map cut by nearest point (bound);
 - ``mdm_base``: MDM, no dis_group, no I2S (train and test);
 - ``dis_group``: + dis_group static targets;
@@ -73,14 +76,15 @@ CONFIG = 'configs/p2seg/p2seg_r18_stride8-300it_demo-cells.py'
 DATA = 'data/demo_cells'
 IOUS = (0.25, 0.5, 0.7, 0.75)
 # The paper's ladder: each training differs from the one above by one
-# switch. ``train``: model cfg options; ``dis_group``: the static-target
-# switch of the pipeline; ``test``: model.test_cfg options.
+# switch. ``train``: model cfg options; ``dis_group`` / ``grouping``: the
+# static-target switches of the pipeline; ``test``: model.test_cfg options.
 PAPER = dict(
     model=dict(
         train_cfg=dict(
             use_i2s=True, use_inst_affinity=True, num_stages=1,
             unrefined_sem_loss_weight=0.0)),
-    dis_group=True)
+    dis_group=True,
+    grouping='euclidean')
 TRAININGS = {
     'mdm_base': dict(
         model=dict(train_cfg=dict(use_i2s=False, use_inst_affinity=False)),
@@ -134,6 +138,17 @@ TRAININGS = {
             train_cfg=dict(
                 unrefined_sem_loss_weight=1.0, aff_membership='majority',
                 i2s_window=(128, 128)))),
+    # + static offset targets that split touching objects by the geodesic
+    # path avoiding image edges instead of Euclidean distance (not in the
+    # paper; GenerateS2ITargets(grouping='geodesic'), docs/method.md
+    # §3.5): Voronoi cuts rods at an angle, and the offsets learned it
+    'p2seg_aux_gmw_geo': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=1.0, aff_membership='majority',
+                i2s_window=(128, 128))),
+        grouping='geodesic'),
     # the paper's training (refined CE only) with the same three switches:
     # does the method train once its affinity cannot collapse?
     'p2seg_gm': dict(
@@ -204,6 +219,7 @@ ROWS = {
     'p2seg_aux_gauss': ('p2seg_aux_gauss', dict(use_i2s=True),
                         ('train', 'val')),
     **decodings('p2seg_aux_gm'),
+    **decodings('p2seg_aux_gmw_geo'),
     'p2seg_aux_g4': ('p2seg_aux_g4', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_sm4': ('p2seg_aux_sm4', dict(use_i2s=True),
                       ('train', 'val')),
@@ -223,7 +239,9 @@ ROWS = {
     'p2seg_aux_center': ('p2seg_aux', dict(mode='center', use_i2s=False),
                          ('val', )),
 }
-NO_LEARNING = ('nearest', 'nearest_fallback', 'oracle')
+# geodesic: the pseudo-map cut by the image-aware geodesic split (no
+# learning, docs/method.md §3.5): what the *_geo rows' targets give alone
+NO_LEARNING = ('nearest', 'nearest_fallback', 'geodesic', 'oracle')
 # the rows of a plain run (`make bench-quality`, ~60 min on 2 cores: the
 # paper's ladder at the ladder config's 300 iterations and the switches
 # measured there, benchmarks/results/quality.*); the stride-4 rows
@@ -298,6 +316,8 @@ def train_options(name: str, seed: int, pipe_index: int,
     opts = flatten('model', spec['model'])
     opts.append(f'train_dataloader.dataset.pipeline.{pipe_index}.dis_group='
                 f'{spec["dis_group"]}')
+    opts.append(f'train_dataloader.dataset.pipeline.{pipe_index}.grouping='
+                f'{spec["grouping"]}')
     opts.append(f'randomness.seed={seed}')
     return opts + list(extra)
 
@@ -392,7 +412,7 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
             pts = points.imgToAnns[img_id]
             xy = np.array([a['point'] for a in pts], np.float32)
             labels = np.array([cat_ids.index(a['category_id']) for a in pts])
-            if row.startswith('nearest'):
+            if row.startswith('nearest') or row == 'geodesic':
                 stem = osp.splitext(info['file_name'])[0]
                 seg = np.array(
                     Image.open(osp.join(data, 'pseudo_sem', stem + '.png')))
@@ -401,10 +421,17 @@ def score_one(row: str, split: str, ckpt: str, out: str, data: str,
                 for ann in gt.imgToAnns[img_id]:
                     seg[gt.annToMask(ann) > 0] = cat_ids.index(
                         ann['category_id']) + 1
+            image = None
+            if row == 'geodesic':
+                image = np.array(Image.open(
+                    osp.join(data, 'images', info['file_name'])).convert(
+                        'RGB'))
             res = nearest_point_masks(
                 seg, xy, labels, len(cat_ids),
                 fallback_half_size(CONFIG) if row == 'nearest_fallback'
-                else 0, FALLBACK_SCORE)
+                else 0, FALLBACK_SCORE,
+                grouping='geodesic' if row == 'geodesic' else 'euclidean',
+                image=image)
             anns += masks_to_anns(res['masks'], res['scores'], labels, xy,
                                   img_id, cat_ids, len(anns))
     else:

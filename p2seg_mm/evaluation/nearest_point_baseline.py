@@ -9,14 +9,24 @@ offsets. It is what P2Seg must beat: the same inputs (points + pseudo-map)
 without any learning. Scored next to the P2Seg pseudo-masks by
 ``benchmarks/bench_quality.py`` and ``tools/run_pipeline.py``, whose
 ``tools/export_nearest_point_baseline.py`` writes it for a points json.
+
+``grouping='geodesic'`` (not in the paper, docs/method.md §3.5) cuts the same
+foreground by the shortest path inside it that avoids image edges
+(``models/task_modules/geodesic_grouping.py``): the no-learning row that
+tells what the image-aware S2I targets give before any learning.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 
-from ..models.post_processing.point_decoding import \
-    decode_instances_with_points
+from ..models.post_processing.point_decoding import (
+    _fill_fallback_squares, decode_instances_with_points)
+from ..models.task_modules.geodesic_grouping import (DEFAULT_EDGE_WEIGHT,
+                                                     geodesic_point_labels,
+                                                     image_edge_cost)
+
+GROUPINGS = ('euclidean', 'geodesic')
 
 
 def nearest_point_masks(seg_map: np.ndarray,
@@ -24,7 +34,11 @@ def nearest_point_masks(seg_map: np.ndarray,
                         labels: np.ndarray,
                         num_classes: int,
                         fallback_half_size: int = 0,
-                        fallback_score: float = 0.5) -> Dict[str, np.ndarray]:
+                        fallback_score: float = 0.5,
+                        grouping: str = 'euclidean',
+                        image: Optional[np.ndarray] = None,
+                        edge_weight: float = DEFAULT_EDGE_WEIGHT
+                        ) -> Dict[str, np.ndarray]:
     """One mask per point by nearest-point assignment on the pseudo-map.
 
     Args:
@@ -37,17 +51,41 @@ def nearest_point_masks(seg_map: np.ndarray,
             (``test_cfg.fallback_half_size``); 0 leaves it empty (the
             baseline). Defaults to 0.
         fallback_score (float): Score of such a square. Defaults to 0.5.
+        grouping (str): ``'euclidean'`` (nearest point) or ``'geodesic'``
+            (shortest path inside the class's foreground, steps across
+            image edges cost more; foreground no point reaches goes to the
+            nearest point). Defaults to 'euclidean'.
+        image (np.ndarray, optional): (H, W, 3) 0-255 image, needed by
+            ``'geodesic'``. Defaults to None.
+        edge_weight (float): Edge weight of ``'geodesic'``. Defaults to
+            ``DEFAULT_EDGE_WEIGHT``.
 
     Returns:
         dict: ``masks`` (K, H, W) bool and ``scores`` (K,) float (1.0 for a
         non-empty mask, 0.0 for an empty one, ``fallback_score`` for a
         fallback square).
+
+    Raises:
+        ValueError: Unknown ``grouping``, ``'geodesic'`` without an image
+            of the map's size, or map values above ``num_classes``.
     """
+    if grouping not in GROUPINGS:
+        raise ValueError(f'grouping must be one of {GROUPINGS}, got '
+                         f'{grouping!r}.')
+    if grouping == 'geodesic' and (
+            image is None or np.shape(image)[:2] != seg_map.shape):
+        raise ValueError("grouping='geodesic' needs the image of the map's "
+                         f'size {seg_map.shape}, got '
+                         f'{None if image is None else np.shape(image)}.')
     seg = torch.from_numpy(seg_map.astype(np.int64))
     seg = torch.where(seg == 255, torch.zeros_like(seg), seg)
     if int(seg.max()) > num_classes:
         raise ValueError(f'pseudo-map value {int(seg.max())} exceeds the '
                          f'{num_classes} classes')
+    if grouping == 'geodesic':
+        return _geodesic_masks(seg.numpy(), image, points, labels,
+                               fallback_half_size, fallback_score,
+                               edge_weight)
     sem_prob = torch.nn.functional.one_hot(seg, num_classes + 1)
     sem_prob = sem_prob.permute(2, 0, 1).float()
     offset = torch.zeros((2, ) + seg_map.shape)
@@ -59,3 +97,32 @@ def nearest_point_masks(seg_map: np.ndarray,
         fallback_half_size=fallback_half_size,
         fallback_score=fallback_score)
     return dict(masks=out['masks'].numpy(), scores=out['scores'].numpy())
+
+
+def _geodesic_masks(seg: np.ndarray, image: np.ndarray, points: np.ndarray,
+                    labels: np.ndarray, fallback_half_size: int,
+                    fallback_score: float,
+                    edge_weight: float) -> Dict[str, np.ndarray]:
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    edge = image_edge_cost(image)
+    masks = np.zeros((len(points), ) + seg.shape, dtype=bool)
+    for cls in np.unique(labels):
+        members = np.nonzero(labels == cls)[0]
+        fg = seg == cls + 1
+        owner = geodesic_point_labels(fg, points[members], edge, edge_weight)
+        stray = fg & (owner < 0)
+        if stray.any():  # components without a point: nearest point
+            ys, xs = np.nonzero(stray)
+            d2 = ((xs[:, None] + 0.5 - points[members, 0])**2 +
+                  (ys[:, None] + 0.5 - points[members, 1])**2)
+            owner[ys, xs] = d2.argmin(axis=1)
+        for j, k in enumerate(members):
+            masks[k] = owner == j
+    masks_t = torch.from_numpy(masks)
+    scores = masks_t.flatten(1).any(1).float()
+    if fallback_half_size > 0:
+        _fill_fallback_squares(masks_t, scores,
+                               torch.as_tensor(points, dtype=torch.float32),
+                               int(fallback_half_size), fallback_score)
+    return dict(masks=masks_t.numpy(), scores=scores.numpy())

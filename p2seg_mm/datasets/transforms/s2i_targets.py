@@ -6,8 +6,10 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
+from p2seg_mm.models.task_modules.geodesic_grouping import \
+    DEFAULT_EDGE_WEIGHT
 from p2seg_mm.models.task_modules.target_generators.static_s2i import (
-    OFFSET_TARGETS, make_center_heatmap, make_static_offsets)
+    GROUPINGS, OFFSET_TARGETS, make_center_heatmap, make_static_offsets)
 
 
 @TRANSFORMS.register_module()
@@ -27,6 +29,7 @@ class GenerateS2ITargets(BaseTransform):
     - gt_ignore_flags (bool) (N,) (optional, all False if absent)
     - gt_seg_map (np.uint8) (H, W)
     - img_shape
+    - img (H, W, 3), 0-255 (only with ``grouping='geodesic'``)
 
     Added Keys:
 
@@ -47,6 +50,13 @@ class GenerateS2ITargets(BaseTransform):
         offset_to (str): Target of single-point components, ``'point'``
             (docs/method.md §0.2) or ``'centroid'`` (release). Defaults to
             'point'.
+        grouping (str): How ``dis_group`` splits a component:
+            ``'euclidean'`` (the paper: nearest point) or ``'geodesic'``
+            (not in the paper: shortest path inside the component, steps
+            across image edges cost more; docs/method.md §3.5). Defaults
+            to 'euclidean'.
+        edge_weight (float): Edge weight of ``'geodesic'``. Defaults to
+            30.0 (``DEFAULT_EDGE_WEIGHT``).
     """
 
     def __init__(self,
@@ -54,7 +64,9 @@ class GenerateS2ITargets(BaseTransform):
                  sigma: float = 6.0,
                  min_area: int = 50,
                  dis_group: bool = True,
-                 offset_to: str = 'point') -> None:
+                 offset_to: str = 'point',
+                 grouping: str = 'euclidean',
+                 edge_weight: float = DEFAULT_EDGE_WEIGHT) -> None:
         if num_classes is not None and num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
         if sigma <= 0:
@@ -62,11 +74,19 @@ class GenerateS2ITargets(BaseTransform):
         if offset_to not in OFFSET_TARGETS:
             raise ValueError(f'offset_to must be one of {OFFSET_TARGETS}, '
                              f'got {offset_to!r}.')
+        if grouping not in GROUPINGS:
+            raise ValueError(f'grouping must be one of {GROUPINGS}, got '
+                             f'{grouping!r}.')
+        if not (float(edge_weight) >= 0 and np.isfinite(edge_weight)):
+            raise ValueError('edge_weight must be a finite number >= 0, '
+                             f'got {edge_weight}.')
         self.num_classes = num_classes
         self.sigma = sigma
         self.min_area = min_area
         self.dis_group = dis_group
         self.offset_to = offset_to
+        self.grouping = grouping
+        self.edge_weight = float(edge_weight)
 
     def transform(self, results: dict) -> Optional[dict]:
         """Add ``gt_center_heatmap``, ``gt_offset`` and ``gt_offset_weight``.
@@ -83,7 +103,10 @@ class GenerateS2ITargets(BaseTransform):
                 'CocoPointDataset pipeline (which sets it from '
                 "metainfo['classes']) or give num_classes.")
         where = results.get('img_path', results.get('img_id', '<unknown>'))
-        for key in ('gt_points', 'gt_points_labels', 'gt_seg_map'):
+        keys = ('gt_points', 'gt_points_labels', 'gt_seg_map')
+        if self.grouping == 'geodesic':
+            keys += ('img', )
+        for key in keys:
             if results.get(key) is None:
                 raise KeyError(f'GenerateS2ITargets needs results[{key!r}] '
                                f'(image {where}); load points with the '
@@ -119,7 +142,11 @@ class GenerateS2ITargets(BaseTransform):
                 labels,
                 min_area=self.min_area,
                 dis_group=self.dis_group,
-                offset_to=self.offset_to)
+                offset_to=self.offset_to,
+                grouping=self.grouping,
+                image=results.get('img') if self.grouping == 'geodesic'
+                else None,
+                edge_weight=self.edge_weight)
         except ValueError as err:
             raise ValueError(f'image {where}: {err}') from err
         results['gt_center_heatmap'] = heatmap
@@ -133,5 +160,7 @@ class GenerateS2ITargets(BaseTransform):
         repr_str += f'sigma={self.sigma}, '
         repr_str += f'min_area={self.min_area}, '
         repr_str += f'dis_group={self.dis_group}, '
-        repr_str += f'offset_to={self.offset_to!r})'
+        repr_str += f'offset_to={self.offset_to!r}, '
+        repr_str += f'grouping={self.grouping!r}, '
+        repr_str += f'edge_weight={self.edge_weight})'
         return repr_str

@@ -68,7 +68,8 @@ def test_generate_s2i_targets_errors_name_the_image():
 def test_generate_s2i_targets_repr():
     assert repr(GenerateS2ITargets(num_classes=3)) == (
         "GenerateS2ITargets(num_classes=3, sigma=6.0, min_area=50, "
-        "dis_group=True, offset_to='point')")
+        "dis_group=True, offset_to='point', grouping='euclidean', "
+        'edge_weight=30.0)')
 
 
 def test_generate_s2i_targets_without_num_classes_says_where_it_comes_from():
@@ -77,3 +78,36 @@ def test_generate_s2i_targets_without_num_classes_says_where_it_comes_from():
     transform = GenerateS2ITargets(sigma=2.)
     with pytest.raises(ValueError, match="metainfo\\['classes'\\]"):
         transform(_results())
+
+
+def test_geodesic_grouping_reads_the_image_and_changes_the_targets():
+    """Two touching rods with a bright seam: the switch moves the split
+    from the Voronoi line onto the seam (values in
+    tests/test_models/test_task_modules/test_geodesic_grouping.py)."""
+    seg = np.zeros((12, 20), np.uint8)
+    seg[2:6] = 1
+    seg[6:10, :8] = 1
+    img = np.full((12, 20, 3), 200, np.uint8)
+    img[seg == 1] = 40
+    img[6, :8] = 200
+
+    def results():
+        return dict(img_path='demo/rods.png', img=img.copy(),
+                    img_shape=(12, 20), gt_seg_map=seg.copy(),
+                    gt_points=np.array([[10.0, 4.0], [4.0, 8.0]],
+                                       np.float32),
+                    gt_points_labels=np.array([0, 0], np.int64))
+
+    euclid = GenerateS2ITargets(num_classes=1, min_area=1)(results())
+    geo = GenerateS2ITargets(num_classes=1, min_area=1,
+                             grouping='geodesic')(results())
+    assert euclid['gt_offset'][:, 3, 1].tolist() == [2.5, 4.5]
+    assert geo['gt_offset'][:, 3, 1].tolist() == [8.5, 0.5]
+    no_img = results()
+    del no_img['img']
+    with pytest.raises(KeyError, match="'img'"):
+        GenerateS2ITargets(num_classes=1, grouping='geodesic')(no_img)
+    with pytest.raises(ValueError, match='grouping'):
+        GenerateS2ITargets(num_classes=1, grouping='voronoi')
+    with pytest.raises(ValueError, match='edge_weight'):
+        GenerateS2ITargets(num_classes=1, edge_weight=-2)

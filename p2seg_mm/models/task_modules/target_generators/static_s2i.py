@@ -17,7 +17,11 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from ..geodesic_grouping import (DEFAULT_EDGE_WEIGHT, geodesic_point_labels,
+                                 image_edge_cost)
+
 OFFSET_TARGETS = ('point', 'centroid')
+GROUPINGS = ('euclidean', 'geodesic')
 
 
 def _point_pixels(points: np.ndarray, shape: Tuple[int, int],
@@ -132,7 +136,11 @@ def make_static_offsets(
         labels: np.ndarray,
         min_area: int = 50,
         dis_group: bool = True,
-        offset_to: str = 'point') -> Tuple[np.ndarray, np.ndarray]:
+        offset_to: str = 'point',
+        grouping: str = 'euclidean',
+        image: Optional[np.ndarray] = None,
+        edge_weight: float = DEFAULT_EDGE_WEIGHT
+) -> Tuple[np.ndarray, np.ndarray]:
     """Offset targets from the 8-connected components of the semantic map.
 
     For every class ``c`` that has points, each 8-connected component of
@@ -144,8 +152,12 @@ def make_static_offsets(
       pixel ``(int(cy), int(cx))`` holding the component centroid
       (``offset_to='centroid'``, the release's BESTIE leftover); weight 1;
     - several and ``dis_group``: every pixel points to its nearest point
-      (Euclidean, from the pixel centre; ties go to the earlier point);
-      weight 1;
+      (``grouping='euclidean'``: from the pixel centre, ties go to the
+      earlier point; ``'geodesic'``, not in the paper: by the shortest path
+      inside the component, steps across image edges cost more,
+      ``task_modules/geodesic_grouping.py``, docs/method.md §3.5; pixels
+      no point reaches, cut off by a point off the component, by
+      Euclidean distance); weight 1;
     - several without ``dis_group``, or none: weight 0.
 
     Pixels outside accepted components (background, ignore, small or
@@ -163,19 +175,40 @@ def make_static_offsets(
             by distance. Defaults to True.
         offset_to (str): ``'point'`` or ``'centroid'``, the target of
             single-point components. Defaults to 'point'.
+        grouping (str): ``'euclidean'`` (the paper) or ``'geodesic'``, how
+            ``dis_group`` splits a component. Defaults to 'euclidean'.
+        image (np.ndarray, optional): (H, W, 3) 0-255 image of the map's
+            size, needed by ``'geodesic'``. Defaults to None.
+        edge_weight (float): Edge weight of ``'geodesic'``. Defaults to
+            ``DEFAULT_EDGE_WEIGHT``.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``offset`` of shape (2, H, W), float32
         (dx, dy) from each pixel centre to its target, and ``weight`` of
         shape (1, H, W), float32 in {0, 1}.
+
+    Raises:
+        ValueError: Bad shapes or options; ``'geodesic'`` without an image
+            of the map's size.
     """
     if offset_to not in OFFSET_TARGETS:
         raise ValueError(f'offset_to must be one of {OFFSET_TARGETS}, '
                          f'got {offset_to!r}.')
+    if grouping not in GROUPINGS:
+        raise ValueError(f'grouping must be one of {GROUPINGS}, got '
+                         f'{grouping!r}.')
     seg_map = np.asarray(seg_map)
     if seg_map.ndim != 2:
         raise ValueError('make_static_offsets: seg_map must have shape '
                          f'(H, W), got {seg_map.shape}.')
+    edge = None
+    if grouping == 'geodesic' and dis_group:
+        if image is None or np.shape(image)[:2] != seg_map.shape:
+            raise ValueError(
+                "make_static_offsets: grouping='geodesic' needs the image "
+                f"of the map's size {seg_map.shape}, got "
+                f'{None if image is None else np.shape(image)}.')
+        edge = image_edge_cost(image)
     height, width = seg_map.shape
     offset = np.zeros((2, height, width), dtype=np.float32)
     weight = np.zeros((1, height, width), dtype=np.float32)
@@ -203,7 +236,29 @@ def make_static_offsets(
             cx, cy = jj + 0.5, ii + 0.5
             tx, ty = _component_targets(cx, cy, points[members],
                                         centroids[comp], offset_to)
+            if edge is not None and len(members) > 1:
+                tx, ty = _geodesic_targets(comp_map[y0:y0 + h, x0:x0 + w]
+                                           == comp, ii - y0, jj - x0,
+                                           points[members] - (x0, y0),
+                                           edge[y0:y0 + h, x0:x0 + w],
+                                           edge_weight, tx, ty, points,
+                                           members)
             offset[0, ii, jj] = tx - cx
             offset[1, ii, jj] = ty - cy
             weight[0, ii, jj] = 1.0
     return offset, weight
+
+
+def _geodesic_targets(fg: np.ndarray, ii: np.ndarray, jj: np.ndarray,
+                      local: np.ndarray, edge: np.ndarray,
+                      edge_weight: float, tx: np.ndarray, ty: np.ndarray,
+                      points: np.ndarray, members: np.ndarray) -> Tuple:
+    """Targets of one multi-point component split geodesically, in the box
+    of the component (``ii``, ``jj``, ``local``: box coordinates); pixels
+    no point reaches keep their Euclidean targets ``tx``, ``ty``."""
+    owner = geodesic_point_labels(fg, local, edge, edge_weight)[ii, jj]
+    got = owner >= 0
+    tx, ty = np.array(tx, np.float64), np.array(ty, np.float64)
+    tx[got] = points[members[owner[got]], 0]
+    ty[got] = points[members[owner[got]], 1]
+    return tx, ty
