@@ -60,7 +60,8 @@ RESOURCE_FILES = (
 # tools/dataset_converters/make_pseudo_maps.py) from each frame's 8-bit
 # image and its points, with its defaults except sigma=0.6 (the smoothing
 # of the demo's earlier thresholding). Foreground IoU vs ground truth, train
-# / val frames: E. coli 0.799 / 0.738, HeLa 0.793 / 0.793; the earlier
+# / val frames: E. coli 0.784 / 0.726, HeLa 0.793 / 0.793 (0.799 / 0.738 for
+# E. coli on the former 1-99.8 stretch, see PERCENTILES); the earlier
 # fixed-polarity median+6 MAD threshold gave 0.668 / 0.547 and 0.764 / 0.748
 # (README "Demo", make_pseudo_maps.py --gt).
 PSEUDO_CFG = dict(method='make_pseudo_map', sigma=0.6)
