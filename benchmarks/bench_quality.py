@@ -310,6 +310,49 @@ def model_options(name: str, extra: List[str]) -> List[str]:
         opt for opt in extra if opt.startswith('model.')]
 
 
+def data_fingerprint(data: str) -> str:
+    """What the demo data was built with (``meta.json`` settings), or,
+    without one, a hash of its annotation jsons."""
+    import hashlib
+    meta = osp.join(data, 'meta.json')
+    digest = hashlib.sha256()
+    if osp.isfile(meta):
+        with open(meta) as f:
+            settings = json.load(f).get('settings')
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+    else:
+        for name in ('train_points.json', 'val_points.json',
+                     'train_gt.json', 'val_gt.json'):
+            with open(osp.join(data, 'annotations', name), 'rb') as f:
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def check_cache_data(work_dir: str, data: str) -> None:
+    """Refuse a work dir whose cached checkpoints / scores come from other
+    data (``<work_dir>/data.json`` records it; written on first use)."""
+    record = osp.join(work_dir, 'data.json')
+    now = data_fingerprint(data)
+    if osp.isfile(record):
+        with open(record) as f:
+            old = json.load(f)
+        if old.get('fingerprint') != now:
+            raise SystemExit(
+                f'{work_dir} caches results of other data ({old}; {data} '
+                f'is now {now}): they would be mixed with new ones. Fix: '
+                'pass another --work-dir, or delete that one.')
+        return
+    if osp.isdir(work_dir) and os.listdir(work_dir):
+        raise SystemExit(
+            f'{work_dir} holds results but no data.json (made before the '
+            'benchmark recorded its data): they may come from other data '
+            '(the demo images changed on 2026-11-30). Fix: pass another '
+            '--work-dir, or delete that one.')
+    os.makedirs(work_dir, exist_ok=True)
+    from p2seg_mm.utils.atomic_io import dump_json_atomic
+    dump_json_atomic(dict(data=data, fingerprint=now), record)
+
+
 def train_options(name: str, seed: int, pipe_index: int,
                   extra: List[str]) -> List[str]:
     spec = merge(PAPER, TRAININGS[name])
@@ -687,10 +730,14 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f'unknown rows {sorted(unknown)}; rows: '
                      f'{" ".join(all_rows)}')
-    if not osp.exists(osp.join(args.data, 'annotations', 'val_gt.json')):
+    if osp.normpath(args.data) == osp.normpath(DATA):
+        # builds it, skips it, or stops on one made by an earlier version
         subprocess.run([sys.executable,
                         'tools/dataset_converters/prepare_demo_data.py'],
                        check=True)
+    elif not osp.exists(osp.join(args.data, 'annotations', 'val_gt.json')):
+        parser.error(f'--data {args.data}: no annotations/val_gt.json')
+    check_cache_data(args.work_dir, args.data)
     t0 = time.time()
     pipe_index = dis_group_index()
     learned = [r for r in args.rows if r in ROWS]

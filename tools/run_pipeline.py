@@ -111,12 +111,13 @@ def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> dict:
     args = apply_defaults(parse_args(argv))
     if args.demo:
-        if not osp.isfile(osp.join(REPO, DEMO_TRAIN_GT)):
-            run_command([
-                sys.executable,
-                osp.join(REPO, 'tools/dataset_converters/'
-                         'prepare_demo_data.py'), '--overlays', '4'
-            ], osp.join(REPO, 'data/demo_cells/prepare.log'))
+        # always: it skips a dataset built with the current settings and
+        # stops on one built by an earlier version (other images / maps)
+        run_command([
+            sys.executable,
+            osp.join(REPO, 'tools/dataset_converters/'
+                     'prepare_demo_data.py'), '--overlays', '4'
+        ], osp.join(REPO, 'data/demo_cells/prepare.log'))
     if not (args.mdm_config and args.second_config):
         raise SystemExit('give MDM_CONFIG and SECOND_CONFIG, or --demo')
     stem = osp.splitext(osp.basename(args.mdm_config))[0]

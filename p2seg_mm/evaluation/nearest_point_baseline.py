@@ -67,11 +67,20 @@ def nearest_point_masks(seg_map: np.ndarray,
 
     Raises:
         ValueError: Unknown ``grouping``, ``'geodesic'`` without an image
-            of the map's size, or map values above ``num_classes``.
+            of the map's size, labels not one per point in [0, C), or map
+            values above ``num_classes``.
     """
     if grouping not in GROUPINGS:
         raise ValueError(f'grouping must be one of {GROUPINGS}, got '
                          f'{grouping!r}.')
+    labels_arr = np.asarray(labels).reshape(-1)
+    if len(labels_arr) != len(np.asarray(points).reshape(-1, 2)) or (
+            len(labels_arr) and not (0 <= labels_arr.min()
+                                     and labels_arr.max() < num_classes)):
+        raise ValueError(
+            f'got {len(np.asarray(points).reshape(-1, 2))} points and '
+            f'labels {labels_arr.tolist()[:10]}: one 0-based label in '
+            f'[0, {num_classes}) per point.')
     if grouping == 'geodesic' and (
             image is None or np.shape(image)[:2] != seg_map.shape):
         raise ValueError("grouping='geodesic' needs the image of the map's "

@@ -125,3 +125,22 @@ def test_training_uses_the_data_it_is_scored_on(bench, tmp_path,
     bench.train_job(args, 'p2seg', 0, 7)
     opts = calls[0][calls[0].index('--cfg-options') + 1:]
     assert 'train_dataloader.dataset.data_root=data/other_cells/' in opts
+
+
+def test_cache_refuses_results_of_other_data(bench, tmp_path):
+    """A work dir remembers the data it was made from; other data (the demo
+    images changed) or an unrecorded old cache stops the run."""
+    import json
+    data = tmp_path / 'data'
+    (data / 'annotations').mkdir(parents=True)
+    (data / 'meta.json').write_text(json.dumps(dict(settings=dict(a=1))))
+    work = str(tmp_path / 'work')
+    bench.check_cache_data(work, str(data))  # first use: recorded
+    bench.check_cache_data(work, str(data))  # same data: fine
+    (data / 'meta.json').write_text(json.dumps(dict(settings=dict(a=2))))
+    with pytest.raises(SystemExit, match='other data'):
+        bench.check_cache_data(work, str(data))
+    old = tmp_path / 'old'
+    (old / 'scores').mkdir(parents=True)
+    with pytest.raises(SystemExit, match='no data.json'):
+        bench.check_cache_data(str(old), str(data))

@@ -145,9 +145,12 @@ def _stored_summary(out_dir: str, settings: dict,
     if meta.get('settings') != settings:
         raise ValueError(
             f'{out_dir} holds a demo dataset made with settings '
-            f'{meta.get("settings")}, not {settings}. Fix: rebuild it '
-            '(python tools/dataset_converters/prepare_demo_data.py '
-            '--force) or choose another --out-dir.')
+            f'{meta.get("settings")}, not {settings} (an earlier '
+            'version of the builder). Fix: rebuild it (python '
+            'tools/dataset_converters/prepare_demo_data.py --out-dir '
+            f'{out_dir} --scale {settings["scale"]} --force) or choose '
+            'another --out-dir; results cached from the old data (work '
+            'dirs of the benchmarks and the pipeline) are stale too.')
     print(f'{out_dir}: demo dataset exists with these settings, skipped '
           '(--force rebuilds).')
     return meta['summary']

@@ -173,15 +173,22 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    rows = prepare_demo_data(
+    try:
+        rows = _prepare(args)
+    except ValueError as err:  # settings of an existing dataset differ
+        sys.exit(f'prepare_demo_data.py: {err}')
+    print(format_summary(rows))
+    print(f'summary also in {args.out_dir}/summary.txt')
+
+
+def _prepare(args: argparse.Namespace) -> List[Dict]:
+    return prepare_demo_data(
         args.out_dir,
         resources=args.resources,
         scale=args.scale,
         force=args.force,
         overlays=args.overlays,
         install=not args.no_install)
-    print(format_summary(rows))
-    print(f'summary also in {args.out_dir}/summary.txt')
 
 
 if __name__ == '__main__':

@@ -6,8 +6,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
-from p2seg_mm.models.task_modules.geodesic_grouping import \
-    DEFAULT_EDGE_WEIGHT
+from p2seg_mm.models.task_modules.geodesic_grouping import (
+    DEFAULT_EDGE_WEIGHT, check_edge_weight)
 from p2seg_mm.models.task_modules.target_generators.static_s2i import (
     GROUPINGS, OFFSET_TARGETS, make_center_heatmap, make_static_offsets)
 
@@ -77,9 +77,7 @@ class GenerateS2ITargets(BaseTransform):
         if grouping not in GROUPINGS:
             raise ValueError(f'grouping must be one of {GROUPINGS}, got '
                              f'{grouping!r}.')
-        if not (float(edge_weight) >= 0 and np.isfinite(edge_weight)):
-            raise ValueError('edge_weight must be a finite number >= 0, '
-                             f'got {edge_weight}.')
+        edge_weight = check_edge_weight(edge_weight)
         self.num_classes = num_classes
         self.sigma = sigma
         self.min_area = min_area
@@ -103,15 +101,18 @@ class GenerateS2ITargets(BaseTransform):
                 'CocoPointDataset pipeline (which sets it from '
                 "metainfo['classes']) or give num_classes.")
         where = results.get('img_path', results.get('img_id', '<unknown>'))
-        keys = ('gt_points', 'gt_points_labels', 'gt_seg_map')
-        if self.grouping == 'geodesic':
-            keys += ('img', )
-        for key in keys:
+        geodesic = self.grouping == 'geodesic' and self.dis_group
+        for key in ('gt_points', 'gt_points_labels', 'gt_seg_map'):
             if results.get(key) is None:
                 raise KeyError(f'GenerateS2ITargets needs results[{key!r}] '
                                f'(image {where}); load points with the '
                                'point loading transform and the semantic '
                                'map with seg=True before this step.')
+        if geodesic and results.get('img') is None:
+            raise KeyError(f"GenerateS2ITargets(grouping='geodesic') needs "
+                           f"results['img'] (image {where}), 0-255 (H, W, "
+                           '3): load the image first and keep this step '
+                           'before PackP2SegInputs.')
         seg_map = np.asarray(results['gt_seg_map'])
         shape = tuple(results['img_shape'][:2])
         if seg_map.shape != shape:
@@ -144,8 +145,7 @@ class GenerateS2ITargets(BaseTransform):
                 dis_group=self.dis_group,
                 offset_to=self.offset_to,
                 grouping=self.grouping,
-                image=results.get('img') if self.grouping == 'geodesic'
-                else None,
+                image=results['img'] if geodesic else None,
                 edge_weight=self.edge_weight)
         except ValueError as err:
             raise ValueError(f'image {where}: {err}') from err

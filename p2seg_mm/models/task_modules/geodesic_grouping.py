@@ -26,28 +26,60 @@ DEFAULT_EDGE_WEIGHT = 30.0
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
+def check_edge_weight(edge_weight: float) -> float:
+    """``edge_weight`` as a float in [0, 1e6]; ValueError otherwise."""
+    try:
+        value = float(edge_weight)
+    except (TypeError, ValueError):
+        value = float('nan')
+    if not 0 <= value <= 1e6:
+        raise ValueError('edge_weight must be a number in [0, 1e6] (30 on '
+                         f'the demo cells), got {edge_weight!r}.')
+    return value
+
+
 def image_edge_cost(image: np.ndarray) -> np.ndarray:
-    """Edge strength of an 8-bit image, polarity-free.
+    """Edge strength of an 8-bit-range image, polarity-free.
 
     Sobel gradient magnitude (3 x 3) of the grey image in [0, 1], divided by
     4 (a unit step gives 1 across it), so the cost is in [0, ~1.42].
 
     Args:
-        image (np.ndarray): (H, W) or (H, W, 3) image, 0-255 (any channel
-            order: the channels are averaged).
+        image (np.ndarray): (H, W) or (H, W, C) image with values in
+            0-255 (uint8, or float as after mmdet's photometric
+            transforms); the channels are averaged, in any order.
 
     Returns:
         np.ndarray: (H, W) float32 edge strength.
 
     Raises:
-        ValueError: The image is not (H, W) or (H, W, C).
+        ValueError: Not (H, W) or (H, W, C); a bool image; values outside
+            0-255, not finite, or a float image within [0, 1] (normalised
+            images make every edge ~255 x weaker: convert back to 0-255).
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = np.asarray(image)
+    if image.dtype == bool or image.ndim not in (2, 3):
+        raise ValueError('image_edge_cost: image must be an (H, W) or '
+                         '(H, W, C) array of 0-255 values, got '
+                         f'{image.dtype} of shape {image.shape}.')
+    integer = np.issubdtype(image.dtype, np.integer)
+    image = image.astype(np.float32)
+    if image.size:
+        low, high = float(image.min()), float(image.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError('image_edge_cost: the image holds NaN or inf.')
+        if low < 0 or high > 255:
+            raise ValueError(
+                f'image_edge_cost: values must lie in 0-255, got {low:g}..'
+                f'{high:g} (a 16-bit image? load it with the percentile '
+                'stretch of LoadP2SegImageFromFile).')
+        if 0 < high <= 1 and not integer:
+            raise ValueError(
+                'image_edge_cost: the image lies within [0, 1], as after '
+                'normalisation; pass it in 0-255 (x 255), before the data '
+                'preprocessor normalises it.')
     if image.ndim == 3:
         image = image.mean(axis=2)
-    if image.ndim != 2:
-        raise ValueError('image_edge_cost: image must be (H, W) or '
-                         f'(H, W, C), got shape {image.shape}.')
     grey = image / 255.0
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
@@ -66,44 +98,58 @@ def geodesic_point_labels(fg: np.ndarray,
     edge[b]))`` (1 or sqrt 2 times the edge term). Each point starts from
     the pixel holding it; a point whose pixel is not foreground gets no
     pixel (it would take a neighbour's). Of several points on one pixel,
-    the earlier one gets the pixels; equal path lengths go to either point.
+    the earlier one gets the pixels; between equal path lengths the
+    shortest-path search decides (deterministic, by pixel order).
 
     Args:
         fg (np.ndarray): (H, W) bool foreground.
         points (np.ndarray): (K, 2) (x, y) in pixels, inside the image.
-        edge (np.ndarray, optional): (H, W) edge strength
+        edge (np.ndarray, optional): (H, W) finite edge strength >= 0
             (:func:`image_edge_cost`); None: plain geodesic distance.
             Defaults to None.
-        edge_weight (float): Weight of the edge term, >= 0. Defaults to
-            ``DEFAULT_EDGE_WEIGHT``.
+        edge_weight (float): Weight of the edge term, in [0, 1e6].
+            Defaults to ``DEFAULT_EDGE_WEIGHT``.
 
     Returns:
         np.ndarray: (H, W) int64, the index of the point of each pixel; -1
         off the foreground and on foreground that no point reaches (a
-        component without any point).
+        component without a point on it).
 
     Raises:
-        ValueError: Bad shapes, a negative or non-finite weight, points
-            outside the image.
+        ValueError: Bad shapes (points not (K, 2)), an edge map that is
+            negative or not finite, a bad weight, points outside the
+            image.
     """
     fg = np.asarray(fg, dtype=bool)
     if fg.ndim != 2:
         raise ValueError('geodesic_point_labels: fg must be (H, W), got '
                          f'{fg.shape}.')
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = np.asarray(points, dtype=np.float64)
+    if points.size == 0:
+        points = points.reshape(0, 2)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError('geodesic_point_labels: points must have shape '
+                         f'(K, 2) as (x, y), got {points.shape}.')
     height, width = fg.shape
-    if not (np.isfinite(edge_weight) and edge_weight >= 0):
-        raise ValueError('geodesic_point_labels: edge_weight must be a '
-                         f'finite number >= 0, got {edge_weight}.')
-    if edge is not None and np.shape(edge) != fg.shape:
-        raise ValueError(f'geodesic_point_labels: edge {np.shape(edge)} '
-                         f'and fg {fg.shape} must have the same shape.')
+    edge_weight = check_edge_weight(edge_weight)
+    if edge is not None:
+        edge = np.asarray(edge, dtype=np.float64)
+        if edge.shape != fg.shape:
+            raise ValueError(f'geodesic_point_labels: edge {edge.shape} '
+                             f'and fg {fg.shape} must have the same shape.')
+        if edge.size and not (np.isfinite(edge).all() and edge.min() >= 0):
+            raise ValueError('geodesic_point_labels: edge must be finite '
+                             'and >= 0 (image_edge_cost of a 0-255 image).')
     if len(points) and not ((points[:, 0] >= 0).all()
                             and (points[:, 0] < width).all()
                             and (points[:, 1] >= 0).all()
                             and (points[:, 1] < height).all()):
-        raise ValueError('geodesic_point_labels: points must lie inside '
-                         f'the image of size (H, W) = {fg.shape}.')
+        bad = np.nonzero(~((points[:, 0] >= 0) & (points[:, 0] < width)
+                           & (points[:, 1] >= 0)
+                           & (points[:, 1] < height)))[0]
+        raise ValueError(
+            f'geodesic_point_labels: points {bad.tolist()} lie outside the '
+            f'image of size (H, W) = {fg.shape}; drop or clip them first.')
     labels = np.full(fg.shape, -1, dtype=np.int64)
     ys, xs = np.nonzero(fg)
     if not len(points) or not len(ys):
@@ -111,7 +157,7 @@ def geodesic_point_labels(fg: np.ndarray,
     index = np.full(fg.shape, -1, dtype=np.int64)
     index[ys, xs] = np.arange(len(ys))
     cost = (np.zeros(fg.shape, np.float64) if edge is None else
-            np.asarray(edge, np.float64) * edge_weight)
+            edge * edge_weight)
     heads, tails, weights = [], [], []
     for dy, dx in _STEPS:
         y2, x2 = ys + dy, xs + dx

@@ -94,13 +94,32 @@ def test_points_off_the_foreground_or_without_reach():
 
 def test_bad_inputs_are_named():
     fg, points = _u_shape()
-    with pytest.raises(ValueError, match='edge_weight'):
-        geodesic_point_labels(fg, points, edge_weight=-1)
-    with pytest.raises(ValueError, match='edge_weight'):
-        geodesic_point_labels(fg, points, edge_weight=float('nan'))
+    for weight in (-1, float('nan'), 1e308, None, 'heavy'):
+        with pytest.raises(ValueError, match='edge_weight'):
+            geodesic_point_labels(fg, points, edge_weight=weight)
+    # a negative edge map would hang the shortest-path search
+    with pytest.raises(ValueError, match='finite and >= 0'):
+        geodesic_point_labels(fg, points, -np.ones(fg.shape))
+    with pytest.raises(ValueError, match='finite and >= 0'):
+        geodesic_point_labels(fg, points, np.full(fg.shape, np.nan))
+    with pytest.raises(ValueError, match=r'\(K, 2\)'):
+        geodesic_point_labels(fg, np.zeros((2, 3)))
+    # images the edge cost would misread
+    ramp = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (4, 1))
+    with pytest.raises(ValueError, match='within \\[0, 1\\]'):
+        image_edge_cost(ramp)
+    with pytest.raises(ValueError, match='16-bit'):
+        image_edge_cost((ramp * 65535).astype(np.uint16))
+    with pytest.raises(ValueError, match='NaN'):
+        image_edge_cost(np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match='0-255'):
+        image_edge_cost(np.zeros((3, 3), bool))
+    np.testing.assert_allclose(image_edge_cost(ramp * 255),
+                               image_edge_cost((ramp * 255).round()),
+                               atol=0.01)
     with pytest.raises(ValueError, match='same shape'):
         geodesic_point_labels(fg, points, np.zeros((3, 3)))
-    with pytest.raises(ValueError, match='inside'):
+    with pytest.raises(ValueError, match='outside'):
         geodesic_point_labels(fg, np.array([[25.0, 1.0]]))
     with pytest.raises(ValueError, match=r'fg must be \(H, W\)'):
         geodesic_point_labels(np.zeros(5, bool), points)
@@ -161,3 +180,8 @@ def test_geodesic_baseline_masks_are_the_rods():
         nearest_point_masks(seg, points, labels, 1, grouping='geodesic')
     with pytest.raises(ValueError, match='grouping'):
         nearest_point_masks(seg, points, labels, 1, grouping='knn')
+    for bad in (np.array([-1, 0]), np.array([0, 1]), np.array([0])):
+        for grouping in ('euclidean', 'geodesic'):
+            with pytest.raises(ValueError, match='one 0-based label'):
+                nearest_point_masks(seg, points, bad, 1, grouping=grouping,
+                                    image=image)

@@ -17,8 +17,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from ..geodesic_grouping import (DEFAULT_EDGE_WEIGHT, geodesic_point_labels,
-                                 image_edge_cost)
+from ..geodesic_grouping import (DEFAULT_EDGE_WEIGHT, check_edge_weight,
+                                 geodesic_point_labels, image_edge_cost)
 
 OFFSET_TARGETS = ('point', 'centroid')
 GROUPINGS = ('euclidean', 'geodesic')
@@ -155,9 +155,8 @@ def make_static_offsets(
       (``grouping='euclidean'``: from the pixel centre, ties go to the
       earlier point; ``'geodesic'``, not in the paper: by the shortest path
       inside the component, steps across image edges cost more,
-      ``task_modules/geodesic_grouping.py``, docs/method.md §3.5; pixels
-      no point reaches, cut off by a point off the component, by
-      Euclidean distance); weight 1;
+      ``task_modules/geodesic_grouping.py``, docs/method.md §3.5); weight
+      1;
     - several without ``dis_group``, or none: weight 0.
 
     Pixels outside accepted components (background, ignore, small or
@@ -203,6 +202,7 @@ def make_static_offsets(
                          f'(H, W), got {seg_map.shape}.')
     edge = None
     if grouping == 'geodesic' and dis_group:
+        edge_weight = check_edge_weight(edge_weight)
         if image is None or np.shape(image)[:2] != seg_map.shape:
             raise ValueError(
                 "make_static_offsets: grouping='geodesic' needs the image "
