@@ -68,20 +68,20 @@ model = dict(
     # decoded from the network's map walked at test time (the paper's
     # inference), then refined at full resolution by the image's local
     # affinity (pamr, Araslanov & Roth 2020, not in the paper; docs/
-    # method.md §6.2). 3 seeds, benchmarks/results/iters1000, held-out
-    # frames: with pamr (row p2seg_aux_gmw_pamr) HeLa AP .5/.7/.75 93.5 /
-    # 83.8 / 78.0 vs 87.1 / 64.2 / 43.3 without (p2seg_aux_gmw) and 87.9 /
-    # 82.5 / 79.2 for the nearest-point cut of the pseudo-map; E. coli AP50
-    # 48.9 vs 29.5 (nearest 46.7). Once pamr is on, the walk is within the
-    # spread (p2seg_aux_gmw_no_test_i2s_pamr: HeLa AP70 84.5, E. coli AP50
-    # 50.3); without pamr it lifts E. coli AP50 (39.2 vs 19.6 on the
-    # training frames).
+    # method.md §6.2). 3 seeds, benchmarks/results/iters1000 (current demo
+    # images), held-out frames: with pamr (row p2seg_aux_gmw_pamr) HeLa AP
+    # .5/.7/.75 93.7 / 84.7 / 79.1 vs 88.1 / 67.9 / 49.4 without
+    # (p2seg_aux_gmw) and 87.9 / 82.5 / 79.1 for the nearest-point cut of
+    # the pseudo-map; E. coli AP50 54.4 vs 37.5 (nearest 43.4). Once pamr
+    # is on, the walk is within the spread (p2seg_aux_gmw_no_test_i2s_pamr:
+    # HeLa AP70 85.1, E. coli AP50 54.2).
     # Stage B (the training frames, which have their pseudo-map) groups the
     # given pseudo-map by the learned offsets (semantic_source='pseudo_map',
-    # not in the paper: above the nearest-point baseline with the same
-    # fallback squares on HeLa at every IoU, rows *_map); a walk over the
-    # given map changes ~no pixel (benchmarks/probe_map_walk.py), so those
-    # images are not walked.
+    # not in the paper; rows *_map, training frames: HeLa 92.3 / 85.5 /
+    # 81.7 vs 90.3 / 82.5 / 77.6 for the nearest-point cut with the same
+    # fallback squares, E. coli AP50 66.1 vs 53.0); a walk over the given
+    # map changes ~no pixel (benchmarks/probe_map_walk.py), so those images
+    # are not walked.
     # A point whose class lost the argmax gets a square; the release's
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
     # 12 x 12 is about one cell.
