@@ -14,6 +14,11 @@ goes to the nearest point of class ``c``
 the output is a COCO instances json like ``tools/export_pseudo_masks.py``'s,
 one mask per point. ``tools/run_pipeline.py`` trains a second stage on it
 next to the P2Seg pseudo-masks.
+
+``--grouping geodesic --img-dir data/demo_cells/images`` cuts each class's
+foreground by the shortest path inside it that avoids image edges instead
+(not in the paper; docs/method.md §3.5; the images are read by the project's
+loading rule, ``--percentiles`` for non-8-bit files).
 """
 import argparse
 import json
@@ -28,9 +33,13 @@ from PIL import Image
 from p2seg_mm.datasets.categories import category_to_label
 from p2seg_mm.datasets.data_checks import (DataCheckError,
                                            check_coco_structure, errors_of)
+from p2seg_mm.datasets.image_io import DEFAULT_PERCENTILES, read_image_file
 from p2seg_mm.datasets.seg_map_io import (allowed_seg_values,
                                           invalid_seg_values, read_seg_map)
-from p2seg_mm.evaluation.nearest_point_baseline import nearest_point_masks
+from p2seg_mm.evaluation.nearest_point_baseline import (GROUPINGS,
+                                                        nearest_point_masks)
+from p2seg_mm.models.task_modules.geodesic_grouping import \
+    DEFAULT_EDGE_WEIGHT
 from p2seg_mm.structures.mask_codec import mask_to_annotation
 from p2seg_mm.utils.atomic_io import dump_json_atomic
 
@@ -40,8 +49,12 @@ def export_nearest_point_baseline(points_json: str,
                                   out_file: str,
                                   seg_suffix: str = '.png',
                                   progress: bool = True,
-                                  classes: Optional[Sequence[str]] = None
-                                  ) -> str:
+                                  classes: Optional[Sequence[str]] = None,
+                                  grouping: str = 'euclidean',
+                                  img_dir: Optional[str] = None,
+                                  edge_weight: float = DEFAULT_EDGE_WEIGHT,
+                                  percentiles: Sequence[float] = (
+                                      DEFAULT_PERCENTILES)) -> str:
     """Write the baseline's pseudo-masks for every image of a points json.
 
     Categories map to labels (and pseudo-map values ``label + 1``) by the
@@ -60,6 +73,13 @@ def export_nearest_point_baseline(points_json: str,
         classes (Sequence[str], optional): The config's classes, label
             order. None uses every json category in json order.
             Defaults to None.
+        grouping (str): ``'euclidean'`` (nearest point) or ``'geodesic'``
+            (docs/method.md §3.5). Defaults to 'euclidean'.
+        img_dir (str, optional): Folder of the images (``file_name``
+            relative to it), needed by ``'geodesic'``. Defaults to None.
+        edge_weight (float): Edge weight of ``'geodesic'``. Defaults to 30.
+        percentiles (Sequence[float]): Stretch of non-8-bit images.
+            Defaults to (1.0, 99.8).
 
     Returns:
         str: ``out_file``.
@@ -70,6 +90,13 @@ def export_nearest_point_baseline(points_json: str,
             in the output.
         FileNotFoundError: A missing pseudo-map.
     """
+    if grouping not in GROUPINGS:
+        raise ValueError(f'grouping must be one of {GROUPINGS}, got '
+                         f'{grouping!r}.')
+    if grouping == 'geodesic' and not img_dir:
+        raise ValueError("grouping='geodesic' reads the images: give "
+                         'img_dir (--img-dir), the folder their file_name '
+                         'is relative to.')
     with open(points_json) as f:
         src = json.load(f)
     problems = errors_of(check_coco_structure(src, points_json))
@@ -92,7 +119,18 @@ def export_nearest_point_baseline(points_json: str,
                                     len(cat2label))
             points = np.array([a['point'] for a in anns], dtype=np.float32)
             labels = np.array([cat2label[a['category_id']] for a in anns])
-            res = nearest_point_masks(seg_map, points, labels, len(cat2label))
+            image = None
+            if grouping == 'geodesic':
+                image = read_image_file(
+                    osp.join(img_dir, img['file_name']), 'rgb', percentiles)
+                if image.shape[:2] != seg_map.shape:
+                    raise ValueError(
+                        f'{points_json}: image id {img["id"]} '
+                        f'({img["file_name"]!r}) is {image.shape[:2]} in '
+                        f'{img_dir}, its pseudo-map {seg_map.shape}.')
+            res = nearest_point_masks(seg_map, points, labels,
+                                      len(cat2label), grouping=grouping,
+                                      image=image, edge_weight=edge_weight)
             for ann, mask, score in zip(anns, res['masks'], res['scores']):
                 new = mask_to_annotation(mask, img['id'], ann['category_id'],
                                          float(score))
@@ -175,6 +213,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         help='class names in label order (the config\'s metainfo.classes); '
         'default: every json category in json order')
+    parser.add_argument(
+        '--grouping',
+        choices=GROUPINGS,
+        default='euclidean',
+        help='euclidean: nearest point; geodesic: shortest path inside the '
+        'foreground avoiding image edges (needs --img-dir)')
+    parser.add_argument(
+        '--img-dir', help='image folder (file_name relative to it)')
+    parser.add_argument(
+        '--edge-weight',
+        type=float,
+        default=DEFAULT_EDGE_WEIGHT,
+        help='edge weight of the geodesic split')
+    parser.add_argument(
+        '--percentiles',
+        nargs=2,
+        type=float,
+        default=list(DEFAULT_PERCENTILES),
+        help='stretch of non-8-bit images (low high)')
     return parser.parse_args(argv)
 
 
@@ -186,7 +243,11 @@ def main(argv: Optional[List[str]] = None) -> str:
         args.seg_dir,
         args.out,
         seg_suffix=args.seg_suffix,
-        classes=args.classes)
+        classes=args.classes,
+        grouping=args.grouping,
+        img_dir=args.img_dir,
+        edge_weight=args.edge_weight,
+        percentiles=args.percentiles)
 
 
 if __name__ == '__main__':
