@@ -144,7 +144,9 @@ def test_idempotent_force_and_settings(tmp_path):
     os.utime(png, (1, 1))
     again = build_demo_dataset(_sequences(), out, scale=0.5, val_start=3)
     assert again == rows and os.stat(png).st_mtime == 1
-    with pytest.raises(ValueError, match='--force'):
+    # the fix names this folder and scale (not the default data/demo_cells)
+    with pytest.raises(ValueError, match=f'--out-dir {out} --scale 1.0 '
+                       '--force'):
         build_demo_dataset(_sequences(), out, scale=1.0, val_start=3)
     full = build_demo_dataset(
         _sequences(), out, scale=1.0, val_start=3, force=True)
