@@ -110,3 +110,21 @@ def build(**overrides):
     model = MODELS.build(cfg)
     model.init_weights()
     return model
+
+
+def two_touching_rods():
+    """A long rod (rows 2-5, 20 px) above a short one (rows 6-9, columns
+    0-7), touching along a bright one-pixel seam (row 6 of the image), for
+    the geodesic split (docs/method.md §3.5). Returns ``(fg, image,
+    points)``: (12, 20) bool, (12, 20, 3) uint8, (2, 2) (x, y) at the rods'
+    centres. Pixel (3, 1) of the long rod is nearer (Euclidean) to the
+    short rod's point."""
+    import numpy as np
+    fg = np.zeros((12, 20), bool)
+    fg[2:6] = True
+    fg[6:10, :8] = True
+    image = np.full((12, 20, 3), 200, np.uint8)
+    image[fg] = 40
+    image[6, :8] = 200  # the seam between the touching rods
+    points = np.array([[10.0, 4.0], [4.0, 8.0]])
+    return fg, image, points

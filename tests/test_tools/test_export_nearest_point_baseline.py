@@ -130,18 +130,15 @@ def test_geodesic_grouping_from_the_command_line(tmp_path):
     """--grouping geodesic reads the image and moves the split of two
     touching rods onto their seam (hand case of
     tests/test_models/test_task_modules/test_geodesic_grouping.py)."""
-    seg = np.zeros((12, 20), np.uint8)
-    seg[2:6] = 1
-    seg[6:10, :8] = 1
-    img = np.full((12, 20, 3), 200, np.uint8)
-    img[seg == 1] = 40
-    img[6, :8] = 200
+    from tests.builders import two_touching_rods
+    fg, img, points = two_touching_rods()
+    seg = fg.astype(np.uint8)
     (tmp_path / 'sem').mkdir()
     (tmp_path / 'img').mkdir()
     Image.fromarray(seg).save(tmp_path / 'sem' / 'rods.png')
     Image.fromarray(img).save(tmp_path / 'img' / 'rods.png')
-    anns = [dict(id=1, image_id=1, category_id=1, point=[10.0, 4.0]),
-            dict(id=2, image_id=1, category_id=1, point=[4.0, 8.0])]
+    anns = [dict(id=k + 1, image_id=1, category_id=1, point=list(xy))
+            for k, xy in enumerate(points.tolist())]
     src = dict(images=[dict(id=1, file_name='rods.png', height=12, width=20)],
                annotations=anns, categories=[dict(id=1, name='rod')])
     ann_file = tmp_path / 'points.json'

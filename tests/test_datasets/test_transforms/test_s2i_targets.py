@@ -84,18 +84,14 @@ def test_geodesic_grouping_reads_the_image_and_changes_the_targets():
     """Two touching rods with a bright seam: the switch moves the split
     from the Voronoi line onto the seam (values in
     tests/test_models/test_task_modules/test_geodesic_grouping.py)."""
-    seg = np.zeros((12, 20), np.uint8)
-    seg[2:6] = 1
-    seg[6:10, :8] = 1
-    img = np.full((12, 20, 3), 200, np.uint8)
-    img[seg == 1] = 40
-    img[6, :8] = 200
+    from tests.builders import two_touching_rods
+    fg, img, points = two_touching_rods()
+    seg = fg.astype(np.uint8)
 
     def results():
         return dict(img_path='demo/rods.png', img=img.copy(),
                     img_shape=(12, 20), gt_seg_map=seg.copy(),
-                    gt_points=np.array([[10.0, 4.0], [4.0, 8.0]],
-                                       np.float32),
+                    gt_points=points.astype(np.float32),
                     gt_points_labels=np.array([0, 0], np.int64))
 
     euclid = GenerateS2ITargets(num_classes=1, min_area=1)(results())

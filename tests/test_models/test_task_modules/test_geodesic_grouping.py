@@ -9,6 +9,7 @@ from p2seg_mm.models.task_modules.geodesic_grouping import (
     geodesic_point_labels, image_edge_cost)
 from p2seg_mm.models.task_modules.target_generators.static_s2i import \
     make_static_offsets
+from tests.builders import two_touching_rods
 
 
 def _u_shape():
@@ -18,21 +19,6 @@ def _u_shape():
     fg[0], fg[6], fg[:, 0] = True, True, True
     points = np.array([[19.5, 0.5], [10.5, 6.5]])
     return fg, points
-
-
-def _two_rods():
-    """A long rod (rows 2-5, 20 px) above a short one (rows 6-9, columns
-    0-7), touching along a bright one-pixel seam (row 6 of the image).
-    Points at the rods' centres. Pixel (3, 1) of the long rod is nearer
-    (Euclidean) to the short rod's point."""
-    fg = np.zeros((12, 20), bool)
-    fg[2:6] = True
-    fg[6:10, :8] = True
-    image = np.full((12, 20, 3), 200, np.uint8)
-    image[fg] = 40
-    image[6, :8] = 200  # the seam between the touching rods
-    points = np.array([[10.0, 4.0], [4.0, 8.0]])
-    return fg, image, points
 
 
 def test_image_edge_cost_is_one_across_a_unit_step():
@@ -66,7 +52,7 @@ def test_plain_geodesic_follows_the_foreground_not_the_straight_line():
 
 
 def test_edges_keep_the_split_on_the_seam_between_touching_rods():
-    fg, image, points = _two_rods()
+    fg, image, points = two_touching_rods()
     edge = image_edge_cost(image)
     labels = geodesic_point_labels(fg, points, edge, edge_weight=30.0)
     assert (labels[2:6] == 0).all() and (labels[7:10, :8] == 1).all()
@@ -126,7 +112,7 @@ def test_bad_inputs_are_named():
 
 
 def test_static_offsets_switch_to_the_geodesic_split():
-    fg, image, points = _two_rods()
+    fg, image, points = two_touching_rods()
     seg = fg.astype(np.uint8)  # class 0 -> value 1
     labels = np.array([0, 0])
     euclid, w_e = make_static_offsets(seg, points, labels, min_area=1)
@@ -153,7 +139,7 @@ def test_static_offsets_switch_to_the_geodesic_split():
 
 
 def test_geodesic_baseline_masks_are_the_rods():
-    fg, image, points = _two_rods()
+    fg, image, points = two_touching_rods()
     seg = fg.astype(np.uint8)
     labels = np.array([0, 0])
     geo = nearest_point_masks(seg, points, labels, 1, grouping='geodesic',
