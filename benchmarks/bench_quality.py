@@ -220,6 +220,13 @@ ROWS = {
                         ('train', 'val')),
     **decodings('p2seg_aux_gm'),
     **decodings('p2seg_aux_gmw_geo'),
+    # the demo's training decoded as new images (walk + pamr), each class's
+    # foreground split between the points by the geodesic path avoiding
+    # image edges instead of by the learned offsets (test_cfg.grouping,
+    # not in the paper, docs/method.md §6.6)
+    'p2seg_aux_gmw_pamr_geo': ('p2seg_aux_gmw',
+                               dict(use_i2s=True, pamr=dict(),
+                                    grouping='geodesic'), ('train', 'val')),
     'p2seg_aux_g4': ('p2seg_aux_g4', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_sm4': ('p2seg_aux_sm4', dict(use_i2s=True),
                       ('train', 'val')),
@@ -257,6 +264,7 @@ LADDER_ROWS = [
 # test_cfg keys the rows vary, at the values a row means when it does not
 # name them
 ROW_TEST_DEFAULTS = dict(mode='point', semantic_source='network', pamr=None,
+                         grouping='offset',
                          group_in_components=False)
 FALLBACK_SCORE = 0.5  # the demo's test_cfg.fallback_score
 

@@ -120,6 +120,9 @@ class P2Seg(BaseDetector):
             ``scores`` (N,), at ``ori_shape`` when ``rescale``.
         """
         outputs = self._forward(batch_inputs)
+        raw_inputs = None
+        if self.grouping_head.test_cfg['grouping'] == 'geodesic':
+            raw_inputs = self._unnormalised(batch_inputs)
         results = self.grouping_head.predict(
             *outputs,
             batch_data_samples,
@@ -128,5 +131,14 @@ class P2Seg(BaseDetector):
             center_trained=self.center_offset_head.loss_center_weight > 0,
             input_size=batch_inputs.shape[-2:],
             rescale=rescale,
-            inputs=batch_inputs)
+            inputs=batch_inputs,
+            raw_inputs=raw_inputs)
         return self.add_pred_to_datasample(batch_data_samples, results)
+
+    def _unnormalised(self, batch_inputs: Tensor) -> Tensor:
+        """The input before the data preprocessor's (x - mean) / std
+        (0-255, its channel order), for ``test_cfg.grouping='geodesic'``."""
+        pre = self.data_preprocessor
+        if not getattr(pre, '_enable_normalize', False):
+            return batch_inputs
+        return batch_inputs * pre.std + pre.mean

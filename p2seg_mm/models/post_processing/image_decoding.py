@@ -17,6 +17,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import mask2bbox
 from ..utils.batching import (image_labels, points_of, refine_channels,
                               resize_bilinear)
+from ..task_modules.geodesic_grouping import image_edge_cost
 from .pixel_refinement import pamr_refine
 from .point_decoding import (decode_instances_with_centers,
                              decode_instances_with_points)
@@ -96,7 +97,8 @@ def decode_single(log_probs: Tensor,
                   cfg: dict,
                   rescale: bool,
                   input_size: Optional[Sequence[int]] = None,
-                  image: Optional[Tensor] = None) -> InstanceData:
+                  image: Optional[Tensor] = None,
+                  raw_image: Optional[Tensor] = None) -> InstanceData:
     """Decode one image from maps at the padded input size.
 
     Args:
@@ -118,9 +120,14 @@ def decode_single(log_probs: Tensor,
             probabilities are then refined by its local affinity at the
             output resolution before the argmax (not in the paper).
             Defaults to None.
+        raw_image (Tensor, optional): (3, H, W) the same input before
+            normalisation (0-255), needed in point mode when
+            ``cfg['grouping'] == 'geodesic'`` (its edges split the
+            foreground, not in the paper). Defaults to None.
 
     Raises:
-        ValueError: ``cfg['pamr']`` is set but ``image`` is None.
+        ValueError: ``cfg['pamr']`` is set but ``image`` is None, or a
+            geodesic grouping without ``raw_image``.
 
     Returns:
         InstanceData: ``masks`` (N, H', W') bool, ``bboxes`` (N, 4),
@@ -152,6 +159,16 @@ def decode_single(log_probs: Tensor,
                                  input_size)
         if pamr is not None:
             prob = pamr_refine(image, prob, **pamr)
+        grouping = cfg.get('grouping', 'offset')
+        edge = None
+        if grouping == 'geodesic':
+            if raw_image is None:
+                raise ValueError("cfg['grouping']='geodesic' splits by the "
+                                 "image's edges: pass the unnormalised "
+                                 'input as raw_image=.')
+            raw = to_original_single(raw_image.float(), sample, rescale)
+            edge = image_edge_cost(
+                raw.clamp(0, 255).permute(1, 2, 0).cpu().numpy())
         result = decode_instances_with_points(
             prob,
             offset,
@@ -159,7 +176,10 @@ def decode_single(log_probs: Tensor,
             position[labels + 1] - 1,
             fallback_half_size=cfg['fallback_half_size'],
             group_in_components=cfg['group_in_components'],
-            fallback_score=cfg['fallback_score'])
+            fallback_score=cfg['fallback_score'],
+            grouping=grouping,
+            edge=edge,
+            edge_weight=cfg.get('geodesic_edge_weight', 30.0))
         result['labels'] = labels
     else:
         if input_size is not None:

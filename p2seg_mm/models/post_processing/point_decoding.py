@@ -9,12 +9,17 @@ background, channel ``c + 1`` = class ``c``.
 """
 from typing import Dict, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..task_modules.geodesic_grouping import geodesic_point_labels
 from ..utils.point_grouping import (check_points_and_labels,
                                     group_class_pixels, pixel_centre_xy)
+
+#: How point decoding splits a class's foreground between its points.
+GROUPINGS = ('offset', 'geodesic')
 
 
 def _check_maps(sem_prob: Tensor, offset: Tensor) -> None:
@@ -36,7 +41,10 @@ def decode_instances_with_points(
         img_labels: Optional[Tensor] = None,
         fallback_half_size: int = 32,
         fallback_score: float = 0.5,
-        group_in_components: bool = False) -> Dict[str, Tensor]:
+        group_in_components: bool = False,
+        grouping: str = 'offset',
+        edge: Optional[np.ndarray] = None,
+        edge_weight: float = 30.0) -> Dict[str, Tensor]:
     """Point-guided decoding: exactly one mask per point (docs/method.md §6.3).
 
     Foreground channels of classes not in ``img_labels`` are zeroed, then
@@ -70,12 +78,31 @@ def decode_instances_with_points(
             touching objects, they cannot move pixels into another blob);
             components without a point are grouped among all points of
             their class. Defaults to False (the method).
+        grouping (str): ``'offset'`` (the method, above) or ``'geodesic'``
+            (not in the paper, docs/method.md §6.6): the pixels of
+            ``sem == c + 1`` go to the point of class c with the shortest
+            path to them inside that foreground, steps across image edges
+            costing more (``task_modules/geodesic_grouping.py``); pixels no
+            point reaches (components without a point on them) keep their
+            offset grouping. Defaults to 'offset'.
+        edge (np.ndarray, optional): (H, W) edge strength of the image
+            (``image_edge_cost``), needed by ``'geodesic'``. Defaults to
+            None.
+        edge_weight (float): Edge weight of ``'geodesic'``. Defaults to
+            30.0.
 
     Returns:
         dict[str, Tensor]: ``masks`` (K, H, W) bool, ``scores`` (K,) float32
         and ``labels`` (K,) long, in the order of the input points.
     """
     _check_maps(sem_prob, offset)
+    if grouping not in GROUPINGS:
+        raise ValueError(f'grouping must be one of {GROUPINGS}, got '
+                         f'{grouping!r}.')
+    if grouping == 'geodesic' and (edge is None or tuple(
+            np.shape(edge)) != tuple(sem_prob.shape[-2:])):
+        raise ValueError("grouping='geodesic' needs the image's edge map "
+                         f'of the map size {tuple(sem_prob.shape[-2:])}.')
     num_fg = sem_prob.shape[0] - 1
     _, height, width = sem_prob.shape
     device = sem_prob.device
@@ -110,6 +137,13 @@ def decode_instances_with_points(
                                              group_in_components)
         if ii.numel() == 0:
             continue
+        if grouping == 'geodesic':
+            owner_map = geodesic_point_labels(
+                (sem == cls + 1).cpu().numpy(), points[cls_idx].cpu().numpy(),
+                edge, edge_weight)
+            geo = torch.from_numpy(owner_map[ii.cpu().numpy(),
+                                             jj.cpu().numpy()]).to(device)
+            nearest = torch.where(geo >= 0, geo, nearest)
         owner = cls_idx[nearest]
         masks[owner, ii, jj] = True
         values = prob[cls + 1, ii, jj]

@@ -21,6 +21,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import OptConfigType
 from ..post_processing.image_decoding import decode_single
+from ..post_processing.point_decoding import GROUPINGS
+from ..task_modules.geodesic_grouping import check_edge_weight
 from ..post_processing.pixel_refinement import (DEFAULT_PAMR,
                                                 check_pamr_cfg)
 from ..utils.batching import (image_labels, refine_channels, resize_bilinear,
@@ -38,7 +40,9 @@ DEFAULT_TEST_CFG = dict(
     use_i2s=True,
     semantic_source='network',
     group_in_components=False,
-    pamr=None)
+    pamr=None,
+    grouping='offset',
+    geodesic_edge_weight=30.0)
 
 
 @MODELS.register_module()
@@ -62,13 +66,18 @@ class P2SegPointGroupingHead(BaseModule):
             network's probabilities, after the walk, are refined at full
             resolution by the image's local affinity before the argmax;
             Araslanov & Roth, CVPR 2020; not in the paper; images decoded
-            from their given pseudo-map are not refined). Defaults in
+            from their given pseudo-map are not refined), ``grouping``
+            (point mode: 'offset', the method's S2I, or 'geodesic': each
+            class's foreground split between its points by the shortest
+            path inside it that avoids image edges, offsets only for
+            pixels no point reaches; not in the paper, docs/method.md
+            §6.6) and ``geodesic_edge_weight`` (30). Defaults in
             ``DEFAULT_TEST_CFG``.
         init_cfg (dict, optional): Defaults to None.
 
     Raises:
-        ValueError: An unknown ``mode``, ``semantic_source`` or ``pamr``
-            key.
+        ValueError: An unknown ``mode``, ``semantic_source``, ``grouping``
+            or ``pamr`` key, a bad ``geodesic_edge_weight``.
     """
 
     def __init__(self, test_cfg: OptConfigType = None,
@@ -100,6 +109,14 @@ class P2SegPointGroupingHead(BaseModule):
                 check_pamr_cfg(**cfg['pamr'])
             except ValueError as err:
                 raise ValueError(f'test_cfg.{err}') from None
+        if cfg['grouping'] not in GROUPINGS:
+            raise ValueError(f'test_cfg.grouping must be one of {GROUPINGS}'
+                             f", got {cfg['grouping']!r}.")
+        try:
+            cfg['geodesic_edge_weight'] = check_edge_weight(
+                cfg['geodesic_edge_weight'])
+        except ValueError as err:
+            raise ValueError(f'test_cfg.geodesic_{err}') from None
         self.test_cfg = cfg
         self._warned_center = False
         self._noted_fallback = False
@@ -115,7 +132,8 @@ class P2SegPointGroupingHead(BaseModule):
                 center_trained: bool = True,
                 input_size: Optional[Tuple[int, int]] = None,
                 rescale: bool = True,
-                inputs: Optional[Tensor] = None) -> List[InstanceData]:
+                inputs: Optional[Tensor] = None,
+                raw_inputs: Optional[Tensor] = None) -> List[InstanceData]:
         """Instances of each image of the batch.
 
         Args:
@@ -137,6 +155,9 @@ class P2SegPointGroupingHead(BaseModule):
             rescale (bool): Results at ``ori_shape``. Defaults to True.
             inputs (Tensor, optional): (B, 3, H, W) network input; needed
                 with ``test_cfg.pamr``. Defaults to None.
+            raw_inputs (Tensor, optional): (B, 3, H, W) the input before
+                normalisation (0-255); needed in point mode with
+                ``test_cfg.grouping='geodesic'``. Defaults to None.
 
         Returns:
             list[InstanceData]: Per image ``masks`` (N, H', W') bool,
@@ -144,6 +165,11 @@ class P2SegPointGroupingHead(BaseModule):
             point mode, ``points`` (N, 2).
         """
         cfg = self.test_cfg
+        if cfg['grouping'] == 'geodesic' and cfg['mode'] == 'point' and \
+                raw_inputs is None:
+            raise ValueError("test_cfg.grouping='geodesic' splits by the "
+                             "image's edges: pass the unnormalised input "
+                             'as raw_inputs=.')
         if cfg['pamr'] is not None and inputs is None:
             raise ValueError('test_cfg.pamr refines the map with the image: '
                              'pass the network input as inputs=.')
@@ -193,7 +219,8 @@ class P2SegPointGroupingHead(BaseModule):
         return [
             decode_single(log_probs[i], centers[i], offset[i], sample,
                           map_cfg if given[i] else cfg, rescale, size,
-                          None if inputs is None else inputs[i])
+                          None if inputs is None else inputs[i],
+                          None if raw_inputs is None else raw_inputs[i])
             for i, sample in enumerate(batch_data_samples)
         ]
 

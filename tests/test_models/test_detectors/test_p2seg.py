@@ -2,6 +2,7 @@
 """Smoke tests of the P2Seg detector built from the real (shrunk) config."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -453,6 +454,57 @@ def test_pamr_switch_refines_the_network_map_with_the_input():
             preds_on[0], model_cfg_with_pamr(), True)
     model = build(test_cfg=dict(pamr=dict())).eval()
     with pytest.raises(ValueError, match='inputs='):
+        model.grouping_head.predict(
+            torch.zeros(1, 4, 4, 4), torch.zeros(1, 3, 4, 4),
+            torch.zeros(1, 2, 4, 4), None,
+            [make_sample(16, 16, [(0, (2, 6, 2, 6), [(4., 4.)])])])
+
+
+def test_geodesic_grouping_switch_splits_by_the_raw_image():
+    """test_cfg.grouping='geodesic': the grouping gets the edge map of the
+    input before normalisation (the data preprocessor undone, at the output
+    size), and the masks change; 'offset' (the method) calls it with no
+    edge; bad settings fail at build time or without the raw input."""
+    from unittest import mock
+
+    from p2seg_mm.models.post_processing import image_decoding
+    from p2seg_mm.models.task_modules.geodesic_grouping import \
+        image_edge_cost
+    batch = make_batch(scale=1.0)
+    got = {}
+    for grouping in ('offset', 'geodesic'):
+        model = build(test_cfg=dict(grouping=grouping, use_i2s=False)).eval()
+        torch.manual_seed(1)
+        for mod in model.center_offset_head.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                torch.nn.init.normal_(mod.weight, std=0.2)
+        # class 2 (two points in the first image) wins everywhere: the two
+        # groupings must split that foreground differently
+        torch.nn.init.zeros_(model.semantic_head.cls.weight)
+        torch.nn.init.zeros_(model.semantic_head.cls.bias)
+        model.semantic_head.cls.bias.data[3] = 10.0
+        with torch.no_grad(), mock.patch.object(
+                image_decoding, 'decode_instances_with_points',
+                wraps=image_decoding.decode_instances_with_points) as dec:
+            data = model.data_preprocessor(batch, False)
+            preds = model(**data, mode='predict')
+        got[grouping] = ([c.kwargs for c in dec.call_args_list], preds)
+    for kw in got['offset'][0]:
+        assert kw['grouping'] == 'offset' and kw['edge'] is None
+    for i, kw in enumerate(got['geodesic'][0]):
+        assert kw['grouping'] == 'geodesic' and kw['edge_weight'] == 30.0
+        height, width = batch['data_samples'][i].ori_shape[:2]
+        raw = batch['inputs'][i].float().permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(
+            kw['edge'], image_edge_cost(raw[:height, :width]), atol=1e-3)
+    assert any(not torch.equal(a.pred_instances.masks, b.pred_instances.masks)
+               for a, b in zip(got['offset'][1], got['geodesic'][1]))
+    with pytest.raises(ValueError, match='test_cfg.grouping'):
+        build(test_cfg=dict(grouping='watershed'))
+    with pytest.raises(ValueError, match='test_cfg.geodesic_edge_weight'):
+        build(test_cfg=dict(geodesic_edge_weight=-1))
+    model = build(test_cfg=dict(grouping='geodesic')).eval()
+    with pytest.raises(ValueError, match='raw_inputs='):
         model.grouping_head.predict(
             torch.zeros(1, 4, 4, 4), torch.zeros(1, 3, 4, 4),
             torch.zeros(1, 2, 4, 4), None,

@@ -171,3 +171,27 @@ def test_geodesic_baseline_masks_are_the_rods():
             with pytest.raises(ValueError, match='one 0-based label'):
                 nearest_point_masks(seg, points, bad, 1, grouping=grouping,
                                     image=image)
+
+
+def test_point_decoding_switch_splits_the_rods_on_their_seam():
+    """decode_instances_with_points(grouping='geodesic') with zero offsets:
+    the long rod keeps pixel (3, 1) that the offset grouping (Voronoi
+    here) gives the short rod; bad settings are named."""
+    import torch
+
+    from p2seg_mm.models.post_processing.point_decoding import \
+        decode_instances_with_points
+    fg, image, points = two_touching_rods()
+    prob = torch.stack([torch.from_numpy(~fg), torch.from_numpy(fg)]).float()
+    args = (prob, torch.zeros(2, *fg.shape), torch.from_numpy(points).float(),
+            torch.tensor([0, 0]))
+    offset = decode_instances_with_points(*args, fallback_half_size=0)
+    geo = decode_instances_with_points(
+        *args, fallback_half_size=0, grouping='geodesic',
+        edge=image_edge_cost(image))
+    assert offset['masks'][1][3, 1] and not geo['masks'][1][3, 1]
+    assert geo['masks'][0][2:6].all() and geo['masks'][1][7:10, :8].all()
+    with pytest.raises(ValueError, match='edge map'):
+        decode_instances_with_points(*args, grouping='geodesic')
+    with pytest.raises(ValueError, match='grouping'):
+        decode_instances_with_points(*args, grouping='voronoi')
