@@ -227,6 +227,15 @@ ROWS = {
     'p2seg_aux_gmw_pamr_geo': ('p2seg_aux_gmw',
                                dict(use_i2s=True, pamr=dict(),
                                     grouping='geodesic'), ('train', 'val')),
+    # the same decoding of mdm_base (no dis_group, no I2S): does I2S help
+    # once the grouping is geodesic?
+    'mdm_base_pamr_geo': ('mdm_base',
+                          dict(use_i2s=False, pamr=dict(),
+                               grouping='geodesic'), ('train', 'val')),
+    # the demo's stage B with the switch: the given map split geodesically
+    'p2seg_aux_gmw_map_geo': ('p2seg_aux_gmw',
+                              dict(semantic_source='pseudo_map',
+                                   grouping='geodesic'), ('train', 'val')),
     'p2seg_aux_g4': ('p2seg_aux_g4', dict(use_i2s=True), ('train', 'val')),
     'p2seg_aux_sm4': ('p2seg_aux_sm4', dict(use_i2s=True),
                       ('train', 'val')),
