@@ -75,11 +75,12 @@ model = dict(
     # the pseudo-map; E. coli AP50 54.4 vs 37.5 (nearest 43.4). Once pamr
     # is on, the walk is within the spread (p2seg_aux_gmw_no_test_i2s_pamr:
     # HeLa AP70 85.1, E. coli AP50 54.2).
-    # Stage B (the training frames, which have their pseudo-map) groups the
-    # given pseudo-map by the learned offsets (semantic_source='pseudo_map',
-    # not in the paper; rows *_map, training frames: HeLa 92.3 / 85.5 /
-    # 81.7 vs 90.3 / 82.5 / 77.6 for the nearest-point cut with the same
-    # fallback squares, E. coli AP50 66.1 vs 53.0); a walk over the given
+    # Stage B (the training frames, which have their pseudo-map) decodes
+    # the given pseudo-map (semantic_source='pseudo_map', not in the paper),
+    # split geodesically like new images (row p2seg_aux_gmw_map_geo,
+    # training frames: E. coli AP50 / AP70 100 / 73.3 vs 53.0 / 15.7 for
+    # the nearest-point cut; HeLa 92.6 / 86.3 / 82.5 vs 90.3 / 82.5 / 77.6
+    # for that cut with the same fallback squares); a walk over the given
     # map changes ~no pixel (benchmarks/probe_map_walk.py), so those images
     # are not walked.
     # A point whose class lost the argmax gets a square; the release's
