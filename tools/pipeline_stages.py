@@ -213,13 +213,16 @@ def test_decoding(config: str,
     """How an MDM config decodes new images, for the results table:
     ``'test-time I2S on'`` / ``'off'`` (``model.test_cfg.use_i2s``, the
     decoding's default when unset), plus ``', PAMR'`` when
-    ``model.test_cfg.pamr`` is set."""
+    ``model.test_cfg.pamr`` is set and ``', geodesic split'`` with
+    ``model.test_cfg.grouping='geodesic'``."""
     from p2seg_mm.models.seg_heads import DEFAULT_TEST_CFG
     test_cfg = _merged_config(config, cfg_options).model.get('test_cfg') or {}
     use_i2s = bool(test_cfg.get('use_i2s', DEFAULT_TEST_CFG['use_i2s']))
     pamr = test_cfg.get('pamr', DEFAULT_TEST_CFG['pamr']) is not None
+    geodesic = test_cfg.get('grouping',
+                            DEFAULT_TEST_CFG['grouping']) == 'geodesic'
     return 'test-time I2S ' + ('on' if use_i2s else 'off') + (
-        ', PAMR' if pamr else '')
+        ', PAMR' if pamr else '') + (', geodesic split' if geodesic else '')
 
 
 def data_paths(config: str,

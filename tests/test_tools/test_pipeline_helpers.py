@@ -126,6 +126,9 @@ def test_mdm_test_split_and_i2s_read_from_config_and_options(tmp_path):
     assert not pipeline_stages.has_test_split(str(bare))
     # the decoding's defaults
     assert pipeline_stages.test_decoding(str(bare)) == 'test-time I2S on'
+    assert pipeline_stages.test_decoding(
+        str(bare), ["model.test_cfg.grouping='geodesic'"]) == \
+        'test-time I2S on, geodesic split'
 
 
 def test_mdm_table_names_the_walk_and_gives_percent():
