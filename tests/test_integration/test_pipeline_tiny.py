@@ -156,8 +156,11 @@ def test_run_pipeline_tiny(point_dataset, tmp_path):
             assert json.load(f) == out['final'][variant]
     assert (work / 'mdm' / 'DONE').is_file()
     # the MDM's own inference on the held-out images, with the config's
-    # test-time decoding (MDM_TEMPLATE inherits the demo's: I2S and PAMR)
+    # test-time decoding (MDM_TEMPLATE inherits the demo's: I2S, PAMR and
+    # the geodesic split)
     with open(work / 'mdm_eval' / 'metrics.json') as f:
         assert json.load(f) == out['mdm_test']
-    assert len(rows['test-time I2S on, PAMR']) == 6, rows
-    assert all(0 <= v <= 100 for v in rows['test-time I2S on, PAMR'])
+    # the demo config's decoding (pipeline_stages.test_decoding)
+    label = 'test-time I2S on, PAMR, geodesic split'
+    assert len(rows[label]) == 6, rows
+    assert all(0 <= v <= 100 for v in rows[label])
