@@ -20,10 +20,9 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from ..models.post_processing.point_decoding import (
-    _fill_fallback_squares, decode_instances_with_points)
+from ..models.post_processing.point_decoding import \
+    decode_instances_with_points
 from ..models.task_modules.geodesic_grouping import (DEFAULT_EDGE_WEIGHT,
-                                                     geodesic_point_labels,
                                                      image_edge_cost)
 
 GROUPINGS = ('euclidean', 'geodesic')
@@ -91,10 +90,6 @@ def nearest_point_masks(seg_map: np.ndarray,
     if int(seg.max()) > num_classes:
         raise ValueError(f'pseudo-map value {int(seg.max())} exceeds the '
                          f'{num_classes} classes')
-    if grouping == 'geodesic':
-        return _geodesic_masks(seg.numpy(), image, points, labels,
-                               fallback_half_size, fallback_score,
-                               edge_weight)
     sem_prob = torch.nn.functional.one_hot(seg, num_classes + 1)
     sem_prob = sem_prob.permute(2, 0, 1).float()
     offset = torch.zeros((2, ) + seg_map.shape)
@@ -104,34 +99,11 @@ def nearest_point_masks(seg_map: np.ndarray,
         torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2),
         torch.as_tensor(labels, dtype=torch.long).reshape(-1),
         fallback_half_size=fallback_half_size,
-        fallback_score=fallback_score)
+        fallback_score=fallback_score,
+        # zero offsets: what no geodesic path reaches goes to the nearest
+        # point
+        grouping='offset' if grouping == 'euclidean' else 'geodesic',
+        edge=None if image is None else image_edge_cost(image),
+        edge_weight=edge_weight)
     return dict(masks=out['masks'].numpy(), scores=out['scores'].numpy())
 
-
-def _geodesic_masks(seg: np.ndarray, image: np.ndarray, points: np.ndarray,
-                    labels: np.ndarray, fallback_half_size: int,
-                    fallback_score: float,
-                    edge_weight: float) -> Dict[str, np.ndarray]:
-    points = np.asarray(points, np.float64).reshape(-1, 2)
-    labels = np.asarray(labels, np.int64).reshape(-1)
-    edge = image_edge_cost(image)
-    masks = np.zeros((len(points), ) + seg.shape, dtype=bool)
-    for cls in np.unique(labels):
-        members = np.nonzero(labels == cls)[0]
-        fg = seg == cls + 1
-        owner = geodesic_point_labels(fg, points[members], edge, edge_weight)
-        stray = fg & (owner < 0)
-        if stray.any():  # components without a point: nearest point
-            ys, xs = np.nonzero(stray)
-            d2 = ((xs[:, None] + 0.5 - points[members, 0])**2 +
-                  (ys[:, None] + 0.5 - points[members, 1])**2)
-            owner[ys, xs] = d2.argmin(axis=1)
-        for j, k in enumerate(members):
-            masks[k] = owner == j
-    masks_t = torch.from_numpy(masks)
-    scores = masks_t.flatten(1).any(1).float()
-    if fallback_half_size > 0:
-        _fill_fallback_squares(masks_t, scores,
-                               torch.as_tensor(points, dtype=torch.float32),
-                               int(fallback_half_size), fallback_score)
-    return dict(masks=masks_t.numpy(), scores=scores.numpy())

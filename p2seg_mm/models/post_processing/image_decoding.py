@@ -17,7 +17,8 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import mask2bbox
 from ..utils.batching import (image_labels, points_of, refine_channels,
                               resize_bilinear)
-from ..task_modules.geodesic_grouping import image_edge_cost
+from ..task_modules.geodesic_grouping import (DEFAULT_EDGE_WEIGHT,
+                                               image_edge_cost)
 from .pixel_refinement import pamr_refine
 from .point_decoding import (decode_instances_with_centers,
                              decode_instances_with_points)
@@ -179,7 +180,7 @@ def decode_single(log_probs: Tensor,
             fallback_score=cfg['fallback_score'],
             grouping=grouping,
             edge=edge,
-            edge_weight=cfg.get('geodesic_edge_weight', 30.0))
+            edge_weight=cfg.get('geodesic_edge_weight', DEFAULT_EDGE_WEIGHT))
         result['labels'] = labels
     else:
         if input_size is not None:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..task_modules.geodesic_grouping import geodesic_point_labels
+from ..task_modules.geodesic_grouping import (DEFAULT_EDGE_WEIGHT,
+                                               geodesic_point_labels)
 from ..utils.point_grouping import (check_points_and_labels,
                                     group_class_pixels, pixel_centre_xy)
 
@@ -44,7 +45,7 @@ def decode_instances_with_points(
         group_in_components: bool = False,
         grouping: str = 'offset',
         edge: Optional[np.ndarray] = None,
-        edge_weight: float = 30.0) -> Dict[str, Tensor]:
+        edge_weight: float = DEFAULT_EDGE_WEIGHT) -> Dict[str, Tensor]:
     """Point-guided decoding: exactly one mask per point (docs/method.md §6.3).
 
     Foreground channels of classes not in ``img_labels`` are zeroed, then

@@ -22,7 +22,8 @@ from mmdet.structures import SampleList
 from mmdet.utils import OptConfigType
 from ..post_processing.image_decoding import decode_single
 from ..post_processing.point_decoding import GROUPINGS
-from ..task_modules.geodesic_grouping import check_edge_weight
+from ..task_modules.geodesic_grouping import (DEFAULT_EDGE_WEIGHT,
+                                               check_edge_weight)
 from ..post_processing.pixel_refinement import (DEFAULT_PAMR,
                                                 check_pamr_cfg)
 from ..utils.batching import (image_labels, refine_channels, resize_bilinear,
@@ -42,7 +43,7 @@ DEFAULT_TEST_CFG = dict(
     group_in_components=False,
     pamr=None,
     grouping='offset',
-    geodesic_edge_weight=30.0)
+    geodesic_edge_weight=DEFAULT_EDGE_WEIGHT)
 
 
 @MODELS.register_module()
