@@ -227,6 +227,13 @@ ROWS = {
     'p2seg_aux_gmw_pamr_geo': ('p2seg_aux_gmw',
                                dict(use_i2s=True, pamr=dict(),
                                     grouping='geodesic'), ('train', 'val')),
+    # the paper's training and decoding (row 5) with the geodesic split
+    # in place of the offsets' (test_cfg.grouping, docs/method.md §6.6),
+    # and the same decoding of row 2: the switch on the paper's own ladder
+    'p2seg_geo': ('p2seg', dict(use_i2s=True, grouping='geodesic'),
+                  ('train', 'val')),
+    'mdm_base_geo': ('mdm_base', dict(use_i2s=False, grouping='geodesic'),
+                     ('train', 'val')),
     # the same decoding of mdm_base (no dis_group, no I2S): does I2S help
     # once the grouping is geodesic?
     'mdm_base_pamr_geo': ('mdm_base',
@@ -268,7 +275,8 @@ LADDER_ROWS = [
     'i2s_t1', 'p2seg', 'k2', 'p2seg_no_test_i2s', 'mdm_base_map',
     'dis_group_map', 'i2s_t1_map', 'p2seg_map', 'k2_map', 'p2seg_aux',
     'p2seg_aux_map', 'p2seg_aux_map_cc', 'p2seg_aux_no_test_i2s',
-    'p2seg_aux_center', 'p2seg_gauss', 'p2seg_aux_gauss'
+    'p2seg_aux_center', 'p2seg_gauss', 'p2seg_aux_gauss', 'geodesic',
+    'p2seg_geo', 'mdm_base_geo'
 ]
 # test_cfg keys the rows vary, at the values a row means when it does not
 # name them
