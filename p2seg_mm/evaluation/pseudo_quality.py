@@ -96,7 +96,8 @@ def _point_ious(gt_anns: List[dict], pred_anns: List[dict],
 def evaluate_pseudo_masks(pseudo: Union[str, dict],
                           gt: Union[str, dict],
                           iou_thrs: Sequence[float] = (0.25, 0.5, 0.7, 0.75),
-                          point_tol: float = 1e-3) -> Dict[str, float]:
+                          point_tol: float = 1e-3,
+                          tie_orders: int = 0) -> Dict[str, float]:
     """Score pseudo-masks against ground truth (see module docstring).
 
     Args:
@@ -106,6 +107,9 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
             Defaults to (0.25, 0.5, 0.7, 0.75).
         point_tol (float): Tolerance (px) of point matching.
             Defaults to 1e-3.
+        tie_orders (int): VOC AP over this many random orders of equal
+            scores (``eval_instance_ap``); 0 keeps the file order. COCO AP
+            always keeps the file order. Defaults to 0.
 
     Returns:
         dict[str, float]: ``coco/segm_AP``, ``coco/segm_AP50``,
@@ -145,7 +149,7 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
                         point_tol))
         point_labels.append(g_labels)
     voc = eval_instance_ap(preds[0], preds[1], preds[2], gts[0], gts[1],
-                           len(cats), list(iou_thrs))
+                           len(cats), list(iou_thrs), tie_orders)
     dets = [
         dict(ann, segmentation=rle) for anns, rles in zip(preds[3], preds[0])
         for ann, rle in zip(anns, rles)

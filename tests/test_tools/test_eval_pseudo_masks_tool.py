@@ -53,3 +53,24 @@ def test_library_call_names_the_annotation(tmp_path):
     _, _, gt, pseudo = _jsons(tmp_path, [[[0, 0, 4, 4]]])
     with pytest.raises(ValueError, match='annotation id 2 of image id 1'):
         evaluate_pseudo_masks(pseudo, gt)
+
+
+def test_tie_orders_rank_equal_scores_at_random(tmp_path):
+    # a false positive (score 1) filed before the true positive (score 1):
+    # file order gives AP 1/2, the mean over random orders ~3/4
+    _, gt_file, gt, _ = _jsons(tmp_path, [])
+    wrong = np.zeros((8, 8), bool)
+    wrong[6:, 6:] = True
+    pseudo = dict(gt, annotations=[
+        dict(gt['annotations'][0], id=2, segmentation=_rle(wrong), area=4,
+             score=1.0),
+        dict(gt['annotations'][0], id=1, score=1.0)])
+    pseudo_file = tmp_path / 'tied.json'
+    pseudo_file.write_text(json.dumps(pseudo))
+    file_order = _tool().main([str(pseudo_file), gt_file,
+                               '--tie-orders', '0'])
+    assert file_order['voc/mAP50'] == pytest.approx(0.5)
+    shuffled = _tool().main([str(pseudo_file), gt_file])  # default 20
+    assert 0.6 < shuffled['voc/mAP50'] < 0.9
+    with pytest.raises(SystemExit, match='--tie-orders must be >= 0'):
+        _tool().main([str(pseudo_file), gt_file, '--tie-orders', '-1'])

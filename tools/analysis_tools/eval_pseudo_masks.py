@@ -8,7 +8,9 @@ Example::
         --out-json work_dirs/p2seg/pseudo_quality.json
 
 Prints COCO segm AP, VOC mAP at IoU .25/.5/.7/.75 and the mean IoU per
-point (see ``p2seg_mm/evaluation/pseudo_quality.py``).
+point (see ``p2seg_mm/evaluation/pseudo_quality.py``). VOC AP averages
+``--tie-orders`` random orders of equal scores (COCO AP keeps the file
+order).
 """
 import argparse
 import json
@@ -34,6 +36,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         default=[0.25, 0.5, 0.7, 0.75],
         help='VOC AP IoU thresholds')
+    parser.add_argument(
+        '--tie-orders',
+        type=int,
+        default=20,
+        help='VOC AP is the mean over this many random orders of masks '
+        'with equal scores (the nearest-point baseline gives all of them '
+        'score 1, and the file order would rank them); 0 keeps the file '
+        'order, as the VOC devkit and COCO do (default: 20)')
     parser.add_argument('--out-json', help='save the numbers to this json')
     return parser.parse_args(argv)
 
@@ -61,7 +71,10 @@ def load_checked(path: str) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     pseudo, gt = load_checked(args.pseudo), load_checked(args.gt)
-    results = evaluate_pseudo_masks(pseudo, gt, args.iou_thrs)
+    if args.tie_orders < 0:
+        raise SystemExit(f'--tie-orders must be >= 0, got {args.tie_orders}')
+    results = evaluate_pseudo_masks(pseudo, gt, args.iou_thrs,
+                                    tie_orders=args.tie_orders)
     print(format_quality_table(results))
     if args.out_json:
         os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)

@@ -12,7 +12,10 @@ encoded and ``pycocotools.mask.iou`` computes the IoUs.
 Matching, per class ``c`` and IoU threshold ``t``:
 
 1. predictions of class ``c`` of all images are sorted by score, descending
-   (stable sort: ties keep image order, then prediction order);
+   (stable sort: ties keep image order, then prediction order; with
+   ``tie_orders=n`` the AP is instead the mean over ``n`` seeded random
+   orders of equal scores, so that a method whose masks all share one score,
+   such as the nearest-point baseline, is not ranked by its file order);
 2. a prediction's candidate is its argmax-IoU ground truth of class ``c`` in
    its image; it is a true positive if that IoU is ``>= t`` and the candidate
    is not matched yet (it then becomes matched), otherwise a false positive;
@@ -169,7 +172,8 @@ def eval_instance_ap(pred_masks: Sequence[MaskSet],
                      gt_masks: Sequence[MaskSet],
                      gt_labels: Sequence[np.ndarray],
                      num_classes: int,
-                     iou_thr: Union[float, Sequence[float]] = 0.5) -> dict:
+                     iou_thr: Union[float, Sequence[float]] = 0.5,
+                     tie_orders: int = 0) -> dict:
     """VOC instance-mask AP over a set of images (see module docstring).
 
     Args:
@@ -183,6 +187,11 @@ def eval_instance_ap(pred_masks: Sequence[MaskSet],
         num_classes (int): Number of classes C.
         iou_thr (float | Sequence[float]): IoU threshold(s); a prediction is
             a true positive when its IoU is ``>= iou_thr``. Defaults to 0.5.
+        tie_orders (int): 0: equal scores keep their input order (the VOC
+            devkit's and COCO's behaviour). n > 0: AP is the mean over n
+            random orders of equal scores (seeds 0 .. n-1; distinct scores
+            keep their order): the expected AP of a ranking with ties.
+            Defaults to 0.
 
     Returns:
         dict: For one threshold, ``ap`` (C,) float array (``nan`` for classes
@@ -195,6 +204,11 @@ def eval_instance_ap(pred_masks: Sequence[MaskSet],
         pred_scores=pred_scores, gt_masks=gt_masks, gt_labels=gt_labels)
     single = np.isscalar(iou_thr)
     thrs = [float(iou_thr)] if single else [float(t) for t in iou_thr]
+    if isinstance(tie_orders, bool) or not isinstance(
+            tie_orders, (int, np.integer)) or tie_orders < 0:
+        raise ValueError(
+            f'eval_instance_ap: tie_orders must be an int >= 0, got '
+            f'{tie_orders!r}.')
     num_gts = np.zeros(num_classes, dtype=np.int64)
     records = defaultdict(list)  # label -> [(score, image, gt, iou)]
     for i in range(num_images):
@@ -231,24 +245,39 @@ def eval_instance_ap(pred_masks: Sequence[MaskSet],
             continue
         cls_recs = records[c]
         scores = np.array([r[0] for r in cls_recs], dtype=np.float64)
-        order = np.argsort(-scores, kind='stable')
+        if tie_orders == 0:
+            orders = [np.argsort(-scores, kind='stable')]
+        else:  # lexsort: the last key (-score) is the primary one
+            orders = [
+                np.lexsort((np.random.default_rng(seed).random(len(scores)),
+                            -scores)) for seed in range(tie_orders)
+            ]
         for t, thr in enumerate(thrs):
-            matched = set()
-            tp = np.zeros(len(order), dtype=bool)
-            for k, idx in enumerate(order):
-                _, img, gt, iou = cls_recs[idx]
-                if gt >= 0 and iou >= thr and (img, gt) not in matched:
-                    matched.add((img, gt))
-                    tp[k] = True
-            tp_cum = np.cumsum(tp)
-            fp_cum = np.cumsum(~tp)
-            precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
-            recall = tp_cum / num_gts[c]
-            aps[t, c] = average_precision(precision, recall)
+            aps[t, c] = np.mean([
+                _ranked_ap(cls_recs, order, thr, num_gts[c])
+                for order in orders
+            ])
     maps = np.array([_nanmean(row) for row in aps])
     if single:
         return dict(ap=aps[0], map=float(maps[0]), num_gts=num_gts)
     return dict(ap=aps, map=maps, num_gts=num_gts)
+
+
+def _ranked_ap(cls_recs: list, order: np.ndarray, thr: float,
+               num_gt: int) -> float:
+    """AP of one class's predictions matched greedily in ``order``."""
+    matched = set()
+    tp = np.zeros(len(order), dtype=bool)
+    for k, idx in enumerate(order):
+        _, img, gt, iou = cls_recs[idx]
+        if gt >= 0 and iou >= thr and (img, gt) not in matched:
+            matched.add((img, gt))
+            tp[k] = True
+    tp_cum = np.cumsum(tp)
+    fp_cum = np.cumsum(~tp)
+    precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
+    recall = tp_cum / num_gt
+    return average_precision(precision, recall)
 
 
 def _nanmean(values: np.ndarray) -> float:

@@ -163,3 +163,47 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match='outside'):
         eval_instance_ap([stack(A)], [np.array([3])], [np.array([1.])],
                          [stack(A)], [np.array([0])], 1)
+
+
+def run_ties(preds, gts, tie_orders):
+    return eval_instance_ap(
+        [stack(*[p[0] for p in img]) for img in preds],
+        [np.array([p[1] for p in img], dtype=np.int64) for img in preds],
+        [np.array([p[2] for p in img], dtype=float) for img in preds],
+        [stack(*[g[0] for g in img]) for img in gts],
+        [np.array([g[1] for g in img], dtype=np.int64) for img in gts],
+        1, 0.5, tie_orders)['map']
+
+
+def test_tie_orders_average_the_ranking_of_equal_scores():
+    # one gt A; a FP (C) and the TP (A) with the same score. Input order
+    # FP first: AP 1/2 (precision [0, 1/2] at recall [0, 1]); TP first:
+    # AP 1. Each order has probability 1/2, so the expected AP is 3/4.
+    gts = [[(A, 0)]]
+    fp_first = [[(C, 0, 1.0), (A, 0, 1.0)]]
+    tp_first = [[(A, 0, 1.0), (C, 0, 1.0)]]
+    assert run_ties(fp_first, gts, 0) == pytest.approx(0.5)
+    assert run_ties(tp_first, gts, 0) == pytest.approx(1.0)
+    # 400 orders: std of the mean 0.25 / 20
+    assert run_ties(fp_first, gts, 400) == pytest.approx(0.75, abs=0.05)
+    assert run_ties(tp_first, gts, 400) == pytest.approx(0.75, abs=0.05)
+    # seeded: the same call gives the same value
+    assert run_ties(fp_first, gts, 7) == run_ties(fp_first, gts, 7)
+    # ties across images are shuffled too
+    two_images = [[(C, 0, 1.0)], [(A, 0, 1.0)]]
+    assert run_ties(two_images, [[], [(A, 0)]], 0) == pytest.approx(0.5)
+    assert run_ties(two_images, [[], [(A, 0)]], 400) == pytest.approx(
+        0.75, abs=0.05)
+
+
+def test_tie_orders_keep_distinct_scores_in_order():
+    # FP .9 above the TPs: AP 2/3 whatever the tie orders
+    preds = [[(C, 0, .9), (A, 0, .8), (B, 0, .7)]]
+    gts = [[(A, 0), (B, 0)]]
+    assert run_ties(preds, gts, 50) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize('bad', [-1, 1.5, True, '3'])
+def test_tie_orders_must_be_a_non_negative_int(bad):
+    with pytest.raises(ValueError, match='tie_orders must be an int'):
+        run_ties([[(A, 0, 1.0)]], [[(A, 0)]], bad)
