@@ -340,21 +340,25 @@ def model_options(name: str, extra: List[str]) -> List[str]:
         opt for opt in extra if opt.startswith('model.')]
 
 
+# what the benchmark reads of a data folder (its fingerprint hashes them)
+DATA_PARTS = ('annotations', 'images', 'pseudo_sem')
+
+
 def data_fingerprint(data: str) -> str:
-    """What the demo data was built with (``meta.json`` settings), or,
-    without one, a hash of its annotation jsons."""
+    """A hash of the files the benchmark reads (``DATA_PARTS``: the
+    annotation jsons, the images and the pseudo-maps, names and bytes), so
+    that rebuilt maps or edited points count as other data."""
     import hashlib
-    meta = osp.join(data, 'meta.json')
     digest = hashlib.sha256()
-    if osp.isfile(meta):
-        with open(meta) as f:
-            settings = json.load(f).get('settings')
-        digest.update(json.dumps(settings, sort_keys=True).encode())
-    else:
-        for name in ('train_points.json', 'val_points.json',
-                     'train_gt.json', 'val_gt.json'):
-            with open(osp.join(data, 'annotations', name), 'rb') as f:
-                digest.update(f.read())
+    for part in DATA_PARTS:
+        root = osp.join(data, part)
+        for dirpath, dirnames, filenames in sorted(os.walk(root)):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = osp.join(dirpath, name)
+                digest.update(osp.relpath(path, data).encode() + b'\0')
+                with open(path, 'rb') as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
     return digest.hexdigest()[:16]
 
 
@@ -369,8 +373,9 @@ def check_cache_data(work_dir: str, data: str) -> None:
         if old.get('fingerprint') != now:
             raise SystemExit(
                 f'{work_dir} caches results of other data ({old}; {data} '
-                f'is now {now}): they would be mixed with new ones. Fix: '
-                'pass another --work-dir, or delete that one.')
+                f'is now {now}: its annotations, images or pseudo-maps '
+                'changed): they would be mixed with new ones. Fix: pass '
+                'another --work-dir, or delete that one.')
         return
     if osp.isdir(work_dir) and os.listdir(work_dir):
         raise SystemExit(

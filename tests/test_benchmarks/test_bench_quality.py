@@ -132,14 +132,37 @@ def test_cache_refuses_results_of_other_data(bench, tmp_path):
     images changed) or an unrecorded old cache stops the run."""
     import json
     data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
+    for part in ('annotations', 'images', 'pseudo_sem'):
+        (data / part).mkdir(parents=True)
+    (data / 'annotations' / 'train_points.json').write_text('{}')
+    (data / 'pseudo_sem' / 'a.png').write_bytes(b'map 1')
+    (data / 'images' / 'a.png').write_bytes(b'image 1')
     (data / 'meta.json').write_text(json.dumps(dict(settings=dict(a=1))))
     work = str(tmp_path / 'work')
     bench.check_cache_data(work, str(data))  # first use: recorded
     bench.check_cache_data(work, str(data))  # same data: fine
-    (data / 'meta.json').write_text(json.dumps(dict(settings=dict(a=2))))
-    with pytest.raises(SystemExit, match='other data'):
-        bench.check_cache_data(work, str(data))
+    # an unread file does not matter
+    (data / 'summary.txt').write_text('new summary')
+    bench.check_cache_data(work, str(data))
+    # a rebuilt pseudo-map, image, or edited json is other data
+    for path, content in (('pseudo_sem/a.png', b'map 2'),
+                          ('images/a.png', b'image 2'),
+                          ('annotations/train_points.json', '{"a": 1}'),
+                          ('pseudo_sem/b.png', b'map 1')):
+        original = (data / path).read_bytes() if (data / path).exists() \
+            else None
+        target = data / path
+        if isinstance(content, str):
+            target.write_text(content)
+        else:
+            target.write_bytes(content)
+        with pytest.raises(SystemExit, match='other data'):
+            bench.check_cache_data(work, str(data))
+        if original is None:
+            target.unlink()
+        else:
+            target.write_bytes(original)
+    bench.check_cache_data(work, str(data))  # restored: fine again
     old = tmp_path / 'old'
     (old / 'scores').mkdir(parents=True)
     with pytest.raises(SystemExit, match='no data.json'):
