@@ -77,13 +77,20 @@ class P2SegPointGroupingHead(BaseModule):
         init_cfg (dict, optional): Defaults to None.
 
     Raises:
-        ValueError: An unknown ``mode``, ``semantic_source``, ``grouping``
-            or ``pamr`` key, a bad ``geodesic_edge_weight``.
+        ValueError: An unknown key, an unknown ``mode``,
+            ``semantic_source``, ``grouping`` or ``pamr`` key, a bad
+            ``geodesic_edge_weight``.
     """
 
     def __init__(self, test_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        unknown = sorted(set(dict(test_cfg or {})) - set(DEFAULT_TEST_CFG))
+        if unknown:
+            # a misspelt key would leave its option at the default unnoticed
+            raise ValueError(
+                f'test_cfg has unknown keys {unknown}; it takes '
+                f'{sorted(DEFAULT_TEST_CFG)} (docs/method.md §11).')
         cfg = {**DEFAULT_TEST_CFG, **dict(test_cfg or {})}
         if cfg['semantic_source'] not in ('network', 'pseudo_map'):
             raise ValueError(

@@ -22,6 +22,11 @@ def test_registered_parameter_free_with_checks():
         P2SegPointGroupingHead(dict(mode='box'))
     with pytest.raises(ValueError, match='semantic_source'):
         P2SegPointGroupingHead(dict(semantic_source='gt'))
+    # a misspelt key is refused, not silently left at its default
+    with pytest.raises(ValueError, match=r"unknown keys \['groupping'\]"):
+        P2SegPointGroupingHead(dict(groupping='offset'))
+    with pytest.raises(ValueError, match='geodesic_weight'):
+        P2SegPointGroupingHead(dict(geodesic_weight=5))
 
 
 def test_detector_predict_is_the_head_on_the_forward():
