@@ -22,6 +22,7 @@ loading rule, ``--percentiles`` for non-8-bit files).
 """
 import argparse
 import json
+import logging
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -105,10 +106,21 @@ def export_nearest_point_baseline(points_json: str,
     cats = src.get('categories', [])
     cat2label = category_to_label(cats, classes, points_json)
     anns_by_img: Dict[int, list] = {}
+    n_other = 0
     for ann in src.get('annotations', []):
-        if 'point' in ann and ann.get('category_id') in cat2label \
-                and not ann.get('ignore', False):
-            anns_by_img.setdefault(ann['image_id'], []).append(ann)
+        if 'point' not in ann or ann.get('ignore', False):
+            continue
+        if ann.get('category_id') not in cat2label:
+            n_other += 1
+            continue
+        anns_by_img.setdefault(ann['image_id'], []).append(ann)
+    if n_other:
+        which = f'not in classes {list(classes)}' if classes else \
+            'without a class (background)'
+        print_log(
+            f'{points_json}: {n_other} points of categories {which} are '
+            'skipped (no mask is written for them).',
+            logger='current', level=logging.WARNING)
     out_anns, n_empty = [], 0
     bar: Optional[ProgressBar] = ProgressBar(len(
         src['images'])) if progress else None
@@ -121,13 +133,21 @@ def export_nearest_point_baseline(points_json: str,
             labels = np.array([cat2label[a['category_id']] for a in anns])
             image = None
             if grouping == 'geodesic':
-                image = read_image_file(
-                    osp.join(img_dir, img['file_name']), 'rgb', percentiles)
+                img_path = osp.join(img_dir, img['file_name'])
+                if not osp.isfile(img_path):
+                    raise FileNotFoundError(
+                        f'{points_json}: image id {img["id"]}: {img_path} '
+                        'does not exist. Fix: give as img_dir (--img-dir) '
+                        'the folder the json\'s file_name is relative to.')
+                image = read_image_file(img_path, 'rgb', percentiles)
                 if image.shape[:2] != seg_map.shape:
                     raise ValueError(
                         f'{points_json}: image id {img["id"]} '
                         f'({img["file_name"]!r}) is {image.shape[:2]} in '
-                        f'{img_dir}, its pseudo-map {seg_map.shape}.')
+                        f'{img_dir}, its pseudo-map {seg_map.shape}. Fix: '
+                        'write the pseudo-map at the image resolution, or '
+                        'point img_dir (--img-dir) at the images the maps '
+                        'were made from.')
             res = nearest_point_masks(seg_map, points, labels,
                                       len(cat2label), grouping=grouping,
                                       image=image, edge_weight=edge_weight)
@@ -152,8 +172,9 @@ def export_nearest_point_baseline(points_json: str,
             'config classes match the json categories.')
     out = dict(images=src['images'], categories=cats, annotations=out_anns)
     dump_json_atomic(out, out_file)
+    name = 'nearest-point' if grouping == 'euclidean' else 'geodesic'
     print_log(
-        f'nearest-point baseline: {len(out_anns)} masks written to '
+        f'{name} baseline: {len(out_anns)} masks written to '
         f'{out_file} ({n_empty} empty masks dropped)',
         logger='current')
     return out_file
@@ -170,8 +191,9 @@ def _read_seg_map(seg_dir: str, img: dict, seg_suffix: str, source: str,
     if not osp.isfile(seg_path):
         raise FileNotFoundError(
             f'{where}: semantic pseudo-map {seg_path} does not exist. Fix: '
-            'create it, or set data_prefix["seg"] / seg_map_suffix of the '
-            'config to the pseudo-map folder and suffix.')
+            'create it, or give the pseudo-map folder and suffix (seg_dir '
+            'and --seg-suffix; the config\'s data_prefix["seg"] and '
+            'seg_map_suffix).')
     try:
         seg_map = read_seg_map(seg_path)
     except Image.DecompressionBombError as err:
@@ -217,15 +239,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--grouping',
         choices=GROUPINGS,
         default='euclidean',
-        help='euclidean: nearest point; geodesic: shortest path inside the '
-        'foreground avoiding image edges (needs --img-dir)')
+        help='euclidean: nearest point (default); geodesic: shortest path '
+        'inside the foreground avoiding image edges (needs --img-dir; '
+        'docs/method.md §3.5). The decoder\'s test_cfg.grouping calls the '
+        'same split \'geodesic\' and its learned one \'offset\'')
     parser.add_argument(
         '--img-dir', help='image folder (file_name relative to it)')
     parser.add_argument(
         '--edge-weight',
         type=float,
-        default=DEFAULT_EDGE_WEIGHT,
-        help='edge weight of the geodesic split')
+        help='geodesic only: a step across an image edge costs 1 + this x '
+        'the edge strength (Sobel, 0-1), so larger values cut more along '
+        f'edges (default: {DEFAULT_EDGE_WEIGHT:g}; test_cfg.'
+        'geodesic_edge_weight)')
     parser.add_argument(
         '--percentiles',
         nargs=2,
@@ -235,9 +261,34 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _check_args(args: argparse.Namespace) -> Optional[str]:
+    """The command line's mistakes, as a usage error, or None."""
+    if not osp.isfile(args.points_json):
+        return f'points json {args.points_json} does not exist.'
+    if not osp.isdir(args.seg_dir):
+        return (f'seg_dir {args.seg_dir} is not a folder (the semantic '
+                'pseudo-maps).')
+    if args.grouping == 'geodesic':
+        if not args.img_dir:
+            return ('--grouping geodesic reads the images: give --img-dir, '
+                    'the folder the json\'s file_name is relative to.')
+        if not osp.isdir(args.img_dir):
+            return f'--img-dir {args.img_dir} is not a folder.'
+    elif args.edge_weight is not None:
+        return ('--edge-weight only applies to --grouping geodesic (the '
+                'nearest-point cut has no edge term).')
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> str:
     """Entry point; returns the json written."""
     args = parse_args(argv)
+    parser_error = _check_args(args)
+    if parser_error:
+        raise SystemExit(f'export_nearest_point_baseline.py: error: '
+                         f'{parser_error}')
+    if args.edge_weight is None:
+        args.edge_weight = DEFAULT_EDGE_WEIGHT
     return export_nearest_point_baseline(
         args.points_json,
         args.seg_dir,

@@ -155,5 +155,35 @@ def test_geodesic_grouping_from_the_command_line(tmp_path):
     geo = long_rod(['--grouping', 'geodesic', '--img-dir',
                     str(tmp_path / 'img')])
     assert geo[2:6].all()
-    with pytest.raises(ValueError, match='img_dir'):
+    # command-line mistakes are usage errors naming the flag
+    with pytest.raises(SystemExit, match='give --img-dir'):
         long_rod(['--grouping', 'geodesic'])
+    with pytest.raises(SystemExit, match='--img-dir .*nowhere is not a'):
+        long_rod(['--grouping', 'geodesic', '--img-dir',
+                  str(tmp_path / 'nowhere')])
+    with pytest.raises(SystemExit, match='--edge-weight only applies'):
+        long_rod(['--edge-weight', '5'])
+    # an image missing from --img-dir names the fix
+    (tmp_path / 'other').mkdir()
+    with pytest.raises(FileNotFoundError, match=r'rods.png does not exist'
+                       r'.*--img-dir'):
+        long_rod(['--grouping', 'geodesic', '--img-dir',
+                  str(tmp_path / 'other')])
+    with pytest.raises(SystemExit, match='nope.json does not exist'):
+        tool.main([str(tmp_path / 'nope.json'), str(tmp_path / 'sem'),
+                   '--out', str(tmp_path / 'out.json')])
+
+
+def test_points_of_other_classes_are_counted(tmp_path, monkeypatch):
+    """--classes with fewer classes than the json: the other points are
+    skipped and the log says how many."""
+    cats = [dict(id=1, name='ecoli'), dict(id=2, name='hela')]
+    ann_file, seg = _scene(tmp_path, cats, (1, 2))
+    seg[seg == 2] = 0  # a one-class map
+    Image.fromarray(seg).save(tmp_path / 'sem' / 'img.png')
+    logs = []
+    monkeypatch.setattr(tool, 'print_log', lambda msg, **k: logs.append(msg))
+    out = tool.main([ann_file, str(tmp_path / 'sem'), '--out',
+                     str(tmp_path / 'one.json'), '--classes', 'ecoli'])
+    assert list(_masks(out)) == [1]
+    assert any('1 points of categories not in classes' in m for m in logs)
