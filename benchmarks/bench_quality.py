@@ -1,10 +1,12 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
-"""Pseudo-mask quality ladder on the real demo cells (issue 8), with seeds.
+"""Pseudo-mask quality ladder on the real demo cells, with seeds.
 
 For every row, the masks decoded from the points of the 30 training frames
 (pseudo-masks, stage B) and of the 10 held-out frames are scored against the
 ground truth: VOC mask AP per class at IoU .25/.5/.7/.75 and the mean IoU
-per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``). Rows:
+per point (``p2seg_mm.evaluation.evaluate_pseudo_masks``; the no-learning
+rows give all masks one score, so their AP is the mean over ``TIE_ORDERS``
+random orders of the ties). Rows:
 
 - ``nearest``: the semantic pseudo-map cut by nearest point (no learning);
 - ``nearest_fallback``: the same, and a point that gets no pixel gets the
@@ -32,7 +34,8 @@ at CPU-cheap settings; with ``--iters 1000`` the training
 ``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one
 torch thread per process, ``--jobs`` processes side by side. A row decodes
 with the config's test_cfg, except the keys rows vary (``mode``,
-``semantic_source``, ``pamr``, ``group_in_components``): what a row does
+``semantic_source``, ``pamr``, ``grouping``, ``group_in_components``):
+what a row does
 not set there is the method's default (``ROW_TEST_DEFAULTS``), so a
 ``--config`` that turns one on changes only the rows that name it.
 Everything is cached under
@@ -657,9 +660,12 @@ def markdown(records: List[dict], args, minutes: float) -> str:
         '(`benchmarks/bench_quality.py`)',
         '',
         f'{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, '
-        f'Python {platform.python_version()}; MDM {CONFIG}, '
-        f'{args.iters} iterations{extra_options(args)}, seeds '
-        f'{args.seeds}; this invocation '
+        f'Python {platform.python_version()}; '
+        + (f'MDM {CONFIG}, {args.iters} iterations{extra_options(args)}, '
+           f'seeds {args.seeds}; ' if any(r in ROWS for r in args.rows)
+           else 'no learned row; ')
+        + f'no-learning rows: VOC AP over {TIE_ORDERS} random orders of '
+        'their tied scores; this invocation '
         f'{minutes:.0f} min (results cached in {args.work_dir} are '
         'reused). '
         'VOC mask AP (%) at IoU .25 / .5 / .7 / .75 and mean IoU per point '
@@ -727,22 +733,29 @@ def main(argv=None) -> None:
                         + ' '.join(LADDER_ROWS) + '); all rows: '
                         + ' '.join(all_rows))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
-                        help='randomness.seed of each training')
+                        help='randomness.seed of each training (default: '
+                        '0 1 2)')
     parser.add_argument('--iters', type=int,
                         help='training length (default: the config\'s '
                         'train_cfg.max_iters)')
     parser.add_argument('--jobs', type=int, default=2,
                         help='processes side by side (one torch thread '
-                        'each)')
+                        'each; default: 2)')
     parser.add_argument('--data', default=DATA,
-                        help='the demo data folder (made if missing)')
+                        help=f'data folder (default: {DATA}, built by '
+                        'prepare_demo_data.py if missing; another folder '
+                        'must hold annotations/{train,val}_{points,gt}.json, '
+                        'images/ and pseudo_sem/)')
     parser.add_argument('--config', default=CONFIG,
-                        help='the MDM config every row trains and decodes')
+                        help='the MDM config every row trains and decodes '
+                        f'(default: {CONFIG})')
     parser.add_argument('--work-dir', default='work_dirs/bench_quality',
                         help='cache of checkpoints and scores (a rerun '
-                        'reuses them)')
+                        'reuses them; default: work_dirs/bench_quality)')
     parser.add_argument('--out-dir', default='benchmarks/results',
-                        help='where quality.md / .json / .png are written')
+                        help='where quality.md / .json / .png are written '
+                        '(default: benchmarks/results, the tracked results: '
+                        'pass another folder for a trial run)')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options for every training')
     parser.add_argument('--test-options', nargs='*', default=[],
@@ -774,8 +787,17 @@ def main(argv=None) -> None:
         subprocess.run([sys.executable,
                         'tools/dataset_converters/prepare_demo_data.py'],
                        check=True)
-    elif not osp.exists(osp.join(args.data, 'annotations', 'val_gt.json')):
-        parser.error(f'--data {args.data}: no annotations/val_gt.json')
+    else:
+        missing = [part for part in (
+            'annotations/train_points.json', 'annotations/train_gt.json',
+            'annotations/val_points.json', 'annotations/val_gt.json',
+            'images', 'pseudo_sem') if not osp.exists(osp.join(args.data,
+                                                                part))]
+        if missing:
+            parser.error(
+                f'--data {args.data} lacks {", ".join(missing)}: the folder '
+                'needs the layout of data/demo_cells (points and ground '
+                'truth jsons of both splits, images/, pseudo_sem/ maps).')
     check_cache_data(args.work_dir, args.data)
     t0 = time.time()
     pipe_index = dis_group_index()

@@ -79,6 +79,7 @@ def test_results_header_says_how_to_reproduce(bench):
     which a table made with ``--train-options`` reads as the default run."""
     import argparse
     args = argparse.Namespace(iters=1000, seeds=[0, 1], work_dir='w',
+                              rows=['nearest', 'p2seg'],
                               train_options=['a.b=(192,192)'],
                               test_options=[])
     assert bench.extra_options(args) == ", --train-options 'a.b=(192,192)'"
@@ -93,6 +94,11 @@ def test_results_header_says_how_to_reproduce(bench):
     args.train_options = ['a.b=1']
     text = bench.markdown(records, args, 1.0)
     assert "1000 iterations, --train-options 'a.b=1', seeds [0, 1]" in text
+    assert 'over 20 random orders of their tied scores' in text
+    # without a learned row the header names no training
+    args.rows = ['nearest']
+    text = bench.markdown(records, args, 1.0)
+    assert 'no learned row' in text and 'iterations' not in text
 
 
 def test_rows_decode_with_the_methods_defaults_and_ladder_is_default(bench):
