@@ -74,7 +74,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='append',
         metavar=('X', 'Y', 'CLASS'),
         help='one point of a single input image, in pixels of the image '
-        'as stored; CLASS is a class name of the model or its 0-based '
+        'as shown upright (EXIF orientation applied, as viewers show it); '
+        'CLASS is a class name of the model or its 0-based '
         'index (not a json category_id); repeat for more')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
