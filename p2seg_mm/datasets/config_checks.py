@@ -303,11 +303,18 @@ def check_model_classes(cfg: Config,
 
 def preflight_check(cfg: Config, splits: Sequence[str]) -> None:
     """Fast json checks before a runner is built (``tools/train.py``,
-    ``tools/test.py``): stock datasets' and metrics' jsons.
+    ``tools/test.py``): stock datasets' and metrics' jsons, and a P2Seg
+    model's ``test_cfg`` (so that a bad option stops the run before the
+    runner logs its environment and config).
 
     Raises:
         DataCheckError: Listing every error found.
+        ValueError: A bad P2Seg ``model.test_cfg`` (unknown key or value).
     """
+    model = cfg.get('model') or {}
+    if _type_name(model) == 'P2Seg':
+        from ..models.seg_heads import P2SegPointGroupingHead
+        P2SegPointGroupingHead(_plain(model.get('test_cfg')))
     problems = check_config_data(
         cfg, splits, files=False, skip_point_datasets=True)
     if errors_of(problems):

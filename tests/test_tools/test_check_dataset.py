@@ -293,3 +293,23 @@ def test_missing_relative_ann_file_names_the_current_folder(
     with pytest.raises(SystemExit, match=r'^configs/nope.py: no such config '
                        f'file .*current folder {tmp_path}'):
         tool.main(['configs/nope.py', '--no-files'])
+
+
+def test_preflight_refuses_a_bad_p2seg_test_cfg():
+    """A misspelt or bad decoding option stops test.py / train.py before
+    the runner logs its environment and config (hundreds of lines)."""
+    from mmengine.config import Config
+
+    from p2seg_mm.datasets.config_checks import preflight_check
+    cfg = Config(dict(model=dict(type='P2Seg', test_cfg=dict(
+        grouping='geodesic'))))
+    preflight_check(cfg, ['test'])  # a good test_cfg passes
+    cfg.model.test_cfg = dict(groupping='offset')
+    with pytest.raises(ValueError, match=r"unknown keys \['groupping'\]"):
+        preflight_check(cfg, ['test'])
+    cfg.model.test_cfg = dict(geodesic_edge_weight=-1)
+    with pytest.raises(ValueError, match='geodesic_edge_weight'):
+        preflight_check(cfg, ['test'])
+    # other models are not P2Seg's business
+    preflight_check(Config(dict(model=dict(type='MaskRCNN', test_cfg=dict(
+        rcnn=dict(score_thr=0.05))))), ['test'])
