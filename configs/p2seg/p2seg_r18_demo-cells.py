@@ -64,25 +64,21 @@ model = dict(
         unrefined_sem_loss_weight=1.0,
         aff_membership='majority',
         i2s_window=(128, 128)),
-    # New images (tools/infer.py, the held-out frames in tools/test.py) are
-    # decoded from the network's map walked at test time (the paper's
-    # inference), then refined at full resolution by the image's local
-    # affinity (pamr, Araslanov & Roth 2020, not in the paper; docs/
-    # method.md §6.2). 3 seeds, benchmarks/results/iters1000 (current demo
-    # images), held-out frames: with pamr (row p2seg_aux_gmw_pamr) HeLa AP
-    # .5/.7/.75 93.7 / 84.7 / 79.1 vs 88.1 / 67.9 / 49.4 without
-    # (p2seg_aux_gmw) and 87.9 / 82.5 / 79.1 for the nearest-point cut of
-    # the pseudo-map; E. coli AP50 54.4 vs 37.5 (nearest 43.4). Once pamr
-    # is on, the walk is within the spread (p2seg_aux_gmw_no_test_i2s_pamr:
-    # HeLa AP70 85.1, E. coli AP50 54.2).
-    # Stage B (the training frames, which have their pseudo-map) decodes
-    # the given pseudo-map (semantic_source='pseudo_map', not in the paper),
-    # split geodesically like new images (row p2seg_aux_gmw_map_geo,
-    # training frames: E. coli AP50 / AP70 100 / 73.3 vs 53.0 / 15.7 for
-    # the nearest-point cut; HeLa 92.6 / 86.3 / 82.5 vs 90.3 / 82.5 / 77.6
-    # for that cut with the same fallback squares); a walk over the given
-    # map changes ~no pixel (benchmarks/probe_map_walk.py), so those images
-    # are not walked.
+    # Every image (the training frames of stage B, the held-out frames in
+    # tools/test.py, new images in tools/infer.py) is decoded the paper's
+    # way, from the network's map walked at test time, then refined at full
+    # resolution by the image's local affinity (pamr, Araslanov & Roth
+    # 2020, not in the paper; docs/method.md §6.2). 3 seeds,
+    # benchmarks/results/iters1000 (current demo images), held-out frames:
+    # with pamr (row p2seg_aux_gmw_pamr) HeLa AP .5/.7/.75 93.7 / 84.7 /
+    # 79.1 vs 88.1 / 67.9 / 49.4 without (p2seg_aux_gmw). Once pamr is on,
+    # the walk is within the spread (p2seg_aux_gmw_no_test_i2s_pamr).
+    # Stage B decodes the network's map, not the frame's given pseudo-map
+    # (semantic_source='pseudo_map'): with the geodesic split below that
+    # would be the no-learning geodesic cut of the map (identical E. coli
+    # masks, row p2seg_aux_gmw_map_geo vs geodesic), while the network's
+    # decoding is better per point on the training frames too (mean IoU per
+    # point 83.0 vs 81.9, E. coli 77.9 vs 76.2; row p2seg_aux_gmw_pamr_geo).
     # A point whose class lost the argmax gets a square; the release's
     # 64 x 64 (half-size 32, VOC objects) is ~27 x a nucleus here (~150 px):
     # 12 x 12 is about one cell.
@@ -93,13 +89,12 @@ model = dict(
     # trained on. 3 seeds, held-out frames, with the walk and pamr: E. coli
     # AP50 / AP70 97.4 / 54.9 vs 54.4 / 8.2 with the offsets (rows
     # p2seg_aux_gmw_pamr_geo / p2seg_aux_gmw_pamr; the geodesic cut of the
-    # pseudo-map, no learning: 88.6 / 30.4), HeLa AP70 85.1 vs 84.7.
+    # pseudo-map, no learning: 88.9 / 31.0), HeLa AP70 85.1 vs 84.7.
     test_cfg=dict(
         grouping='geodesic',
         use_i2s=True,
         pamr=dict(num_iter=10, dilations=(1, 2, 4, 8, 12, 24),
                   temperature=0.1),
-        semantic_source='pseudo_map',
         fallback_half_size=6))
 
 # One checkpoint, at the end of the schedule.
