@@ -152,6 +152,20 @@ TRAININGS = {
                 unrefined_sem_loss_weight=1.0, aff_membership='majority',
                 i2s_window=(128, 128))),
         grouping='geodesic'),
+    # the paper's ladder with the demo's switches (1000 iterations, with
+    # mdm_base, dis_group and p2seg_aux_gmw): I2S with T1 only, and K = 2
+    'i2s_t1_aux_gmw': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=1.0, aff_membership='majority',
+                i2s_window=(128, 128), use_inst_affinity=False))),
+    'k2_aux_gmw': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=1.0, aff_membership='majority',
+                i2s_window=(128, 128), num_stages=2))),
     # the paper's training (refined CE only) with the same three switches:
     # does the method train once its affinity cannot collapse?
     'p2seg_gm': dict(
@@ -237,6 +251,19 @@ ROWS = {
                   ('train', 'val')),
     'mdm_base_geo': ('mdm_base', dict(use_i2s=False, grouping='geodesic'),
                      ('train', 'val')),
+    # the demo's decoding of each rung of the paper's ladder trained with
+    # the demo's switches (--iters 1000): mdm_base_pamr_geo ->
+    # dis_group_pamr_geo -> i2s_t1_aux_gmw_pamr_geo ->
+    # p2seg_aux_gmw_pamr_geo (the demo) -> k2_aux_gmw_pamr_geo
+    'dis_group_pamr_geo': ('dis_group',
+                           dict(use_i2s=False, pamr=dict(),
+                                grouping='geodesic'), ('train', 'val')),
+    'i2s_t1_aux_gmw_pamr_geo': ('i2s_t1_aux_gmw',
+                                dict(use_i2s=True, pamr=dict(),
+                                     grouping='geodesic'), ('train', 'val')),
+    'k2_aux_gmw_pamr_geo': ('k2_aux_gmw',
+                            dict(use_i2s=True, pamr=dict(),
+                                 grouping='geodesic'), ('train', 'val')),
     # the same decoding of mdm_base (no dis_group, no I2S): does I2S help
     # once the grouping is geodesic?
     'mdm_base_pamr_geo': ('mdm_base',
