@@ -30,7 +30,7 @@ def stack(*masks):
     return np.stack(masks)
 
 
-def run(preds, gts, num_classes=2, thr=0.5):
+def run(preds, gts, num_classes=2, thr=0.5, tie_orders=0):
     """preds: per image [(mask, label, score)]; gts: per image [(mask, l)]."""
     return eval_instance_ap(
         [stack(*[p[0] for p in img]) for img in preds],
@@ -38,7 +38,7 @@ def run(preds, gts, num_classes=2, thr=0.5):
         [np.array([p[2] for p in img], dtype=float) for img in preds],
         [stack(*[g[0] for g in img]) for img in gts],
         [np.array([g[1] for g in img], dtype=np.int64) for img in gts],
-        num_classes, thr)
+        num_classes, thr, tie_orders)
 
 
 def test_mask_iou_dense_matches_rle_and_hand_values():
@@ -166,13 +166,7 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def run_ties(preds, gts, tie_orders):
-    return eval_instance_ap(
-        [stack(*[p[0] for p in img]) for img in preds],
-        [np.array([p[1] for p in img], dtype=np.int64) for img in preds],
-        [np.array([p[2] for p in img], dtype=float) for img in preds],
-        [stack(*[g[0] for g in img]) for img in gts],
-        [np.array([g[1] for g in img], dtype=np.int64) for img in gts],
-        1, 0.5, tie_orders)['map']
+    return run(preds, gts, num_classes=1, tie_orders=tie_orders)['map']
 
 
 def test_tie_orders_average_the_ranking_of_equal_scores():
