@@ -137,16 +137,33 @@ def main(argv=None) -> None:
     parser.add_argument('--edge-weights', type=float, nargs='+',
                         default=[10.0, 30.0],
                         help='edge weights to compare (default: 10 30)')
-    parser.add_argument('--skip-timing', action='store_true')
-    parser.add_argument('--skip-weights', action='store_true')
+    parser.add_argument('--skip-timing', action='store_true',
+                        help='leave out part 1 (the timing)')
+    parser.add_argument('--skip-weights', action='store_true',
+                        help='leave out part 2 (the edge weights)')
     args = parser.parse_args(argv)
+    if args.skip_timing and args.skip_weights:
+        parser.error('--skip-timing and --skip-weights leave nothing to do')
     if args.size < 2 or args.points < 1 or args.repeats < 1:
         parser.error('--size must be >= 2, --points and --repeats >= 1')
-    if not args.skip_weights and not osp.isfile(
-            osp.join(args.data, 'annotations', 'train_points.json')):
-        parser.error(f'--data {args.data} has no annotations/'
-                     'train_points.json: run `make demo-data` first, or '
-                     'pass --skip-weights.')
+    from p2seg_mm.models.task_modules.geodesic_grouping import \
+        check_edge_weight
+    for weight in args.edge_weights:
+        try:
+            check_edge_weight(weight)
+        except ValueError as err:
+            parser.error(f'--edge-weights: {err}')
+    if not args.skip_weights:
+        missing = [
+            f'annotations/{split}_{kind}.json' for split in ('train', 'val')
+            for kind in ('points', 'gt') if not osp.isfile(
+                osp.join(args.data, 'annotations', f'{split}_{kind}.json'))
+        ] + [part for part in ('images', 'pseudo_sem')
+             if not osp.isdir(osp.join(args.data, part))]
+        if missing:
+            parser.error(f'--data {args.data} lacks {", ".join(missing)}: '
+                         'run `make demo-data` first, or pass '
+                         '--skip-weights.')
     print(f'# Geodesic split (`benchmarks/bench_geodesic.py`)\n\n'
           f'{cpu_model()}, one process; other jobs on the machine slow '
           'the timings.\n')

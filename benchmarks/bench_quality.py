@@ -688,7 +688,8 @@ def markdown(records: List[dict], args, minutes: float) -> str:
         '',
         f'{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, '
         f'Python {platform.python_version()}; '
-        + (f'MDM {CONFIG}, {args.iters} iterations{extra_options(args)}, '
+        + (f'MDM {CONFIG} with each row\'s switches (ROWS / TRAININGS), '
+           f'{args.iters} iterations{extra_options(args)}, '
            f'seeds {args.seeds}; ' if any(r in ROWS for r in args.rows)
            else 'no learned row; ')
         + f'no-learning rows: VOC AP over {TIE_ORDERS} random orders of '

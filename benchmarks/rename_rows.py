@@ -52,17 +52,33 @@ def main(argv=None) -> None:
     mapping = {}
     for item in args.renames:
         new, sep, old = item.partition('=')
-        if not sep or not new or not old:
+        if not sep or not new or not old or '=' in old:
             parser.error(f'{item!r} is not NEW=OLD')
+        if new in mapping:
+            parser.error(f'{new!r} is given twice as NEW')
+        if old in mapping.values():
+            parser.error(f'{old!r} is given twice as OLD')
+        if new == old:
+            parser.error(f'{item!r} renames a row onto itself')
         mapping[new] = old
-    with open(args.records) as f:
-        records = json.load(f)
+    try:
+        with open(args.records) as f:
+            records = json.load(f)
+    except (OSError, ValueError) as err:
+        parser.error(f'cannot read {args.records}: {err}')
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and 'row' in r for r in records):
+        parser.error(f'{args.records} is not a list of records with "row" '
+                     '(a quality.json of bench_quality.py)')
     try:
         out = rename_rows(records, mapping)
     except ValueError as err:
         parser.error(f'{args.records}: {err}')
-    with open(args.out, 'w') as f:
-        json.dump(out, f, indent=1)
+    try:
+        with open(args.out, 'w') as f:
+            json.dump(out, f, indent=1)
+    except OSError as err:
+        parser.error(f'cannot write --out {args.out}: {err}')
     print(f'{args.out}: {len(out)} records, ' + ', '.join(
         f'{new} <- {old}' for new, old in mapping.items()))
 

@@ -69,3 +69,7 @@ def test_missing_data_is_a_usage_error(bench, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(['--skip-timing', '--data', str(tmp_path)])
     assert 'make demo-data' in capsys.readouterr().err
+    for bad in (['--skip-timing', '--skip-weights'],
+                ['--skip-weights', '--edge-weights', '30', '-5']):
+        with pytest.raises(SystemExit):
+            bench.main(bad)

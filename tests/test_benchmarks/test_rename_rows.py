@@ -24,5 +24,12 @@ def test_rename_replaces_the_target_row(tmp_path):
     assert out[0]['renamed_from'] == 'demo'
     with pytest.raises(SystemExit):
         tool.main([str(src), 'p2seg=nosuch', '--out', str(tmp_path / 'x')])
-    with pytest.raises(SystemExit):
-        tool.main([str(src), 'p2seg', '--out', str(tmp_path / 'x')])
+    for bad in (['p2seg'], ['a=demo', 'a=nearest'], ['a=demo', 'b=demo'],
+                ['demo=demo'], ['a==demo']):
+        with pytest.raises(SystemExit):
+            tool.main([str(src)] + bad + ['--out', str(tmp_path / 'x')])
+    (tmp_path / 'bad.json').write_text('{"row": 1}')
+    for src_bad in (tmp_path / 'nope.json', tmp_path / 'bad.json'):
+        with pytest.raises(SystemExit):
+            tool.main([str(src_bad), 'p2seg=demo', '--out',
+                       str(tmp_path / 'x')])

@@ -72,5 +72,7 @@ def test_tie_orders_rank_equal_scores_at_random(tmp_path):
     assert file_order['voc/mAP50'] == pytest.approx(0.5)
     shuffled = _tool().main([str(pseudo_file), gt_file])  # default 20
     assert 0.6 < shuffled['voc/mAP50'] < 0.9
-    with pytest.raises(SystemExit, match='--tie-orders must be >= 0'):
-        _tool().main([str(pseudo_file), gt_file, '--tie-orders', '-1'])
+    for bad in (['--tie-orders', '-1'], ['--iou-thrs', '1.5'],
+                ['--iou-thrs', '0.5', '0.504']):
+        with pytest.raises(SystemExit):
+            _tool().main([str(pseudo_file), gt_file] + bad)

@@ -45,7 +45,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         'score 1, and the file order would rank them); 0 keeps the file '
         'order, as the VOC devkit and COCO do (default: 20)')
     parser.add_argument('--out-json', help='save the numbers to this json')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.tie_orders < 0:
+        parser.error(f'--tie-orders must be >= 0, got {args.tie_orders}')
+    bad = [t for t in args.iou_thrs if not 0 < t <= 1]
+    if bad:
+        parser.error(f'--iou-thrs must lie in (0, 1], got {bad}')
+    keys = [round(100 * t) for t in args.iou_thrs]
+    if len(set(keys)) != len(keys):
+        parser.error(f'--iou-thrs {args.iou_thrs} name the same result key '
+                     '(voc/mAP<round(100 t)>) twice: give distinct '
+                     'percentages')
+    return args
 
 
 def load_checked(path: str) -> dict:
@@ -71,8 +82,6 @@ def load_checked(path: str) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     pseudo, gt = load_checked(args.pseudo), load_checked(args.gt)
-    if args.tie_orders < 0:
-        raise SystemExit(f'--tie-orders must be >= 0, got {args.tie_orders}')
     results = evaluate_pseudo_masks(pseudo, gt, args.iou_thrs,
                                     tie_orders=args.tie_orders)
     print(format_quality_table(results))

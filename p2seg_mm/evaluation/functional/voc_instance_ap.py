@@ -189,9 +189,10 @@ def eval_instance_ap(pred_masks: Sequence[MaskSet],
             a true positive when its IoU is ``>= iou_thr``. Defaults to 0.5.
         tie_orders (int): 0: equal scores keep their input order (the VOC
             devkit's and COCO's behaviour). n > 0: AP is the mean over n
-            random orders of equal scores (seeds 0 .. n-1; distinct scores
-            keep their order): the expected AP of a ranking with ties.
-            Defaults to 0.
+            random orders of equal scores (seeds 0 .. n-1, drawn over a
+            canonical order of the predictions, so that the result does not
+            depend on their input order; distinct scores keep their order):
+            the expected AP of a ranking with ties. Defaults to 0.
 
     Returns:
         dict: For one threshold, ``ap`` (C,) float array (``nan`` for classes
@@ -247,11 +248,18 @@ def eval_instance_ap(pred_masks: Sequence[MaskSet],
         scores = np.array([r[0] for r in cls_recs], dtype=np.float64)
         if tie_orders == 0:
             orders = [np.argsort(-scores, kind='stable')]
-        else:  # lexsort: the last key (-score) is the primary one
-            orders = [
-                np.lexsort((np.random.default_rng(seed).random(len(scores)),
-                            -scores)) for seed in range(tie_orders)
-            ]
+        else:
+            # a canonical order from the records' content (image, matched
+            # gt, IoU), so that the random orders do not depend on the
+            # order the predictions were filed in; lexsort: last key first
+            canon = np.lexsort((np.array([r[3] for r in cls_recs]),
+                                np.array([r[2] for r in cls_recs]),
+                                np.array([r[1] for r in cls_recs])))
+            orders = []
+            for seed in range(tie_orders):
+                keys = np.empty(len(scores))
+                keys[canon] = np.random.default_rng(seed).random(len(scores))
+                orders.append(np.lexsort((keys, -scores)))
         for t, thr in enumerate(thrs):
             aps[t, c] = np.mean([
                 _ranked_ap(cls_recs, order, thr, num_gts[c])

@@ -117,6 +117,16 @@ class P2SegPointGroupingHead(BaseModule):
                 check_pamr_cfg(**cfg['pamr'])
             except ValueError as err:
                 raise ValueError(f'test_cfg.{err}') from None
+        for key, low in (('top_k', 1), ('nms_kernel', 1),
+                         ('fallback_half_size', 0), ('min_area', 0)):
+            value = cfg[key]
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or value < low:
+                raise ValueError(f'test_cfg.{key} must be an int >= {low}, '
+                                 f'got {value!r}.')
+        if cfg['nms_kernel'] % 2 == 0:
+            raise ValueError('test_cfg.nms_kernel must be odd (a centred '
+                             f"window), got {cfg['nms_kernel']}.")
         if cfg['grouping'] not in GROUPINGS:
             raise ValueError(f'test_cfg.grouping must be one of {GROUPINGS}'
                              f", got {cfg['grouping']!r}.")

@@ -181,8 +181,10 @@ def test_tie_orders_average_the_ranking_of_equal_scores():
     # 400 orders: std of the mean 0.25 / 20
     assert run_ties(fp_first, gts, 400) == pytest.approx(0.75, abs=0.05)
     assert run_ties(tp_first, gts, 400) == pytest.approx(0.75, abs=0.05)
-    # seeded: the same call gives the same value
+    # seeded: the same call gives the same value, and the input order of
+    # the tied predictions does not change it
     assert run_ties(fp_first, gts, 7) == run_ties(fp_first, gts, 7)
+    assert run_ties(fp_first, gts, 7) == run_ties(tp_first, gts, 7)
     # ties across images are shuffled too
     two_images = [[(C, 0, 1.0)], [(A, 0, 1.0)]]
     assert run_ties(two_images, [[], [(A, 0)]], 0) == pytest.approx(0.5)

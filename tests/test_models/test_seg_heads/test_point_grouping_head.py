@@ -27,6 +27,13 @@ def test_registered_parameter_free_with_checks():
         P2SegPointGroupingHead(dict(groupping='offset'))
     with pytest.raises(ValueError, match='geodesic_weight'):
         P2SegPointGroupingHead(dict(geodesic_weight=5))
+    # values checked when the model is built, not on the first image
+    for bad, match in ((dict(nms_kernel=4), 'nms_kernel must be odd'),
+                       (dict(top_k=-3), 'top_k must be an int >= 1'),
+                       (dict(fallback_half_size=1.5), 'fallback_half_size'),
+                       (dict(min_area=-1), 'min_area')):
+        with pytest.raises(ValueError, match=match):
+            P2SegPointGroupingHead(bad)
 
 
 def test_detector_predict_is_the_head_on_the_forward():
