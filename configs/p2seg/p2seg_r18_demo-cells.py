@@ -54,7 +54,8 @@ model = dict(
     #   p2seg_aux_gm; without it (p2seg_aux_g4, 2 seeds) HeLa is within the
     #   spread at stride 4, so it is not shown to be needed;
     # - a CE on the unrefined logits: with the refined CE alone the semantic
-    #   head learns neither class (p2seg_gm: HeLa AP50 14.2 vs 84.6);
+    #   head learns neither class (p2seg_gm: HeLa AP50 14.2 vs 84.6, earlier
+    #   demo images);
     # - the I2S terms of each batch on one random 128 x 128 window
     #   (i2s_window): 1/16 of the N^2 pairs, 0.40-0.51 s per iteration
     #   instead of 0.8-1.1 s, so that 1000 iterations fit the demo's budget.
