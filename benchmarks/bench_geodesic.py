@@ -17,6 +17,7 @@ Example::
     python benchmarks/bench_geodesic.py --edge-weights 0 10 30 100 --size 256
 """
 import argparse
+import json
 import os.path as osp
 import statistics
 import sys
@@ -65,59 +66,43 @@ def time_split(size: int, points: int, repeats: int, seed: int) -> str:
 
 
 def edge_weight_table(data: str, weights: List[float]) -> str:
-    """Markdown lines: the geodesic cut of the pseudo-maps per weight."""
-    from PIL import Image
+    """Markdown lines: the geodesic cut of the pseudo-maps per weight, made
+    by ``tools/export_nearest_point_baseline.py`` (the users' tool)."""
+    import importlib.util
+    import tempfile
 
-    from p2seg_mm.evaluation.nearest_point_baseline import \
-        nearest_point_masks
-    from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
-                                                    load_coco)
-    from p2seg_mm.structures.mask_codec import mask_to_annotation
+    from p2seg_mm.evaluation.pseudo_quality import evaluate_pseudo_masks
+    spec = importlib.util.spec_from_file_location(
+        'export_nearest_point_baseline',
+        osp.join(ROOT, 'tools', 'export_nearest_point_baseline.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
     lines = [f'## Edge weight: the geodesic cut of {data}/pseudo_sem '
              '(no learning)', '',
              '| split | weight | class | AP50 | AP70 | mean IoU per point |',
              '|---|---|---|---|---|---|']
-    for split in ('train', 'val'):
-        points = load_coco(osp.join(data, 'annotations',
-                                    f'{split}_points.json'))
-        gt_file = osp.join(data, 'annotations', f'{split}_gt.json')
-        cats = points.dataset['categories']
-        cat_ids = [c['id'] for c in cats]
-        for weight in weights:
-            anns = []
-            for img_id in points.getImgIds():
-                info = points.imgs[img_id]
-                pts = points.imgToAnns[img_id]
-                xy = np.array([a['point'] for a in pts], np.float32)
-                labels = np.array(
-                    [cat_ids.index(a['category_id']) for a in pts])
-                stem = osp.splitext(info['file_name'])[0]
-                seg = np.array(Image.open(
-                    osp.join(data, 'pseudo_sem', stem + '.png')))
-                image = np.array(Image.open(
-                    osp.join(data, 'images', info['file_name'])).convert(
-                        'RGB'))
-                res = nearest_point_masks(seg, xy, labels, len(cats),
-                                          grouping='geodesic', image=image,
-                                          edge_weight=weight)
-                for ann, mask, score in zip(pts, res['masks'],
-                                            res['scores']):
-                    new = mask_to_annotation(mask, img_id,
-                                             ann['category_id'], float(score))
-                    if new is not None:
-                        new['point'] = list(ann['point'])
-                        new['id'] = len(anns) + 1
-                        anns.append(new)
-            scores = evaluate_pseudo_masks(
-                dict(points.dataset, annotations=anns), gt_file,
-                iou_thrs=(0.5, 0.7), tie_orders=20)
-            for cat in cats:
-                name = cat['name']
-                lines.append(
-                    f'| {split} | {weight:g} | {name} | '
-                    f'{100 * scores[f"voc/AP50/{name}"]:.1f} | '
-                    f'{100 * scores[f"voc/AP70/{name}"]:.1f} | '
-                    f'{100 * scores[f"point/mIoU/{name}"]:.1f} |')
+    with tempfile.TemporaryDirectory() as tmp:
+        for split in ('train', 'val'):
+            points_file = osp.join(data, 'annotations', f'{split}_points.json')
+            gt_file = osp.join(data, 'annotations', f'{split}_gt.json')
+            with open(points_file) as f:
+                cats = json.load(f)['categories']
+            for weight in weights:
+                out = tool.export_nearest_point_baseline(
+                    points_file, osp.join(data, 'pseudo_sem'),
+                    osp.join(tmp, f'{split}_{weight:g}.json'),
+                    progress=False, grouping='geodesic',
+                    img_dir=osp.join(data, 'images'), edge_weight=weight)
+                scores = evaluate_pseudo_masks(out, gt_file,
+                                               iou_thrs=(0.5, 0.7),
+                                               tie_orders=20)
+                for cat in cats:
+                    name = cat['name']
+                    lines.append(
+                        f'| {split} | {weight:g} | {name} | '
+                        f'{100 * scores[f"voc/AP50/{name}"]:.1f} | '
+                        f'{100 * scores[f"voc/AP70/{name}"]:.1f} | '
+                        f'{100 * scores[f"point/mIoU/{name}"]:.1f} |')
     return '\n'.join(lines)
 
 
