@@ -43,9 +43,12 @@ Everything is cached under
 is missing, so a killed run resumes. Writes ``results/quality.md``,
 ``results/quality.png`` and ``results/quality.json`` (records ``row``,
 ``split``, ``class``, ``iou``, ``mean``, ``std``, ``seeds``, plus
-``miou_mean`` / ``miou_std``, the mean IoU per point in %, and
+``values``, the AP of each seed, ``miou_mean`` / ``miou_std``, the mean
+IoU per point in %, and
 ``fallback_mean``, the % of points that got the fallback square because
-their class lost the argmax around them).
+their class lost the argmax around them). The markdown ends with the
+steps between learned rows (``steps``: difference, Welch's p over seeds,
+beyond the spread or not).
 
 Example::
 
@@ -650,6 +653,7 @@ def summarise(scores: Dict[str, Dict[str, List[dict]]],
                         dict(row=row, split=split, **{'class': cls},
                              iou=iou, mean=statistics.fmean(values),
                              std=spread(values), seeds=len(values),
+                             values=values,
                              miou_mean=statistics.fmean(mious),
                              miou_std=spread(mious),
                              fallback_mean=statistics.fmean(fallback)))
@@ -658,6 +662,37 @@ def summarise(scores: Dict[str, Dict[str, List[dict]]],
 
 def spread(values: List[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def steps(records: List[dict], split: str, iou: float,
+          cls: str = 'mean') -> List[dict]:
+    """The ladder's steps, each learned row against the one before it (in
+    the order of ``records``) and against the first learned row: the
+    difference of the means over seeds of VOC AP (% points, ``cls`` at IoU
+    ``iou``), Welch's t-test p value over the seeds (scipy; ``nan`` when
+    a row has one seed or both have no spread) and whether the difference
+    is larger than the larger of the two stds ("beyond the spread", the
+    demo's and the README's rule for printing a comparison)."""
+    from scipy.stats import ttest_ind
+    learned = [
+        r for r in records
+        if (r['split'], r['class'], r['iou']) == (split, cls, iou)
+        and r['seeds'] > 1 and 'values' in r
+    ]
+    pairs = [(a, b) for a, b in zip(learned, learned[1:])]
+    pairs += [(learned[0], b) for b in learned[2:]]
+    out = []
+    for a, b in pairs:
+        delta = b['mean'] - a['mean']
+        if statistics.pstdev(a['values']) + statistics.pstdev(
+                b['values']) == 0:
+            p = float('nan')
+        else:
+            p = float(ttest_ind(b['values'], a['values'],
+                                equal_var=False).pvalue)
+        out.append(dict(base=a['row'], row=b['row'], delta=delta, p=p,
+                        beyond=abs(delta) > max(a['std'], b['std'])))
+    return out
 
 
 def select(records: List[dict], row: str, split: str,
@@ -718,7 +753,43 @@ def markdown(records: List[dict], args, minutes: float) -> str:
                              f'fallback {recs[0]["fallback_mean"]:.0f} %')
             lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
         lines.append('')
+    lines += step_lines(records)
     return '\n'.join(lines)
+
+
+def step_lines(records: List[dict]) -> List[str]:
+    """The markdown of the learned rows' steps (``steps``): mean over
+    classes at AP50 and AP70, both splits."""
+    table = {(split, iou): steps(records, split, iou)
+             for split in ('train', 'val') for iou in (0.5, 0.7)}
+    if not table[('train', 0.5)] and not table[('val', 0.5)]:
+        return []
+    lines = [
+        '## Steps between learned rows', '',
+        'Mean over classes: difference of the means over seeds (% points), '
+        "Welch's t-test p over the seeds, and * when the difference is "
+        'larger than the larger std of the two rows.', '',
+        '| step | train AP50 | train AP70 | val AP50 | val AP70 |',
+        '|---|---|---|---|---|'
+    ]
+    keys = [(s['base'], s['row']) for s in table[('train', 0.5)]
+            or table[('val', 0.5)]]
+
+    def cell(split, iou, key):
+        found = [s for s in table[(split, iou)]
+                 if (s['base'], s['row']) == key]
+        if not found:
+            return '-'
+        s = found[0]
+        return (f"{s['delta']:+.1f}{' *' if s['beyond'] else ''} "
+                f"(p {s['p']:.2f})")
+
+    for key in keys:
+        lines.append(f'| {key[0]} → {key[1]} | ' + ' | '.join(
+            cell(split, iou, key) for split in ('train', 'val')
+            for iou in (0.5, 0.7)) + ' |')
+    lines.append('')
+    return lines
 
 
 def plot(records: List[dict], path: str) -> None:

@@ -49,6 +49,7 @@ def test_parse_value_and_summary(bench):
     assert rec['mean'] == pytest.approx(40.0)
     assert rec['std'] == pytest.approx(statistics.stdev([20, 40, 60]))
     assert rec['seeds'] == 3 and rec['fallback_mean'] == pytest.approx(50)
+    assert rec['values'] == pytest.approx([20, 40, 60])  # per seed
     assert {'row', 'split', 'class', 'iou', 'mean', 'std',
             'seeds'} <= set(rec)
 
@@ -173,3 +174,37 @@ def test_cache_refuses_results_of_other_data(bench, tmp_path):
     (old / 'scores').mkdir(parents=True)
     with pytest.raises(SystemExit, match='no data.json'):
         bench.check_cache_data(str(old), str(data))
+
+
+def test_steps_compare_each_learned_row_with_the_one_before(bench):
+    """Hand-made seeds: b is 10 points above a with std ~1 (beyond the
+    spread, small p); c equals b (difference 0, p 1); the no-learning row
+    (one seed) is not a step; c is also compared with the first row."""
+    def rec(row, values):
+        return dict(row=row, split='train', iou=0.5, mean=statistics.fmean(
+            values), std=bench.spread(values), seeds=len(values),
+            values=values, **{'class': 'mean'})
+
+    records = [rec('nearest', [50.0]), rec('a', [60.0, 61.0, 59.0]),
+               rec('b', [70.0, 71.0, 69.0]), rec('c', [71.0, 69.0, 70.0])]
+    out = bench.steps(records, 'train', 0.5)
+    assert [(s['base'], s['row']) for s in out] == [('a', 'b'), ('b', 'c'),
+                                                    ('a', 'c')]
+    ab, bc, ac = out
+    assert ab['delta'] == pytest.approx(10.0) and ab['beyond']
+    assert ab['p'] < 0.001
+    assert bc['delta'] == pytest.approx(0.0) and not bc['beyond']
+    assert bc['p'] == pytest.approx(1.0)
+    assert ac['beyond']
+    # a wide spread hides the same difference
+    records[2] = rec('b', [55.0, 85.0, 70.0])
+    assert not bench.steps(records, 'train', 0.5)[0]['beyond']
+    # rows without spread give no p (not a fake certainty)
+    flat = [rec('a', [60.0, 60.0]), rec('b', [70.0, 70.0])]
+    assert bench.steps(flat, 'train', 0.5)[0]['p'] != \
+        bench.steps(flat, 'train', 0.5)[0]['p']  # nan
+    # the markdown lists the steps with the marker
+    text = '\n'.join(bench.step_lines(
+        [dict(r, split=s, iou=i) for r in records[:3]
+         for s in ('train', 'val') for i in (0.5, 0.7)]))
+    assert '| a → b |' in text and 'Welch' in text
