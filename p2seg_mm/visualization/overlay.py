@@ -77,8 +77,28 @@ def overlay_semantic(image: np.ndarray,
     return out
 
 
+_FONT, _SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+# largest share of the image the per-instance captions may cover (beyond it,
+# e.g. 6 "hela_nucleus 0.93" captions on a 96 x 96 crop, they hide the
+# masks they name)
+CAPTION_AREA = 0.25
+
+
+def _captions_fit(shape: tuple, labels, class_names, scores) -> bool:
+    """Whether the captions of ``overlay_instances`` cover at most
+    ``CAPTION_AREA`` of an image of ``shape`` (H, W)."""
+    area = 0
+    for k, label in enumerate(np.asarray(labels, dtype=np.int64).tolist()):
+        text = class_names[label] if class_names is not None else str(label)
+        if scores is not None:
+            text += ' 0.00'
+        (w, h), base = cv2.getTextSize(text, _FONT, _SCALE, 3)
+        area += w * (h + base)
+    return area <= CAPTION_AREA * shape[0] * shape[1]
+
+
 def _put_label(image: np.ndarray, text: str, org: tuple, color: tuple) -> None:
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    font, scale = _FONT, _SCALE
     cv2.putText(image, text, org, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(image, text, org, font, scale, color, 1, cv2.LINE_AA)
 
@@ -150,7 +170,9 @@ def overlay_instances(image: np.ndarray,
         max_captions (int): With more instances than this, per-instance
             captions would hide the image (a HeLa frame holds ~160 nuclei):
             one line of counts per class is written at the top left
-            instead. Defaults to 40.
+            instead. The same line replaces them when the captions would
+            cover more than ``CAPTION_AREA`` of a small image. Defaults
+            to 40.
 
     Returns:
         np.ndarray: Shape (H, W, 3) uint8 RGB, a new array.
@@ -170,7 +192,8 @@ def overlay_instances(image: np.ndarray,
         contours, _ = cv2.findContours(
             mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, tuple(int(v) for v in color), 1)
-    captions = len(masks) <= max_captions
+    captions = len(masks) <= max_captions and _captions_fit(
+        out.shape[:2], labels, class_names, scores)
     if not captions:
         names, counts = np.unique(
             np.asarray(labels, dtype=np.int64), return_counts=True)

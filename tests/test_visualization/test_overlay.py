@@ -138,3 +138,22 @@ def test_save_png_permissions_follow_umask(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(tmp_path / 'p.png').st_mode & 0o777) == 0o644
+
+
+def test_overlay_instances_summary_when_captions_cover_a_small_image():
+    """Six captions with scores would cover most of a 96 x 96 crop: the
+    overlay writes the count line instead (as with too many instances);
+    on a 512 x 512 frame the same instances keep their captions."""
+    names = ('hela_nucleus', )
+    labels = np.zeros(6, np.int64)
+    scores = np.full(6, 0.93)
+
+    def draw(size, **kw):
+        masks = np.zeros((6, size, size), bool)
+        for k in range(6):
+            masks[k, 60:70, 5 + 14 * k:15 + 14 * k] = True
+        return overlay_instances(np.zeros((size, size, 3), np.uint8), masks,
+                                 labels, names, scores=scores, **kw)
+
+    np.testing.assert_array_equal(draw(96), draw(96, max_captions=0))
+    assert not np.array_equal(draw(512), draw(512, max_captions=0))
