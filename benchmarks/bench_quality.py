@@ -267,6 +267,12 @@ ROWS = {
     'k2_aux_gmw_pamr_geo': ('k2_aux_gmw',
                             dict(use_i2s=True, pamr=dict(),
                                  grouping='geodesic'), ('train', 'val')),
+    # the demo's checkpoint decoded as the demo decodes but without the
+    # walk at test: what the test-time I2S adds to that decoding
+    'p2seg_aux_gmw_no_test_i2s_pamr_geo': ('p2seg_aux_gmw',
+                                           dict(use_i2s=False, pamr=dict(),
+                                                grouping='geodesic'),
+                                           ('train', 'val')),
     # the same decoding of mdm_base (no dis_group, no I2S): does I2S help
     # once the grouping is geodesic?
     'mdm_base_pamr_geo': ('mdm_base',
@@ -665,10 +671,11 @@ def spread(values: List[float]) -> float:
 
 
 def steps(records: List[dict], split: str, iou: float,
-          cls: str = 'mean') -> List[dict]:
+          cls: str = 'mean',
+          pairs: Optional[List[tuple]] = None) -> List[dict]:
     """The ladder's steps, each learned row against the one before it (in
-    the order of ``records``) and against the first learned row: the
-    difference of the means over seeds of VOC AP (% points, ``cls`` at IoU
+    the order of ``records``) and against the first learned row, or the
+    ``(base, row)`` ``pairs`` given (``--steps``): the difference of the means over seeds of VOC AP (% points, ``cls`` at IoU
     ``iou``), Welch's t-test p value over the seeds (scipy; ``nan`` when
     a row has one seed or both have no spread) and whether the difference
     is larger than the larger of the two stds ("beyond the spread", the
@@ -679,8 +686,13 @@ def steps(records: List[dict], split: str, iou: float,
         if (r['split'], r['class'], r['iou']) == (split, cls, iou)
         and r['seeds'] > 1 and 'values' in r
     ]
-    pairs = [(a, b) for a, b in zip(learned, learned[1:])]
-    pairs += [(learned[0], b) for b in learned[2:]]
+    if pairs is None:
+        pairs = [(a, b) for a, b in zip(learned, learned[1:])]
+        pairs += [(learned[0], b) for b in learned[2:]]
+    else:
+        by_row = {r['row']: r for r in learned}
+        pairs = [(by_row[a], by_row[b]) for a, b in pairs
+                 if a in by_row and b in by_row]
     out = []
     for a, b in pairs:
         delta = b['mean'] - a['mean']
@@ -753,14 +765,15 @@ def markdown(records: List[dict], args, minutes: float) -> str:
                              f'fallback {recs[0]["fallback_mean"]:.0f} %')
             lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
         lines.append('')
-    lines += step_lines(records)
+    lines += step_lines(records, getattr(args, 'steps', None))
     return '\n'.join(lines)
 
 
-def step_lines(records: List[dict]) -> List[str]:
-    """The markdown of the learned rows' steps (``steps``): mean over
-    classes at AP50 and AP70, both splits."""
-    table = {(split, iou): steps(records, split, iou)
+def step_lines(records: List[dict],
+               pairs: Optional[List[tuple]] = None) -> List[str]:
+    """The markdown of the learned rows' steps (``steps``, ``pairs`` as
+    there): mean over classes at AP50 and AP70, both splits."""
+    table = {(split, iou): steps(records, split, iou, pairs=pairs)
              for split in ('train', 'val') for iou in (0.5, 0.7)}
     if not table[('train', 0.5)] and not table[('val', 0.5)]:
         return []
@@ -855,6 +868,10 @@ def main(argv=None) -> None:
                         help='where quality.md / .json / .png are written '
                         '(default: benchmarks/results, the tracked results: '
                         'pass another folder for a trial run)')
+    parser.add_argument('--steps', nargs='+', metavar='BASE:ROW',
+                        help='the comparisons at the end of quality.md '
+                        '(default: each learned row against the one before '
+                        'it in --rows and against the first learned row)')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options for every training')
     parser.add_argument('--test-options', nargs='*', default=[],
@@ -881,6 +898,16 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f'unknown rows {sorted(unknown)}; rows: '
                      f'{" ".join(all_rows)}')
+    if args.steps:
+        pairs = [tuple(step.split(':')) for step in args.steps]
+        bad = [step for step, pair in zip(args.steps, pairs)
+               if len(pair) != 2 or not set(pair) <= set(args.rows)
+               or not set(pair) <= set(ROWS)]
+        if bad:
+            parser.error(f'--steps {" ".join(bad)}: each step is BASE:ROW, '
+                         'two learned rows among --rows (no-learning rows '
+                         'have no seed spread).')
+        args.steps = pairs
     if osp.normpath(args.data) == osp.normpath(DATA):
         # builds it, skips it, or stops on one made by an earlier version
         subprocess.run([sys.executable,

@@ -208,3 +208,21 @@ def test_steps_compare_each_learned_row_with_the_one_before(bench):
         [dict(r, split=s, iou=i) for r in records[:3]
          for s in ('train', 'val') for i in (0.5, 0.7)]))
     assert '| a → b |' in text and 'Welch' in text
+
+
+def test_steps_option_names_the_comparisons(bench, capsys):
+    def rec(row, values):
+        return dict(row=row, split='val', iou=0.7, mean=statistics.fmean(
+            values), std=bench.spread(values), seeds=len(values),
+            values=values, **{'class': 'mean'})
+
+    records = [rec('a', [1.0, 2.0]), rec('b', [3.0, 4.0]),
+               rec('c', [5.0, 6.0])]
+    out = bench.steps(records, 'val', 0.7, pairs=[('c', 'a')])
+    assert [(s['base'], s['row']) for s in out] == [('c', 'a')]
+    assert out[0]['delta'] == pytest.approx(-4.0)
+    # a step must name two learned rows among --rows
+    for bad in (['mdm_base'], ['nearest:mdm_base'], ['mdm_base:p2seg']):
+        with pytest.raises(SystemExit):
+            bench.main(['--rows', 'nearest', 'mdm_base', '--steps', *bad])
+        assert 'each step is BASE:ROW' in capsys.readouterr().err
