@@ -78,16 +78,35 @@ class P2SegMDMCriterion:
             head's ``pool``. Defaults to 4.
 
     Raises:
-        ValueError: ``num_stages`` < 1, ``train_cfg.aff_stride``
-            contradicts ``aff_stride``, or ``i2s_window`` is not two
-            positive multiples of ``aff_stride``.
+        ValueError: unknown ``train_cfg`` keys, a switch that is not a
+            bool, an unknown ``aff_membership``, ``num_stages`` < 1,
+            ``train_cfg.aff_stride`` contradicts ``aff_stride``, or
+            ``i2s_window`` is not two positive multiples of ``aff_stride``.
     """
 
     def __init__(self,
                  train_cfg: OptConfigType = None,
                  online_target: ConfigType = dict(type='OnlineS2ITarget'),
                  aff_stride: int = 4) -> None:
+        unknown = sorted(set(dict(train_cfg or {})) -
+                         set(DEFAULT_TRAIN_CFG) - {'aff_stride'})
+        if unknown:
+            raise ValueError(
+                f'model.train_cfg has unknown keys {unknown} (a typo keeps '
+                f'the default silently); valid keys: '
+                f'{sorted(DEFAULT_TRAIN_CFG)} and aff_stride.')
         cfg = {**DEFAULT_TRAIN_CFG, **dict(train_cfg or {})}
+        for key in ('use_online_s2i', 'use_i2s', 'use_inst_affinity',
+                    'aff_background'):
+            if not isinstance(cfg[key], bool):
+                raise ValueError(
+                    f'model.train_cfg.{key} must be True or False, got '
+                    f'{cfg[key]!r} (a string such as "Flase" would count as '
+                    'true).')
+        if cfg['aff_membership'] not in ('max', 'majority'):
+            raise ValueError(
+                "model.train_cfg.aff_membership must be 'max' or "
+                f"'majority', got {cfg['aff_membership']!r}.")
         given = cfg.get('aff_stride')
         if given is not None and int(given) != aff_stride:
             raise ValueError(

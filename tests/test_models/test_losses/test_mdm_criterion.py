@@ -1,5 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """The MDM criterion owns targets, the K-stage loop and the loss dict."""
+import re
+
 import pytest
 import torch
 
@@ -133,3 +135,18 @@ def test_i2s_window_with_two_stages_groups_the_refined_window():
     assert all(torch.isfinite(v).all() for v in losses[2].values())
     assert not torch.allclose(losses[2]['loss_sem_seg'],
                               losses[1]['loss_sem_seg'])
+
+
+@pytest.mark.parametrize('train_cfg, message', [
+    (dict(use_i2z=False), "unknown keys ['use_i2z']"),
+    (dict(use_i2s='Flase'), 'train_cfg.use_i2s must be True or False'),
+    (dict(aff_membership='majorty'), 'train_cfg.aff_membership'),
+])
+def test_train_cfg_typos_are_refused(train_cfg, message):
+    """A misspelt key or a string switch used to keep the default (or turn
+    I2S on) silently; the valid spellings still build."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        P2SegMDMCriterion(train_cfg=train_cfg)
+    crit = P2SegMDMCriterion(train_cfg=dict(
+        use_i2s=False, aff_membership='majority', aff_stride=4))
+    assert crit.train_cfg['use_i2s'] is False
