@@ -89,6 +89,8 @@ def export_nearest_point_baseline(points_json: str,
         ValueError: A json with structural problems (e.g. repeated image
             ids), categories that do not fit ``classes``, or no mask at all
             in the output.
+        ValueError: A point outside its image's pseudo-map (names the
+            image and annotation ids).
         FileNotFoundError: A missing pseudo-map.
     """
     if grouping not in GROUPINGS:
@@ -130,6 +132,15 @@ def export_nearest_point_baseline(points_json: str,
             seg_map = _read_seg_map(seg_dir, img, seg_suffix, points_json,
                                     len(cat2label))
             points = np.array([a['point'] for a in anns], dtype=np.float32)
+            h, w = seg_map.shape
+            for ann, (x, y) in zip(anns, points.tolist()):
+                if not (0 <= x < w and 0 <= y < h):
+                    raise ValueError(
+                        f'{points_json}: image id {img["id"]}, annotation '
+                        f'id {ann.get("id")}: point ({x}, {y}) lies outside '
+                        f'the {w} x {h} pseudo-map. Fix: correct the click '
+                        '(x, y in pixels, 0 <= x < width), or run '
+                        'tools/analysis_tools/check_dataset.py for every problem.')
             labels = np.array([cat2label[a['category_id']] for a in anns])
             image = None
             if grouping == 'geodesic':

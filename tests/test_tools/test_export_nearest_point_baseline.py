@@ -187,3 +187,19 @@ def test_points_of_other_classes_are_counted(tmp_path, monkeypatch):
                      str(tmp_path / 'one.json'), '--classes', 'ecoli'])
     assert list(_masks(out)) == [1]
     assert any('1 points of categories not in classes' in m for m in logs)
+
+
+@pytest.mark.parametrize('point', [[30.2, 12.5], [-0.5, 4.0], [5.0, 20.0]])
+def test_point_outside_the_map_is_named(tmp_path, point):
+    """A click outside the 30 x 20 map got a mask (x = 30.2) or was dropped
+    as an empty mask (x = -0.5) without a word (new-user trial)."""
+    cats = [dict(id=1, name='ecoli'), dict(id=2, name='hela')]
+    ann_file, _ = _scene(tmp_path, cats, (1, 2))
+    src = json.loads(open(ann_file).read())
+    src['annotations'][1]['point'] = point
+    open(ann_file, 'w').write(json.dumps(src))
+    with pytest.raises(ValueError, match='image id 1, annotation id 2'):
+        export_nearest_point_baseline(ann_file, str(tmp_path / 'sem'),
+                                      str(tmp_path / 'out.json'),
+                                      progress=False)
+    assert not (tmp_path / 'out.json').exists()
