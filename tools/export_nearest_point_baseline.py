@@ -33,7 +33,8 @@ from PIL import Image
 
 from p2seg_mm.datasets.categories import category_to_label
 from p2seg_mm.datasets.data_checks import (DataCheckError,
-                                           check_coco_structure, errors_of)
+                                           check_coco_structure, errors_of,
+                                           point_problem)
 from p2seg_mm.datasets.image_io import DEFAULT_PERCENTILES, read_image_file
 from p2seg_mm.datasets.seg_map_io import (allowed_seg_values,
                                           invalid_seg_values, read_seg_map)
@@ -131,16 +132,14 @@ def export_nearest_point_baseline(points_json: str,
         if anns:
             seg_map = _read_seg_map(seg_dir, img, seg_suffix, points_json,
                                     len(cat2label))
-            points = np.array([a['point'] for a in anns], dtype=np.float32)
-            h, w = seg_map.shape
-            for ann, (x, y) in zip(anns, points.tolist()):
-                if not (0 <= x < w and 0 <= y < h):
+            for ann in anns:  # against the map the masks are cut from
+                problem = point_problem(ann, *seg_map.shape)
+                if problem:
                     raise ValueError(
                         f'{points_json}: image id {img["id"]}, annotation '
-                        f'id {ann.get("id")}: point ({x}, {y}) lies outside '
-                        f'the {w} x {h} pseudo-map. Fix: correct the click '
-                        '(x, y in pixels, 0 <= x < width), or run '
-                        'tools/analysis_tools/check_dataset.py for every problem.')
+                        f'id {ann.get("id")}: {problem} (pseudo-map '
+                        f'{seg_map.shape[1]} x {seg_map.shape[0]}).')
+            points = np.array([a['point'] for a in anns], dtype=np.float32)
             labels = np.array([cat2label[a['category_id']] for a in anns])
             image = None
             if grouping == 'geodesic':
