@@ -11,7 +11,11 @@ Images without points (no ``--points``/``--point``: every image of the
 input; or an image listed with no points) are decoded point-free
 (``test_cfg.mode='center'``) if the model's centre head was trained
 (``center_offset_head.loss_center_weight > 0``); otherwise the tool stops
-before the first prediction and says so.
+before the first prediction and says so. An image in which point-free
+decoding finds no instance is named in a logged warning. The mode is
+picked per image: ``--cfg-options model.test_cfg.mode=...`` must be one of
+the head's modes (``'point'``, ``'center'``; another value stops the tool)
+and is otherwise not used (logged).
 
 Images are read by the loading rule of ``p2seg_mm.datasets.image_io``
 (EXIF orientation applied; 16-bit/float stretched per image between the

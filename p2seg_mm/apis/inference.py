@@ -5,12 +5,14 @@
 weights; ``inference_points`` segments one image given its points (one mask
 per point); ``instances_to_coco`` turns the result into COCO annotations.
 """
+import logging
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.logging import print_log
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
@@ -41,11 +43,24 @@ def init_point_segmentor(
     becomes ``'network'`` unless ``cfg_options`` sets
     ``model.test_cfg.semantic_source`` itself.
 
+    The model is built in ``test_cfg.mode='point'``; :func:`inference_center`
+    switches an image without points to ``'center'`` (``tools/infer.py``
+    picks the mode per image). A ``model.test_cfg.mode`` in
+    ``cfg_options`` must be one of the grouping head's modes
+    (:class:`~p2seg_mm.models.seg_heads.P2SegPointGroupingHead` checks
+    it); a valid one is logged as not used, since the points decide.
+
     Returns:
         tuple: ``(model, cfg, class_names)``; names come from the
         checkpoint's ``dataset_meta``, else from the config's dataset
         ``metainfo``.
+
+    Raises:
+        ValueError: ``model.test_cfg.mode`` in ``cfg_options`` is not a
+            mode of the grouping head; the model is not P2Seg; no class
+            names.
     """
+    check_mode_option(cfg_options)
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -81,6 +96,43 @@ def init_point_segmentor(
                          'to test_dataloader.dataset.')
     model.dataset_meta = dict(classes=tuple(names))
     return model.to(device).eval(), cfg, tuple(names)
+
+
+def check_mode_option(cfg_options: Optional[dict]) -> None:
+    """Check a ``model.test_cfg.mode`` given in ``cfg_options``
+    (``--cfg-options``) against the grouping head's modes.
+
+    The head's own check decides (``P2SegPointGroupingHead`` accepts
+    ``'point'`` and ``'center'``). A valid mode is logged as not used:
+    inference picks it per image (``'point'`` for an image with points,
+    ``'center'`` for one without).
+
+    Args:
+        cfg_options (dict, optional): The config overrides, ``key=value``.
+
+    Raises:
+        ValueError: The mode is not one of the head's, naming the option,
+            the valid modes and the fix.
+    """
+    if not cfg_options or 'model.test_cfg.mode' not in cfg_options:
+        return
+    from ..models.seg_heads import P2SegPointGroupingHead
+    mode = cfg_options['model.test_cfg.mode']
+    try:
+        P2SegPointGroupingHead(dict(mode=mode))
+    except ValueError as err:
+        raise ValueError(
+            f'--cfg-options model.test_cfg.mode={mode!r}: {err} Fix: drop '
+            'the option: tools/infer.py decodes an image with points in '
+            "'point' mode and an image without points in 'center' mode "
+            '(point-free; give no points for it).') from None
+    print_log(
+        f"--cfg-options model.test_cfg.mode={mode!r} is not used: "
+        "tools/infer.py decodes an image with points in 'point' mode and "
+        "an image without points in 'center' mode. To decode an image "
+        'point-free, give no points for it.',
+        logger='current',
+        level=logging.WARNING)
 
 
 def build_pipeline(cfg: Config,
@@ -201,7 +253,8 @@ def inference_center(model: nn.Module, pipeline: Compose, path: str,
 
     Returns:
         InstanceData: ``masks`` (N, H, W) bool at image size, ``labels``,
-        ``scores``, ``bboxes`` (on CPU); N found by the decoding.
+        ``scores``, ``bboxes`` (on CPU); N found by the decoding. N = 0 is
+        logged as a warning naming the image and the fix.
 
     Raises:
         ValueError: The centre head was not trained.
@@ -221,7 +274,19 @@ def inference_center(model: nn.Module, pipeline: Compose, path: str,
             result = model.test_step(pseudo_collate([data]))[0]
     finally:
         model.test_cfg['mode'] = mode
-    return result.pred_instances.cpu()
+    pred = result.pred_instances.cpu()
+    if len(pred) == 0:
+        print_log(
+            f"{path}: point-free decoding (test_cfg.mode='center') found no "
+            'instance (no centre peak above test_cfg.center_threshold='
+            f"{model.test_cfg.get('center_threshold')} on the predicted "
+            'foreground, or none larger than test_cfg.min_area='
+            f"{model.test_cfg.get('min_area')}). Fix: give the points of "
+            'this image (--points/--point), or lower the threshold '
+            '(--cfg-options model.test_cfg.center_threshold=...).',
+            logger='current',
+            level=logging.WARNING)
+    return pred
 
 
 def coco_categories(class_names: Sequence[str]) -> List[dict]:

@@ -162,6 +162,11 @@ def resolve_class(token: Union[int, str], class_names: Sequence[str],
     """Map a class name or 0-based index (int or digit string) to a label.
 
     A string equal to a class name wins over its reading as an index.
+
+    Raises:
+        ValueError: A string that is neither a class name nor an integer
+            (one message, not chained to ``int()``'s), or an index out of
+            range; the message names ``where`` and the valid classes.
     """
     if isinstance(token, str):
         if token in class_names:
@@ -169,10 +174,11 @@ def resolve_class(token: Union[int, str], class_names: Sequence[str],
         try:
             token = int(token)
         except ValueError:
+            # the user gave a name: int()'s own error is no information
             raise ValueError(
                 f'{where}: unknown class {token!r}. Valid class names: '
                 f'{", ".join(class_names)} (or indices 0..'
-                f'{len(class_names) - 1}).')
+                f'{len(class_names) - 1}).') from None
     if not 0 <= token < len(class_names):
         raise ValueError(f'{where}: class index {token} is out of range '
                          f'0..{len(class_names) - 1} ({len(class_names)} '

@@ -15,8 +15,9 @@ from mmengine.logging import print_log
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from .categories import category_to_label
-from .data_checks import (DataCheckError, check_coco_structure, errors_of,
-                          is_number, point_problem)
+from .data_checks import (DataCheckError, category_problem,
+                          check_coco_structure, errors_of, is_number,
+                          point_problem)
 from .file_checks import check_data_files, image_loader_of
 
 
@@ -213,16 +214,13 @@ class CocoPointDataset(CocoDataset):
         if reason is not None:
             raise ValueError(f'{where}: {reason}')
         x, y = float(ann['point'][0]), float(ann['point'][1])
-        cat_id = ann.get('category_id')
-        if cat_id not in self.cat2label:
-            raise ValueError(
-                f'{where}: category_id {cat_id!r} is not one of the dataset '
-                f'categories {list(self.cat2label)} (metainfo classes '
-                f'{list(self.metainfo["classes"])}). Fix the category_id or '
-                'the metainfo classes.')
+        reason = category_problem(ann, self.cat2label,
+                                  self.metainfo['classes'])
+        if reason is not None:
+            raise ValueError(f'{where}: {reason}')
         return dict(
             point=[x, y],
-            bbox_label=self.cat2label[cat_id],
+            bbox_label=self.cat2label[ann['category_id']],
             ignore_flag=1 if ann.get('iscrowd', False) else 0)
 
     def filter_data(self) -> List[dict]:

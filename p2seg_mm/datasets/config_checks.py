@@ -17,8 +17,9 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config, ConfigDict
 
 from .data_checks import (DataCheckError, DataProblem, check_categories,
-                          check_coco_structure, check_points,
-                          check_segmentations, errors_of, is_number)
+                          check_coco_structure, check_point_categories,
+                          check_points, check_segmentations, errors_of,
+                          is_number)
 from .file_checks import check_data_files, image_loader_of
 
 POINT_DATASETS = ('CocoPointDataset', )
@@ -181,6 +182,8 @@ def check_dataset_cfg(dataset: dict,
     is_point = _type_name(dataset) in POINT_DATASETS
     if is_point:
         problems += check_points(coco, ann_file)
+        # a json category that is not a class: CocoPointDataset refuses it
+        problems += check_point_categories(coco, classes, ann_file)
         with_point = {
             a.get('image_id')
             for a in coco.get('annotations') or []

@@ -162,6 +162,70 @@ def check_categories(coco: dict, classes: Optional[Sequence[str]],
     return []
 
 
+def category_problem(ann: dict, cat2label: Dict[int, int],
+                     classes: Sequence[str]) -> Optional[str]:
+    """Why an annotation's category gets no label (None if it has one).
+
+    The rule by which :class:`~p2seg_mm.datasets.CocoPointDataset` refuses
+    an annotation: its ``category_id`` must be one of the categories of the
+    config classes (``cat2label`` of :func:`~p2seg_mm.datasets.categories.
+    category_to_label`); a json category that is not a class (e.g.
+    ``_background_``) may be listed, but no point may use it.
+
+    Args:
+        ann (dict): The annotation.
+        cat2label (dict[int, int]): ``category_id -> label`` of the classes.
+        classes (Sequence[str]): The config classes, for the message.
+
+    Returns:
+        str | None: The reason with the fix, or None.
+    """
+    cat_id = ann.get('category_id')
+    if cat_id in cat2label:
+        return None
+    return (f'category_id {cat_id!r} is not one of the dataset categories '
+            f'{list(cat2label)} (metainfo classes {list(classes)}). Fix the '
+            'category_id or the metainfo classes.')
+
+
+def check_point_categories(coco: dict, classes: Optional[Sequence[str]],
+                           source: str) -> List[DataProblem]:
+    """Every non-``ignore`` annotation has a category of the classes
+    (:func:`category_problem`, the check ``CocoPointDataset`` runs when it
+    is built, with its message).
+
+    Annotations of images or categories missing from the json (reported
+    by :func:`check_coco_structure`) and jsons whose categories do not fit
+    the classes (:func:`check_categories`) are left to those checks.
+
+    Returns:
+        list[DataProblem]: One error per annotation whose category is not
+        a class.
+    """
+    categories = coco.get('categories') or []
+    try:
+        cat2label = category_to_label(categories, classes, source)
+    except ValueError:
+        return []  # reported by check_categories
+    if classes is None:
+        classes = [cat.get('name') for cat in categories]
+    json_cats = {cat.get('id') for cat in categories}
+    files = {img.get('id'): img.get('file_name')
+             for img in coco.get('images') or []}
+    problems = []
+    for ann in coco.get('annotations') or []:
+        if ann.get('ignore', False) or ann.get('image_id') not in files \
+                or ann.get('category_id') not in json_cats:
+            continue
+        reason = category_problem(ann, cat2label, classes)
+        if reason is not None:
+            problems.append(
+                error(f'{source}: image id {ann["image_id"]} '
+                      f'({files[ann["image_id"]]!r}), annotation id '
+                      f'{ann.get("id")}: {reason}'))
+    return problems
+
+
 def image_sizes(coco: dict) -> Dict[int, Tuple[float, float]]:
     """``image id -> (height, width)`` of the json's image entries."""
     return {

@@ -73,6 +73,57 @@ def _image_instances(coco: COCO, img_id: int, cat2label: Dict[int, int],
     return rles, labels, scores, anns
 
 
+def check_same_files(pseudo: dict,
+                     gt: dict,
+                     pseudo_name: str = 'the pseudo-label json',
+                     gt_name: str = 'the ground-truth json',
+                     max_listed: int = 5) -> None:
+    """Images are matched by id: an id listed in both jsons' ``images``
+    must name the same ``file_name`` in both.
+
+    Entries without ``file_name`` are not compared (reported by
+    :func:`~p2seg_mm.datasets.data_checks.check_coco_structure`).
+
+    Args:
+        pseudo (dict): The pseudo-label json (loaded).
+        gt (dict): The ground-truth json (loaded).
+        pseudo_name (str): Its path, for the message.
+            Defaults to 'the pseudo-label json'.
+        gt_name (str): Its path, for the message.
+            Defaults to 'the ground-truth json'.
+        max_listed (int): Mismatches listed in the message. Defaults to 5.
+
+    Raises:
+        ValueError: Some ids name other files in the two jsons (a ground
+            truth of another split or dataset: the masks would be scored
+            against other images, all zeros); the first ``max_listed`` are
+            listed with both file names.
+    """
+    gt_files = {img.get('id'): img.get('file_name')
+                for img in gt.get('images') or []}
+    shared, mismatches = 0, []
+    for img in pseudo.get('images') or []:
+        if img.get('id') not in gt_files:
+            continue
+        shared += 1
+        pseudo_file, gt_file = img.get('file_name'), gt_files[img['id']]
+        if pseudo_file is not None and gt_file is not None and \
+                pseudo_file != gt_file:
+            mismatches.append((img['id'], pseudo_file, gt_file))
+    if not mismatches:
+        return
+    listed = '; '.join(f'image id {i}: {p!r} in {pseudo_name}, {g!r} in '
+                       f'{gt_name}' for i, p, g in mismatches[:max_listed])
+    more = (f'; ... and {len(mismatches) - max_listed} more'
+            if len(mismatches) > max_listed else '')
+    raise ValueError(
+        f'{len(mismatches)} of the {shared} image ids shared by '
+        f'{pseudo_name} and {gt_name} name different files, so their masks '
+        f'would be scored against other images (all zeros): '
+        f'{listed}{more}. Fix: give the ground truth of the images the '
+        'pseudo-labels were exported from (same ids and file_name).')
+
+
 def _point_ious(gt_anns: List[dict], pred_anns: List[dict],
                 ious: np.ndarray, point_tol: float) -> np.ndarray:
     """IoU of each gt's pseudo-mask (see module docstring), shape (G,)."""
@@ -111,6 +162,13 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
             scores (``eval_instance_ap``); 0 keeps the file order. COCO AP
             always keeps the file order. Defaults to 0.
 
+    Raises:
+        ValueError: The jsons share no image id, or a shared image id names
+            another ``file_name`` in each (:func:`check_same_files`);
+            categories of the ground truth that break the one category rule;
+            an annotation of an unknown category or with an undecodable
+            mask.
+
     Returns:
         dict[str, float]: ``coco/segm_AP``, ``coco/segm_AP50``,
         ``coco/segm_AP75``, ``voc/mAP{100t}`` per threshold, ``point/mIoU``,
@@ -129,6 +187,12 @@ def evaluate_pseudo_masks(pseudo: Union[str, dict],
         raise ValueError(
             'evaluate_pseudo_masks: the pseudo-label and ground-truth jsons '
             'share no image id. Fix: compare the export of the same split.')
+    names = {}
+    if isinstance(pseudo, str):
+        names['pseudo_name'] = pseudo
+    if isinstance(gt, str):
+        names['gt_name'] = gt
+    check_same_files(pseudo_coco.dataset, gt_coco.dataset, **names)
     for img_id in img_ids:
         if img_id not in pseudo_coco.imgs:
             pseudo_coco.imgs[img_id] = gt_coco.imgs[img_id]

@@ -107,6 +107,21 @@ def test_resolve_class():
         prompts.resolve_class('-1', CLASSES, 'w')
 
 
+def test_unknown_class_is_one_message_not_chained_to_int():
+    """New-user trial: the traceback showed int()'s "invalid literal"
+    error first, then "During handling of the above exception, another
+    exception occurred" before the real message."""
+    import traceback
+    with pytest.raises(ValueError) as err:
+        prompts.resolve_class('dog', CLASSES, 'image a.png, point #0')
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    shown = ''.join(traceback.format_exception(err.type, err.value,
+                                               err.tb))
+    assert 'invalid literal' not in shown
+    assert 'During handling' not in shown
+    assert "unknown class 'dog'" in shown
+
+
 def test_prepare_points():
     xy, labels = prompts.prepare_points([(0.0, 0.0, 'ecoli'),
                                        (9.99, 4.5, 1)], CLASSES, 'a.png',

@@ -1,11 +1,15 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 """The json checks (p2seg_mm.datasets.data_checks): CocoPointDataset refuses
 a bad points json at build, naming the json, image, annotation and fix."""
+import json
+
 import pytest
 
-from p2seg_mm.datasets.data_checks import segmentation_problem
-from tests.test_datasets.point_json import (build_dataset, point_anns,
-                                            point_images, write_json)
+from p2seg_mm.datasets.data_checks import (check_point_categories,
+                                           segmentation_problem)
+from tests.test_datasets.point_json import (CLASSES, build_dataset,
+                                            point_anns, point_images,
+                                            write_json)
 
 
 @pytest.mark.parametrize('point, match', [
@@ -40,6 +44,32 @@ def test_bad_category(tmp_path):
         build_dataset(tmp_path, ann_file, test_mode=True)
     assert 'annotation id 13' in str(err.value)
     assert 'image id 2' in str(err.value)
+
+
+def test_point_of_a_json_category_that_is_not_a_class(tmp_path):
+    """A json category outside the classes (``_background_``) may be listed
+    but no point may use it: CocoPointDataset refuses such a point, and
+    check_point_categories (check_dataset.py) reports it with the same
+    words; ignored annotations are skipped by both."""
+    categories = [dict(id=0, name='_background_'), dict(id=3, name='cat'),
+                  dict(id=7, name='dog')]
+    anns = point_anns()
+    anns[2]['category_id'] = 0  # id 13, image 2 ('b.jpg')
+    anns[3]['category_id'] = 0  # id 14, ignored
+    ann_file = write_json(tmp_path, anns=anns, categories=categories)
+    with pytest.raises(ValueError) as err:
+        build_dataset(tmp_path, ann_file, test_mode=True)
+    coco = json.loads(open(ann_file).read())
+    problems = check_point_categories(coco, CLASSES, ann_file)
+    assert [p.message for p in problems] == [str(err.value)]
+    assert str(err.value) == (
+        f"{ann_file}: image id 2 ('b.jpg'), annotation id 13: category_id 0 "
+        "is not one of the dataset categories [3, 7] (metainfo classes "
+        "['cat', 'dog']). Fix the category_id or the metainfo classes.")
+    # categories that do not fit the classes are check_categories' report
+    assert check_point_categories(coco, ('cat', 'bird'), ann_file) == []
+    # without classes every json category is one
+    assert check_point_categories(coco, None, ann_file) == []
 
 
 def test_classes_missing_or_reordered(tmp_path):

@@ -1,6 +1,7 @@
 # Copyright (c) p2seg_mm contributors. All rights reserved.
 import copy
 import json
+import re
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -99,6 +100,27 @@ def test_no_shared_image_raises(gt):
     pseudo = dict(images=images(9), categories=CATS, annotations=[])
     with pytest.raises(ValueError, match='share no image id'):
         evaluate_pseudo_masks(pseudo, gt)
+
+
+def test_same_id_of_another_file_raises(gt, tmp_path):
+    """Images are matched by id; a ground truth of other files under the
+    same ids scored zeros silently. Now the ids and both names are given,
+    the json paths too when the library is given paths."""
+    pseudo = pseudo_of(gt)
+    pseudo['images'][1]['file_name'] = 'frame_2.png'
+    with pytest.raises(ValueError) as err:
+        evaluate_pseudo_masks(pseudo, gt)
+    assert str(err.value).startswith(
+        '1 of the 2 image ids shared by the pseudo-label json and the '
+        "ground-truth json name different files")
+    assert ("image id 2: 'frame_2.png' in the pseudo-label json, '2.jpg' "
+            'in the ground-truth json') in str(err.value)
+    paths = tmp_path / 'pseudo.json', tmp_path / 'gt.json'
+    for path, data in zip(paths, (pseudo, gt)):
+        path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=re.escape(
+            f"'frame_2.png' in {paths[0]}, '2.jpg' in {paths[1]}")):
+        evaluate_pseudo_masks(str(paths[0]), str(paths[1]))
 
 
 def test_unknown_category_raises(gt):

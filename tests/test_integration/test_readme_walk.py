@@ -197,3 +197,63 @@ def test_readme_config_takes_num_classes_from_classes(tmp_path):
     assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == \
         tuple(cfg.classes)
     assert cfg.val_dataloader is None and cfg.val_cfg is None
+
+
+def code_blocks(section, language):
+    """Every fenced block of ``language`` in ``section``, in order."""
+    return re.findall(rf'```{language}\n(.*?)```', section, re.S)
+
+
+def test_readme_val_dataloader_for_own_data(tmp_path, monkeypatch):
+    """The section's second ``python`` block replaces the config's
+    ``val_* = None`` line: a validation on held-out images of one's own,
+    whose dataset dict is new (``_delete_=True``: none of the demo's keys
+    merged in), checked and built as training would."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from PIL import Image
+
+    from mmdet.registry import DATASETS
+    from p2seg_mm.datasets.config_checks import check_config_data
+    section = readme_section()
+    blocks = code_blocks(section, 'python')
+    assert len(blocks) >= 2, 'no val_dataloader snippet in "Your own data"'
+    config, snippet = blocks[0], blocks[1]
+    none_line = 'val_cfg = val_dataloader = val_evaluator = None\n'
+    assert none_line in config and '_delete_=True' in snippet
+    os.symlink(osp.join(REPO, 'configs'), tmp_path / 'configs')
+    (tmp_path / 'my_cells').mkdir()
+    path = tmp_path / 'my_cells' / 'p2seg_my_cells.py'
+    path.write_text(config.replace(none_line, snippet))
+    # the held-out folder the snippet names, as import_points --keep-masks
+    # writes it: a point and a polygon per object
+    val = tmp_path / 'my_cells_val'
+    val.mkdir()
+    Image.fromarray(np.full((40, 48, 3), 30, np.uint8)).save(val / 'v1.png')
+    categories = [dict(id=k + 1, name=n) for k, n in enumerate(CLASSES)]
+    (val / 'val.json').write_text(json.dumps(dict(
+        images=[dict(id=1, file_name='v1.png', height=40, width=48)],
+        categories=categories,
+        annotations=[dict(id=1, image_id=1, category_id=2,
+                          point=[10.5, 12.5], iscrowd=0, area=36.0,
+                          bbox=[7.0, 9.0, 6.0, 6.0],
+                          segmentation=[[7, 9, 13, 9, 13, 15, 7, 15]])])))
+    monkeypatch.chdir(tmp_path)  # the README's paths: from the root
+    cfg = Config.fromfile(str(path))
+    dataset = cfg.val_dataloader.dataset
+    # a new dict: nothing of the demo's dataset (its backend_args ...)
+    assert sorted(dataset) == sorted([
+        'type', 'data_root', 'metainfo', 'ann_file', 'data_prefix',
+        'test_mode', 'pipeline'])
+    assert dataset.data_prefix == dict(img='')
+    assert tuple(dataset.metainfo.classes) == CLASSES
+    assert cfg.val_dataloader.batch_size == 1  # the demo's, merged
+    assert [m.ann_file for m in cfg.val_evaluator] == [
+        'my_cells_val/val.json'] * 2
+    assert cfg.val_cfg.type == 'ValLoop' and cfg.test_dataloader is None
+    problems = check_config_data(cfg, ['val'])
+    assert not [p for p in problems if p.level == 'error'], problems
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        sample = DATASETS.build(dataset)[0]
+    assert tuple(sample['inputs'].shape[-2:]) == (40, 48)
+    assert sample['data_samples'].gt_instances.labels.tolist() == [1]

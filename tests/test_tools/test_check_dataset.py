@@ -313,3 +313,37 @@ def test_preflight_refuses_a_bad_p2seg_test_cfg():
     # other models are not P2Seg's business
     preflight_check(Config(dict(model=dict(type='MaskRCNN', test_cfg=dict(
         rcnn=dict(score_thr=0.05))))), ['test'])
+
+
+def test_point_of_a_category_outside_the_classes_is_reported(
+        tmp_path, capsys):
+    """New-user trial: a point whose json category is not among the config
+    classes passed check_dataset.py, then CocoPointDataset refused it at
+    training. The tool reports it with training's message."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmdet.registry import DATASETS
+    train = _good_dataset(tmp_path)
+    train['categories'].append(dict(id=3, name='bird'))  # not a class
+    train['annotations'][1]['category_id'] = 3
+    gt = _gt(_good_dataset(tmp_path))
+    cfg = _write_config(tmp_path, train, gt)
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 1
+    errors = _messages(capsys.readouterr().out, 'ERROR')
+    assert len(errors) == 1, errors
+    train_json = str(tmp_path / 'train.json')
+    assert errors[0] == (
+        f"ERROR: {train_json}: image id 2 ('2.png'), annotation id 2: "
+        'category_id 3 is not one of the dataset categories [1, 2] '
+        "(metainfo classes ['cat', 'dog']). Fix the category_id or the "
+        'metainfo classes.')
+    # the same words as training's refusal
+    with pytest.raises(ValueError) as err, \
+            DefaultScope.overwrite_default_scope('mmdet'):
+        DATASETS.build(Config.fromfile(cfg).train_dataloader.dataset)
+    assert errors[0] == f'ERROR: {err.value}'
+    # an ignored annotation is skipped by training, and by the check
+    train['annotations'][1]['ignore'] = 1
+    cfg = _write_config(tmp_path, train, gt)
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 0

@@ -76,3 +76,28 @@ def test_tie_orders_rank_equal_scores_at_random(tmp_path):
                 ['--iou-thrs', '0.5', '0.504']):
         with pytest.raises(SystemExit):
             _tool().main([str(pseudo_file), gt_file] + bad)
+
+
+def test_wrong_ground_truth_json_stops_with_the_mismatched_files(tmp_path):
+    """New-user trial: the ground truth of other images with the same ids
+    was matched by id alone and scored zeros, silently. Every shared id
+    must name the same file_name; the first mismatches are listed with
+    the ids and both file names."""
+    pseudo_file, gt_file, gt, pseudo = _jsons(tmp_path, [])
+    assert _tool().main([pseudo_file, gt_file])['voc/mAP50'] == 1.0
+    wrong = dict(gt, images=[dict(id=k, file_name=f'other_{k}.jpg', height=8,
+                                  width=8) for k in range(1, 8)])
+    pseudo = dict(pseudo, images=[dict(img, file_name=f'{img["id"]}.jpg')
+                                  for img in wrong['images']])
+    (tmp_path / 'pseudo.json').write_text(json.dumps(pseudo))
+    wrong_file = tmp_path / 'wrong_gt.json'
+    wrong_file.write_text(json.dumps(wrong))
+    with pytest.raises(ValueError) as err:
+        _tool().main([pseudo_file, str(wrong_file)])
+    msg = str(err.value)
+    assert msg.startswith(f'7 of the 7 image ids shared by {pseudo_file} '
+                          f'and {wrong_file} name different files')
+    assert (f"image id 1: '1.jpg' in {pseudo_file}, 'other_1.jpg' in "
+            f'{wrong_file}') in msg
+    assert "image id 5: '5.jpg'" in msg and 'image id 6' not in msg
+    assert '... and 2 more' in msg and 'Fix: give the ground truth' in msg

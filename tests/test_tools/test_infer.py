@@ -2,6 +2,7 @@
 """tools/infer.py: arguments, COCO output, a run end to end."""
 import importlib.util
 import json
+import logging
 import os.path as osp
 
 import numpy as np
@@ -328,3 +329,73 @@ def test_inference_decodes_the_network_map_unless_told(tmp_path):
         str(tmp_path / 'map_cfg.py'), str(ckpt),
         cfg_options={'model.test_cfg.semantic_source': 'pseudo_map'})
     assert model.test_cfg['semantic_source'] == 'pseudo_map'
+
+
+def test_infer_checks_a_test_cfg_mode_override(tmp_path, monkeypatch):
+    """New-user trial: ``--cfg-options model.test_cfg.mode=...`` was
+    overwritten by the tool without a word, a misspelt mode too. A mode
+    the grouping head does not know stops the tool before the model is
+    built; a valid one is logged as not used (the points decide)."""
+    import cv2
+
+    from p2seg_mm.apis import inference
+    config, ckpt = _tiny_model(tmp_path)
+    image = tmp_path / 'a.png'
+    cv2.imwrite(str(image), np.zeros((24, 32, 3), np.uint8))
+    argv = [config, str(ckpt), str(image), '--point', '5.5', '5.5', '0',
+            '--out-dir', str(tmp_path / 'o'), '--no-overlay',
+            '--cfg-options']
+    built = []
+    monkeypatch.setattr(inference.MODELS, 'build',
+                        lambda *a, **k: built.append(a) or 1 / 0)
+    with pytest.raises(ValueError) as err:
+        infer.main(argv + ['model.test_cfg.mode=centre'])
+    msg = str(err.value)
+    assert msg.startswith("--cfg-options model.test_cfg.mode='centre': "
+                          "test_cfg.mode must be 'point' or 'center', got "
+                          "'centre'.")
+    assert 'Fix: drop the option' in msg and not built
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    monkeypatch.undo()
+    logs = []
+    monkeypatch.setattr(inference, 'print_log',
+                        lambda msg, **k: logs.append((msg, k['level'])))
+    coco = infer.main(argv + ['model.test_cfg.mode=center'])
+    assert [a['point'] for a in coco['annotations']] == [[5.5, 5.5]]
+    assert logs == [("--cfg-options model.test_cfg.mode='center' is not "
+                     "used: tools/infer.py decodes an image with points in "
+                     "'point' mode and an image without points in 'center' "
+                     'mode. To decode an image point-free, give no points '
+                     'for it.', logging.WARNING)]
+
+
+def test_infer_warns_when_point_free_decoding_finds_nothing(
+        tmp_path, monkeypatch):
+    """New-user trial: an image in which point-free decoding found no
+    instance got an empty result without a word. The warning goes through
+    mmengine's logger and names the image and the fix."""
+    import cv2
+
+    from p2seg_mm.apis import inference
+    config, ckpt = _tiny_model(tmp_path)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.zeros((24, 32, 3), np.uint8))
+    logs = []
+    monkeypatch.setattr(inference, 'print_log',
+                        lambda msg, **k: logs.append((msg, k)),
+                        raising=False)
+    coco = infer.main([
+        config, str(ckpt), str(folder), '--out-dir', str(tmp_path / 'o'),
+        '--no-overlay', '--cfg-options',
+        'model.center_offset_head.loss_center_weight=1.0',
+        'model.test_cfg.center_threshold=1e9'  # no peak can pass
+    ])
+    assert coco['annotations'] == []
+    assert len(logs) == 1, logs
+    msg, kwargs = logs[0]
+    assert kwargs == dict(logger='current', level=logging.WARNING)
+    assert msg.startswith(f"{folder / 'a.png'}: point-free decoding "
+                          "(test_cfg.mode='center') found no instance")
+    assert 'center_threshold=1000000000.0' in msg
+    assert 'Fix: give the points of this image' in msg

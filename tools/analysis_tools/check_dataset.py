@@ -10,7 +10,8 @@ Example::
 Checks the train / val / test datasets of the config and the ground-truth
 jsons of its metrics: json structure (unique image, annotation and category
 ids; known references), categories against the config classes (by name, in
-order), points (two finite numbers inside the image), image files
+order; every point of a category that is a class, as training requires),
+points (two finite numbers inside the image), image files
 (readable; size equal to the json's in the upright frame, since the loader
 applies the EXIF orientation: orientations 5-8 swap the stored width and
 height; more than 8 bits with a loader other than ``LoadP2SegImageFromFile``,

@@ -11,6 +11,10 @@ Prints COCO segm AP, VOC mAP at IoU .25/.5/.7/.75 and the mean IoU per
 point (see ``p2seg_mm/evaluation/pseudo_quality.py``). VOC AP averages
 ``--tie-orders`` random orders of equal scores (COCO AP keeps the file
 order).
+
+Images are matched by id; every shared id must name the same ``file_name``
+in both jsons (a ground truth of other images stops with the first
+mismatches, instead of scoring zeros).
 """
 import argparse
 import json
@@ -20,7 +24,8 @@ import os.path as osp
 from p2seg_mm.datasets.data_checks import (DataCheckError,
                                            check_coco_structure,
                                            check_segmentations, errors_of)
-from p2seg_mm.evaluation.pseudo_quality import (evaluate_pseudo_masks,
+from p2seg_mm.evaluation.pseudo_quality import (check_same_files,
+                                                evaluate_pseudo_masks,
                                                 format_quality_table)
 from p2seg_mm.utils.atomic_io import dump_json_atomic
 
@@ -80,8 +85,17 @@ def load_checked(path: str) -> dict:
 
 
 def main(argv=None) -> dict:
+    """Entry point; returns the results dict.
+
+    Raises:
+        FileNotFoundError: A json does not exist.
+        DataCheckError: Bad ids or masks in a json (:func:`load_checked`).
+        ValueError: An image id naming other files in the two jsons (the
+            first mismatches listed with both file names), or no shared id.
+    """
     args = parse_args(argv)
     pseudo, gt = load_checked(args.pseudo), load_checked(args.gt)
+    check_same_files(pseudo, gt, args.pseudo, args.gt)
     results = evaluate_pseudo_masks(pseudo, gt, args.iou_thrs,
                                     tie_orders=args.tie_orders)
     print(format_quality_table(results))

@@ -174,7 +174,16 @@ def foreground_ious(gt_file: str, maps: Dict[str, np.ndarray],
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
-    """Entry point; returns one statistics dict per image."""
+    """Entry point; returns one statistics dict per image.
+
+    Raises:
+        SystemExit: A usage error (paths of the command, missing ``--gt``).
+        ValueError: Categories against the classes; any point that is
+            missing, malformed or outside its image (every one listed with
+            the json, image id and annotation id, before any map is
+            written); an image whose size differs from its json entry; a
+            ``--gt`` json sharing no image with the points.
+    """
     args = parse_args(argv)
     try:
         points_file, img_dir, out_dir, gt_file, classes = resolve_paths(args)

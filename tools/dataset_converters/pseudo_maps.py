@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 
 from p2seg_mm.datasets.categories import category_to_label
+from p2seg_mm.datasets.data_checks import (DataCheckError, error, image_sizes,
+                                           is_number, point_problem)
 
 IGNORE = 255
 
@@ -136,12 +138,21 @@ def make_pseudo_map(image: np.ndarray,
         tuple[np.ndarray, dict]: (H, W) uint8 map (0 background, c + 1,
         255 ignore) and statistics: ``polarity`` (1 bright, -1 dark),
         ``k``, ``point_coverage`` (share of points on their class).
+
+    Raises:
+        ValueError: An unknown ``cfg.conflict``, or a point outside the
+            image (``0 <= x < W``, ``0 <= y < H``; the rule of
+            :func:`~p2seg_mm.datasets.data_checks.point_problem`).
     """
     cfg = cfg or PseudoMapConfig()
     if cfg.conflict not in ('nearest', 'ignore'):
         raise ValueError("conflict must be 'nearest' or 'ignore', got "
                          f'{cfg.conflict!r}.')
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    for k, point in enumerate(xy.tolist()):
+        reason = point_problem(dict(point=point), *image.shape[:2])
+        if reason is not None:
+            raise ValueError(f'make_pseudo_map: point #{k}: {reason}')
     labels = np.asarray(labels, np.int64).reshape(-1)
     grey = image.astype(np.float32)
     if grey.ndim == 3:
@@ -174,13 +185,49 @@ def points_by_image(
     every json category in json order when ``classes`` is None; points of
     other categories are left out. Crowd points count too (they mark real
     objects).
+
+    Every point used is checked first (the rule of
+    :func:`~p2seg_mm.datasets.data_checks.point_problem`: ``[x, y]``, two
+    finite numbers with ``0 <= x < width`` and ``0 <= y < height`` of its
+    image entry), so that a bad point stops the tool before any map is
+    written instead of crashing on it (outside right/below) or silently
+    moving the threshold (outside left/above).
+
+    Raises:
+        ValueError: Categories against ``classes`` (see
+            ``category_to_label``).
+        DataCheckError: (a ``ValueError``) Listing every used annotation
+            whose point is missing, malformed or outside its image, whose
+            image id is not in ``"images"`` or whose image has no valid
+            size; each names ``source``, the image id, the annotation id
+            and the fix.
     """
     label_of = category_to_label(coco['categories'], classes, source)
+    sizes = image_sizes(coco)
     out: Dict[int, list] = {im['id']: [] for im in coco['images']}
+    problems = []
     for ann in coco['annotations']:
-        if ann['category_id'] in label_of:
-            out[ann['image_id']].append((*ann['point'],
-                                         label_of[ann['category_id']]))
+        if ann.get('category_id') not in label_of:
+            continue
+        img_id = ann.get('image_id')
+        height, width = sizes.get(img_id, (None, None))
+        if img_id not in sizes:
+            reason = ('its image id is not in "images". Fix: add the image '
+                      'entry or drop the annotation.')
+        elif not (is_number(height) and is_number(width)):
+            reason = (f'its image entry has no valid "width"/"height" (got '
+                      f'{width!r}, {height!r}). Fix: write the image size '
+                      'in the json.')
+        else:
+            reason = point_problem(ann, height, width)
+        if reason is not None:
+            problems.append(
+                error(f'{source}: image id {img_id}, annotation id '
+                      f'{ann.get("id")}: {reason}'))
+            continue
+        out[img_id].append((*ann['point'], label_of[ann['category_id']]))
+    if problems:
+        raise DataCheckError(problems, f'{source} (no map was written)')
     return {
         i: (np.array([p[:2] for p in pts], np.float64).reshape(-1, 2),
             np.array([p[2] for p in pts], np.int64))

@@ -247,3 +247,48 @@ def test_help_describes_every_option(capsys):
                    'LOW HIGH', 'replacing maps already there'):
         assert phrase in text, phrase
     assert '(json source)' not in text
+
+
+@pytest.mark.parametrize('point, shown', [([130.2, 10.5], '(130.2, 10.5)'),
+                                          ([-0.5, 10.5], '(-0.5, 10.5)'),
+                                          ([10.5, 32.0], '(10.5, 32.0)')])
+def test_cli_refuses_a_point_outside_its_image_before_any_map(
+        tmp_path, point, shown):
+    """New-user trial: x = 130.2 in a 128-px-wide image crashed with a bare
+    IndexError, x = -0.5 was used and moved the threshold. Every point is
+    checked (data_checks.point_problem) before the first map is written;
+    the error names the json, the image id, the annotation id and the
+    fix."""
+    tool = _load_tool()
+    image, _ = _scene()
+    (tmp_path / 'imgs').mkdir()
+    for name in ('f1.png', 'f2.png'):
+        cv2.imwrite(str(tmp_path / 'imgs' / name), image)
+    coco = dict(
+        images=[dict(id=1, file_name='f1.png', height=H, width=W),
+                dict(id=2, file_name='f2.png', height=H, width=W)],
+        categories=[dict(id=1, name='a')],
+        annotations=[
+            dict(id=1, image_id=1, category_id=1, point=[10.5, 10.5],
+                 iscrowd=0),
+            dict(id=7, image_id=2, category_id=1, point=point, iscrowd=0)
+        ])
+    points = tmp_path / 'p.json'
+    points.write_text(json.dumps(coco))
+    with pytest.raises(ValueError) as err:
+        tool.main([str(points), '--img-dir', str(tmp_path / 'imgs'),
+                   '--out-dir', str(tmp_path / 'maps')])
+    msg = str(err.value)
+    assert f'{points}: image id 2, annotation id 7: point {shown} lies ' \
+        f'outside the image of width {W} and height {H}' in msg
+    assert 'Fix the point or the image size' in msg
+    assert not (tmp_path / 'maps').exists()  # not even image 1's map
+
+
+def test_make_pseudo_map_refuses_points_outside_the_image():
+    """The library function itself: no IndexError, no silent clipping."""
+    image, _ = _scene()
+    for xy in ([[W + 2.2, 10.5]], [[-0.5, 10.5]]):
+        with pytest.raises(ValueError, match=r'point #0: point .* lies '
+                           'outside the image'):
+            make_pseudo_map(image, np.array(xy), np.array([0]))
