@@ -48,7 +48,7 @@ def init_point_segmentor(
     picks the mode per image). A ``model.test_cfg.mode`` in
     ``cfg_options`` must be one of the grouping head's modes
     (:class:`~p2seg_mm.models.seg_heads.P2SegPointGroupingHead` checks
-    it); a valid one is logged as not used, since the points decide.
+    it); ``'center'`` is logged as not used, since the points decide.
 
     Returns:
         tuple: ``(model, cfg, class_names)``; names come from the
@@ -126,6 +126,8 @@ def check_mode_option(cfg_options: Optional[dict]) -> None:
             'the option: tools/infer.py decodes an image with points in '
             "'point' mode and an image without points in 'center' mode "
             '(point-free; give no points for it).') from None
+    if mode == 'point':
+        return  # the mode the model is built in: it is used
     print_log(
         f"--cfg-options model.test_cfg.mode={mode!r} is not used: "
         "tools/infer.py decodes an image with points in 'point' mode and "

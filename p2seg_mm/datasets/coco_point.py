@@ -15,9 +15,10 @@ from mmengine.logging import print_log
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from .categories import category_to_label
-from .data_checks import (DataCheckError, category_problem,
+from .config_checks import check_train_scale
+from .data_checks import (DataCheckError, DataProblem, category_problem,
                           check_coco_structure, errors_of, is_number,
-                          point_problem)
+                          point_problem, point_records)
 from .file_checks import check_data_files, image_loader_of
 
 
@@ -58,9 +59,13 @@ class CocoPointDataset(CocoDataset):
     of every image (readable, size equal to the json's, EXIF orientation,
     bit depth) and pseudo-map (present, index PNG, image size) plus the
     pixels of ``max_decode_checks`` images and pseudo-maps (values only
-    ``0..C`` and 255). Pseudo-maps are checked only when the pipeline loads
-    them (``LoadP2SegAnnotations(with_seg=True)``). The pipeline's
-    ``LoadP2SegAnnotations`` and ``GenerateS2ITargets`` get
+    ``0..C`` and 255; a warning for each non-crowd point whose pixel is
+    neither its class ``label + 1`` nor 255, the first 10 listed).
+    Pseudo-maps are checked only when the pipeline loads them
+    (``LoadP2SegAnnotations(with_seg=True)``). Out of ``test_mode``, images
+    upsampled more than 2x by the pipeline's resize step are a warning
+    (:func:`~p2seg_mm.datasets.config_checks.check_train_scale`). The
+    pipeline's ``LoadP2SegAnnotations`` and ``GenerateS2ITargets`` get
     ``num_classes=len(classes)`` (another value raises), so a map outside
     the checked sample still fails with its path when it is first loaded.
 
@@ -84,6 +89,7 @@ class CocoPointDataset(CocoDataset):
         classes = metainfo.get('classes', self.METAINFO['classes'])
         self._loads_seg = False
         self._image_loader = image_loader_of(kwargs.get('pipeline'))
+        self._pipeline_cfg = kwargs.get('pipeline')
         if isinstance(kwargs.get('pipeline'), (list, tuple)):
             kwargs['pipeline'], self._loads_seg = _with_num_classes(
                 kwargs['pipeline'], len(classes))
@@ -108,33 +114,49 @@ class CocoPointDataset(CocoDataset):
         self._init_categories()
         self.cat_img_map = dict(self.coco.cat_img_map)
 
-        data_list = []
+        data_list, points = [], []
         for img_id in self.coco.get_img_ids():
             raw_img_info = dict(self.coco.load_imgs([img_id])[0])
             raw_img_info['img_id'] = img_id
             ann_ids = self.coco.get_ann_ids(img_ids=[img_id])
+            raw_ann_info = self.coco.load_anns(ann_ids)
             data_list.append(
                 self.parse_data_info({
-                    'raw_ann_info':
-                    self.coco.load_anns(ann_ids),
-                    'raw_img_info':
-                    raw_img_info
+                    'raw_ann_info': raw_ann_info,
+                    'raw_img_info': raw_img_info
                 }))
+            if self.check_files:  # the points on the pseudo-maps
+                points.append(
+                    point_records(raw_ann_info, self.cat2label,
+                                  data_list[-1]['height'],
+                                  data_list[-1]['width']))
         del self.coco
+        problems = []
+        if not self.test_mode:
+            # no file needed: the json sizes against the pipeline's scale
+            problems += check_train_scale(data_list, self._pipeline_cfg,
+                                          self.ann_file)
         if self.check_files:
-            self._check_files(data_list)
+            problems += self._check_files(
+                [dict(info, points=p) for info, p in zip(data_list, points)])
+        self._report(problems)
         return data_list
 
-    def _check_files(self, data_list: List[dict]) -> None:
-        """Check the image and pseudo-map files; raise on any error."""
-        problems = check_data_files(
+    def _check_files(self, data_list: List[dict]) -> List[DataProblem]:
+        """The problems of the image and pseudo-map files (and of the
+        points on the decoded pseudo-maps)."""
+        return check_data_files(
             data_list,
             self.ann_file,
             num_classes=len(self.metainfo['classes']),
             check_seg=self._loads_seg,
             max_decode=self.max_decode_checks,
             backend_args=self.backend_args,
-            loader=self._image_loader)
+            loader=self._image_loader,
+            classes=self.metainfo['classes'])
+
+    def _report(self, problems: List[DataProblem]) -> None:
+        """Log the first warnings; raise on any error."""
         warnings = [p for p in problems if p.level == 'warning']
         for problem in warnings[:10]:
             print_log(problem.message, logger='current',

@@ -8,6 +8,9 @@ runner is built, for the jsons no ``CocoPointDataset`` checks itself: stock
 mmdet datasets (second stage) and the ground-truth jsons of the metrics
 (``CocoMetric``, ``VOCInstanceMetric``), whose categories must follow the
 config classes in order and whose masks must be decodable.
+:func:`check_train_scale` (image sizes against the train pipeline's resize
+scale) is also run by ``CocoPointDataset`` when a training dataset is
+built.
 """
 import json
 import os
@@ -16,10 +19,11 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from .categories import category_to_label
 from .data_checks import (DataCheckError, DataProblem, check_categories,
                           check_coco_structure, check_point_categories,
                           check_points, check_segmentations, errors_of,
-                          is_number)
+                          is_number, point_records, warning)
 from .file_checks import check_data_files, image_loader_of
 
 POINT_DATASETS = ('CocoPointDataset', )
@@ -126,9 +130,19 @@ def _load_json(path: str, what: str) -> Tuple[Optional[dict],
 
 
 def _data_list(coco: dict, dataset: dict, img_root: str,
-               seg_root: Optional[str]) -> List[dict]:
-    """The ``data_info`` fields :func:`check_data_files` needs."""
+               seg_root: Optional[str],
+               classes: Optional[Sequence[str]]) -> List[dict]:
+    """The ``data_info`` fields :func:`check_data_files` needs, with the
+    training ``points`` of each image (none if the categories do not fit
+    the classes: :func:`check_categories` reports it)."""
     suffix = dataset.get('seg_map_suffix', '.png')
+    try:
+        cat2label = category_to_label(coco.get('categories') or [], classes)
+    except ValueError:
+        cat2label = {}
+    anns = {}
+    for ann in coco.get('annotations') or []:
+        anns.setdefault(ann.get('image_id'), []).append(ann)
     out = []
     for img in coco.get('images') or []:
         name = img.get('file_name')
@@ -143,7 +157,10 @@ def _data_list(coco: dict, dataset: dict, img_root: str,
                 width=img.get('width'),
                 seg_map_path=(osp.join(seg_root,
                                        name.rsplit('.', 1)[0] + suffix)
-                              if seg_root else None)))
+                              if seg_root else None),
+                points=point_records(
+                    anns.get(img.get('id'), []), cat2label,
+                    img['height'], img['width'])))
     return out
 
 
@@ -153,12 +170,183 @@ def _loads_seg(dataset: dict) -> bool:
         and t.get('with_seg', True) for t in dataset.get('pipeline') or [])
 
 
+#: Training upsampling above which an image is reported (a square scale:
+#: the image's longer side is under half of it).
+UPSAMPLE_WARN_FACTOR = 2.0
+#: Resize steps of a point pipeline that :func:`check_train_scale` reads.
+RESIZE_TYPES = ('PointResize', 'PointRandomResize', 'PointRandomChoiceResize')
+#: Images named by the warning of :func:`check_train_scale`.
+MAX_LISTED_IMAGES = 5
+
+
+def _scale_wh(scale) -> Optional[Tuple[float, float]]:
+    """``(w, h)`` of an mmcv resize scale (an int is square); None if
+    ``scale`` is not one number or two."""
+    if is_number(scale):
+        return float(scale), float(scale)
+    if isinstance(scale, (list, tuple)) and len(scale) == 2 and all(
+            is_number(v) for v in scale):
+        return float(scale[0]), float(scale[1])
+    return None
+
+
+def resize_factor(height: float, width: float, scale: Tuple[float, float],
+                  keep_ratio: bool) -> float:
+    """The factor mmdet ``Resize(scale, keep_ratio)`` applies to an image.
+
+    ``keep_ratio``: the largest factor that fits the longer side in
+    ``max(scale)`` and the shorter in ``min(scale)`` (mmcv
+    ``rescale_size``); otherwise the image is stretched to ``scale``
+    ``(w, h)`` and the smaller of the two axis factors is returned.
+    """
+    scale_w, scale_h = scale
+    if keep_ratio:
+        return min(max(scale_w, scale_h) / max(height, width),
+                   min(scale_w, scale_h) / min(height, width))
+    return min(scale_w / width, scale_h / height)
+
+
+def _resize_factors(step: dict, height: float,
+                    width: float) -> Optional[Tuple[float, float, float]]:
+    """``(nominal, smallest, largest)`` factor of a resize step of
+    :data:`RESIZE_TYPES` on an image; None for a step without a scale
+    (``scale_factor`` only) or one it cannot read.
+
+    Nominal: ``scale`` itself (``PointResize``; ``PointRandomResize`` with
+    one scale, whose ``ratio_range`` gives the smallest and largest), the
+    middle of a ``PointRandomResize`` scale range, the median of the
+    ``PointRandomChoiceResize`` choices.
+    """
+    name = _type_name(step)
+    keep = bool(step.get('keep_ratio', False))
+    if name == 'PointRandomChoiceResize':
+        scales = [_scale_wh(s) for s in step.get('scales') or []]
+        if not scales or None in scales:
+            return None
+        factors = sorted(
+            resize_factor(height, width, s, keep) for s in scales)
+        return factors[len(factors) // 2], factors[0], factors[-1]
+    scale = step.get('scale')
+    wh = _scale_wh(scale)
+    if wh is None:
+        if name != 'PointRandomResize' or not isinstance(
+                scale, (list, tuple)) or len(scale) != 2:
+            return None
+        bounds = [_scale_wh(s) for s in scale]
+        if None in bounds:
+            return None
+        low = (min(b[0] for b in bounds), min(b[1] for b in bounds))
+        high = (max(b[0] for b in bounds), max(b[1] for b in bounds))
+        middle = ((low[0] + high[0]) / 2, (low[1] + high[1]) / 2)
+        return tuple(
+            resize_factor(height, width, s, keep)
+            for s in (middle, low, high))
+    factor = resize_factor(height, width, wh, keep)
+    ratios = step.get('ratio_range') if name == 'PointRandomResize' else None
+    if not (isinstance(ratios, (list, tuple)) and len(ratios) == 2
+            and all(is_number(r) for r in ratios)):
+        ratios = (1.0, 1.0)
+    return factor, factor * min(ratios), factor * max(ratios)
+
+
+def _step_text(step: dict) -> str:
+    """``Type(key=value, ...)`` of a step's size keys, for messages."""
+    keys = ('scale', 'scales', 'ratio_range', 'keep_ratio', 'crop_size',
+            'size')
+    args = ', '.join(f'{k}={_plain(step[k])!r}' for k in keys if k in step)
+    return f'{_type_name(step)}({args})'
+
+
+def check_train_scale(data_list: Sequence[dict], pipeline,
+                      source: str) -> List[DataProblem]:
+    """Images much smaller than the train pipeline's resize scale.
+
+    The first resize step of the pipeline (:data:`RESIZE_TYPES`, config
+    dicts) gives each image a nominal factor (:func:`resize_factor` at the
+    step's ``scale``, ratio 1 of ``ratio_range``); images upsampled more
+    than :data:`UPSAMPLE_WARN_FACTOR` times (for a square scale with
+    ``keep_ratio``: the longer side under half of the scale) are learnt at
+    a scale inference at full resolution does not show them, from blurred
+    pixels. Sizes are the json's (upright). Meant for training datasets
+    (the callers skip ``test_mode``).
+
+    Args:
+        data_list (Sequence[dict]): ``img_path``, ``height`` and
+            ``width`` per image.
+        pipeline (list, optional): The dataset's pipeline (config dicts;
+            other steps are skipped).
+        source (str): The json, for the message.
+
+    Returns:
+        list[DataProblem]: At most one warning for the dataset: how many
+        images, the first :data:`MAX_LISTED_IMAGES` with their size and
+        factor, the factor range, and the fix (the scale at the data's
+        median longer side; the crop no larger).
+    """
+    steps = [s for s in pipeline or [] if isinstance(s, dict)]
+    resize = next((s for s in steps if _type_name(s) in RESIZE_TYPES), None)
+    if resize is None or not data_list:
+        return []
+    small = []
+    for info in data_list:
+        height, width = info['height'], info['width']
+        if not (is_number(height) and is_number(width)) or min(
+                height, width) <= 0:
+            continue
+        factors = _resize_factors(resize, height, width)
+        if factors is None:
+            return []
+        if factors[0] > UPSAMPLE_WARN_FACTOR:
+            small.append((info, factors))
+    if not small:
+        return []
+    longer = sorted(max(i['height'], i['width']) for i in data_list
+                    if is_number(i['height']) and is_number(i['width']))
+    median = int(round(longer[len(longer) // 2]))
+    examples = ', '.join(
+        f'{info["img_path"]} ({info["height"]} x {info["width"]}, '
+        f'x{factors[0]:.1f})' for info, factors in small[:MAX_LISTED_IMAGES])
+    more = len(small) - MAX_LISTED_IMAGES
+    nominal = [factors[0] for _, factors in small]
+    lowest = min(factors[1] for _, factors in small)
+    highest = max(factors[2] for _, factors in small)
+    span = (f'x{min(nominal):.1f}' if max(nominal) - min(nominal) < 0.05
+            else f'x{min(nominal):.1f} to x{max(nominal):.1f}')
+    if highest - lowest > 0.05:
+        span += (f' (x{lowest:.1f} to x{highest:.1f} over the random '
+                 'ratio)')
+    crop = next((s for s in steps if 'crop_size' in s), None)
+    crop_fix = ''
+    if crop is not None:
+        crop_wh = _scale_wh(_plain(crop['crop_size']))
+        if crop_wh is not None and max(crop_wh) > median:
+            crop_fix = (f', and {_step_text(crop)} (and the pad size) no '
+                        'larger than that')
+    return [warning(
+        f'{source}: {len(small)} of {len(data_list)} images are much smaller '
+        f'than the resize scale of the train pipeline, {_step_text(resize)}:'
+        f' {examples}{f" and {more} more" if more > 0 else ""} (H x W, '
+        f'factor). Training upsamples them {span}, so the model learns '
+        'their objects that much larger than inference at full resolution '
+        'shows them, and from blurred pixels. Fix: set the scale to the '
+        f"data's size, e.g. scale=({median}, {median}) for the dataset's "
+        f'median longer side of {median} px{crop_fix}; if the upsampling is '
+        'intended, ignore this warning.')]
+
+
 def check_dataset_cfg(dataset: dict,
                       split: str,
                       files: bool = True,
                       max_decode: Optional[int] = None
                       ) -> List[DataProblem]:
     """Every check of one dataset config (see the module docstring).
+
+    Json checks; for a ``CocoPointDataset`` the points and their categories
+    and, unless ``test_mode``, the image sizes against the train
+    pipeline's resize scale (:func:`check_train_scale`, a warning); with
+    ``files``, the image and pseudo-map files, and the training points on
+    the decoded pseudo-maps (:func:`~.file_checks.check_data_files`: a
+    point on background or another class is a warning).
 
     Args:
         dataset (dict): Dataset config (``ann_file``, ``data_root``,
@@ -202,20 +390,25 @@ def check_dataset_cfg(dataset: dict,
             DataProblem('warning', p.message)
             for p in check_segmentations(coco, ann_file)
         ]
+    prefix = dataset.get('data_prefix') or {}
+    img_root = _join(root, prefix.get('img', prefix.get('img_path', '')))
+    seg_root = None
+    if is_point and prefix.get('seg') and _loads_seg(dataset):
+        seg_root = _join(root, prefix['seg'])
+    data_list = _data_list(coco, dataset, img_root, seg_root, classes)
+    if is_point and not dataset.get('test_mode', False):
+        problems += check_train_scale(data_list, dataset.get('pipeline'),
+                                      ann_file)
     if files:
-        prefix = dataset.get('data_prefix') or {}
-        img_root = _join(root, prefix.get('img', prefix.get('img_path', '')))
-        seg_root = None
-        if is_point and prefix.get('seg') and _loads_seg(dataset):
-            seg_root = _join(root, prefix['seg'])
         problems += check_data_files(
-            _data_list(coco, dataset, img_root, seg_root),
+            data_list,
             ann_file,
             num_classes=len(classes) if classes else None,
             check_seg=seg_root is not None,
             max_decode=max_decode,
             backend_args=dataset.get('backend_args'),
-            loader=image_loader_of(dataset.get('pipeline')))
+            loader=image_loader_of(dataset.get('pipeline')),
+            classes=classes)
     return problems
 
 

@@ -278,6 +278,40 @@ def check_points(coco: dict, source: str) -> List[DataProblem]:
     return problems
 
 
+def point_records(anns: Sequence[dict], cat2label: Dict[int, int],
+                  height: Real, width: Real) -> List[dict]:
+    """The points of one image that training uses, for the pseudo-map
+    checks (:func:`~.file_checks.check_data_files`).
+
+    Kept: annotations that are neither ``ignore`` nor ``iscrowd`` (crowd
+    points get no target), whose point is valid (:func:`point_problem`)
+    and whose category is a class (in ``cat2label``); the others are the
+    business of :func:`check_points` and :func:`check_point_categories`.
+
+    Args:
+        anns (Sequence[dict]): The image's json annotations.
+        cat2label (dict[int, int]): ``category_id -> label`` of the classes.
+        height (Real): Image height (json).
+        width (Real): Image width (json).
+
+    Returns:
+        list[dict]: ``dict(ann_id, point=(x, y), label)`` per kept point,
+        in json order.
+    """
+    records = []
+    for ann in anns:
+        if ann.get('ignore', False) or ann.get('iscrowd', False) \
+                or ann.get('category_id') not in cat2label \
+                or point_problem(ann, height, width) is not None:
+            continue
+        records.append(
+            dict(
+                ann_id=ann.get('id'),
+                point=(float(ann['point'][0]), float(ann['point'][1])),
+                label=cat2label[ann['category_id']]))
+    return records
+
+
 def segmentation_problem(ann: dict, height: int,
                          width: int) -> Optional[str]:
     """Why an annotation's ``segmentation`` would break pycocotools.

@@ -2,10 +2,13 @@
 """Checks of the image and semantic pseudo-map files of a dataset.
 
 Header checks (exists, readable, size against the json, EXIF orientation,
-bit depth, index mode) for every file, decoded pixels for a bounded sample;
-each returns a list of :class:`~.data_checks.DataProblem`, as the json
-checks of :mod:`.data_checks`. Images follow the loading rule of
-:mod:`.image_io`, pseudo-maps that of :mod:`.seg_map_io`.
+bit depth, index mode) for every file, decoded pixels for a bounded sample
+(pseudo-map values; each training point on a pixel of its class or ignore,
+:func:`points_off_class`, a warning otherwise); each returns a list of
+:class:`~.data_checks.DataProblem`, as the json checks of
+:mod:`.data_checks`. Images follow the loading rule of :mod:`.image_io`,
+pseudo-maps that of :mod:`.seg_map_io` (0 = background, ``c + 1`` = class
+``c``, 255 = ignore).
 """
 import io
 import os.path as osp
@@ -15,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 from .data_checks import DataProblem, error, warning
-from .image_io import orientation_of
-from .seg_map_io import INDEX_MODES, allowed_seg_values, invalid_seg_values
+from .image_io import apply_orientation, orientation_of
+from .seg_map_io import (IGNORE_INDEX, INDEX_MODES, allowed_seg_values,
+                         invalid_seg_values)
 
 #: PIL modes of 8-bit (or 1-bit) files: every image loader reads them
 #: without change.
@@ -220,15 +224,27 @@ def check_seg_map_file(path: str,
     Returns:
         list[DataProblem]: The problems found.
     """
+    return _check_seg_map(path, image_hw, num_classes, where, decode,
+                          backend_args)[0]
+
+
+def _check_seg_map(path: str, image_hw: Optional[Tuple[int, int]],
+                   num_classes: Optional[int], where: str, decode: bool,
+                   backend_args: Optional[dict]
+                   ) -> Tuple[List[DataProblem], Optional[np.ndarray]]:
+    """:func:`check_seg_map_file`, and the decoded map, upright (as
+    :func:`~.seg_map_io.read_seg_map` gives it), when it was decoded and
+    has the image's size (None otherwise)."""
     data = _read(path, backend_args)
     if data is None:
         return [error(f'{where}: semantic pseudo-map {path} does not exist. '
                       'Fix: create it, or point data_prefix["seg"] / '
-                      'seg_map_suffix at the pseudo-map folder.')]
+                      'seg_map_suffix at the pseudo-map folder.')], None
     try:
         with _open_image(data) as img:
             width, height = img.size
-            if orientation_of(img) in (5, 6, 7, 8):  # loaded upright
+            orientation = orientation_of(img)
+            if orientation in (5, 6, 7, 8):  # loaded upright
                 width, height = height, width
             mode = img.mode
             if mode not in INDEX_MODES:
@@ -236,18 +252,22 @@ def check_seg_map_file(path: str,
                     f'{where}: semantic pseudo-map {path} has PIL mode '
                     f'{mode!r}; it must be a single-channel index PNG (L or '
                     'P) with 0 = background, c + 1 = class c, 255 = ignore. '
-                    'Fix: save the label array, not a colour rendering.')]
-            values = None
+                    'Fix: save the label array, not a colour rendering.')
+                        ], None
+            seg_map = values = None
             if decode:
-                values = np.unique(np.asarray(img))
+                seg_map = np.asarray(img)
+                values = np.unique(seg_map)
     except Image.DecompressionBombError as err:
         return [error(f'{where}: ' +
-                      _bomb_message(path, 'semantic pseudo-map', err))]
+                      _bomb_message(path, 'semantic pseudo-map', err))], None
     except Exception as err:  # noqa: BLE001 (any decoder failure)
         return [error(f'{where}: semantic pseudo-map {path} cannot be read '
-                      f'({type(err).__name__}: {err}). Fix: re-write it.')]
+                      f'({type(err).__name__}: {err}). Fix: re-write it.')
+                ], None
     problems = []
     if image_hw is not None and (height, width) != tuple(image_hw):
+        seg_map = None
         problems.append(
             error(f'{where}: semantic pseudo-map {path} is {height} x {width} '
                   f'(H x W) but its image is {image_hw[0]} x {image_hw[1]}. '
@@ -264,6 +284,122 @@ def check_seg_map_file(path: str,
                       f'{bad.tolist()[:10]} that are not classes; allowed '
                       f'are {allowed_seg_values(num_classes)}. Fix the map '
                       '(or the config classes).'))
+    if seg_map is not None:
+        if seg_map.dtype == bool:
+            seg_map = seg_map.astype(np.uint8)
+        if seg_map.ndim != 2:
+            seg_map = None
+        elif orientation != 1:
+            seg_map = apply_orientation(seg_map, orientation)
+    return problems, seg_map
+
+
+def points_off_class(seg_map: np.ndarray, points: Sequence[dict],
+                     num_classes: Optional[int]) -> List[Tuple[dict, int]]:
+    """The points whose pseudo-map pixel gives their object to another
+    class.
+
+    A point ``(x, y)`` lies on pixel ``(floor(y), floor(x))`` (continuous
+    pixel coordinates, docs/design.md). Map values: ``0`` background,
+    ``label + 1`` class ``label``, ``255`` ignore. A point is off class when
+    its pixel holds neither ``label + 1`` nor 255, i.e. background or
+    another class. Pixels outside the map and values that are no class
+    (an error of :func:`check_seg_map_file`) are skipped.
+
+    Args:
+        seg_map (np.ndarray): The (H, W) pseudo-map, upright.
+        points (Sequence[dict]): ``dict(ann_id, point=(x, y), label)``
+            (:func:`~.data_checks.point_records`).
+        num_classes (int, optional): Foreground classes C; None allows
+            every value below 255.
+
+    Returns:
+        list[tuple[dict, int]]: ``(point record, map value)`` per off-class
+        point, in the order of ``points``.
+    """
+    height, width = seg_map.shape[:2]
+    top = IGNORE_INDEX - 1 if num_classes is None else num_classes
+    found = []
+    for record in points:
+        x, y = record['point']
+        row, col = int(np.floor(y)), int(np.floor(x))
+        if not (0 <= row < height and 0 <= col < width):
+            continue
+        value = int(seg_map[row, col])
+        if value in (record['label'] + 1, IGNORE_INDEX) or not \
+                0 <= value <= top:
+            continue
+        found.append((record, value))
+    return found
+
+
+#: Points off their class listed one by one per dataset; the rest counted.
+MAX_LISTED_POINTS = 10
+
+
+def _value_meaning(value: int, classes: Optional[Sequence[str]]) -> str:
+    """What a pseudo-map value stands for, for messages."""
+    if value == 0:
+        return 'background'
+    if classes is not None and value <= len(classes):
+        return f'class {classes[value - 1]!r}'
+    return f'class {value - 1}'
+
+
+def _class_name(label: int, classes: Optional[Sequence[str]]) -> str:
+    if classes is not None and 0 <= label < len(classes):
+        return repr(classes[label])
+    return str(label)
+
+
+def off_class_warnings(found: Sequence[Tuple[str, str, dict, int]],
+                       source: str,
+                       classes: Optional[Sequence[str]],
+                       max_listed: int = MAX_LISTED_POINTS
+                       ) -> List[DataProblem]:
+    """Warnings for the points of a dataset that lie off their class.
+
+    Args:
+        found (Sequence[tuple]): ``(where, map path, point record, map
+            value)`` per off-class point (:func:`points_off_class`), where
+            is the ``'<json>: image id <id> (<image>)'`` prefix.
+        source (str): The json, for the summary.
+        classes (Sequence[str], optional): Class names (label order).
+        max_listed (int): Points listed one by one; one more warning counts
+            the rest. Defaults to :data:`MAX_LISTED_POINTS`.
+
+    Returns:
+        list[DataProblem]: One warning per listed point (json, image id,
+        annotation id, the point, its class, the map value and what it
+        means, the fix), and a summary of the rest if there are more.
+    """
+    problems = []
+    for where, path, record, value in found[:max_listed]:
+        x, y = record['point']
+        meaning = _value_meaning(value, classes)
+        problems.append(
+            warning(f'{where}, annotation id {record["ann_id"]}: point '
+                    f'({x}, {y}) of class '
+                    f'{_class_name(record["label"], classes)} lies on a '
+                    f'pixel of value {value} ({meaning}) in the semantic '
+                    f'pseudo-map {path}, not {record["label"] + 1} (its '
+                    f'class) or {IGNORE_INDEX} (ignore): the pseudo-map '
+                    f'gives this object\'s pixel to {meaning}, so the point '
+                    'will likely get the fallback square / no mask. Fix the '
+                    'point (onto its object) or the map.'))
+    rest = found[max_listed:]
+    if rest:
+        ids = [record['ann_id'] for _, _, record, _ in rest]
+        problems.append(
+            warning(f'{source}: {len(rest)} more point(s) lie on a '
+                    'semantic pseudo-map pixel that is neither their class '
+                    f'nor {IGNORE_INDEX} (ignore), {len(found)} in all '
+                    f'(annotation ids {ids[:20]}'
+                    f'{" ..." if len(ids) > 20 else ""}): the pseudo-map '
+                    'gives those objects\' pixels to another class or '
+                    'background, so their points will likely get the '
+                    'fallback square / no mask. Fix the points or the '
+                    'maps.'))
     return problems
 
 
@@ -282,15 +418,26 @@ def check_data_files(data_list: Sequence[dict],
                      check_seg: bool,
                      max_decode: Optional[int] = None,
                      backend_args: Optional[dict] = None,
-                     loader: Optional[str] = None) -> List[DataProblem]:
+                     loader: Optional[str] = None,
+                     classes: Optional[Sequence[str]] = None
+                     ) -> List[DataProblem]:
     """Check the image and pseudo-map files of parsed ``data_info`` dicts.
 
     Every file's header is checked; the pixels of at most ``max_decode``
-    images and pseudo-maps (evenly spread, None = all) are decoded.
+    images and pseudo-maps (evenly spread, None = all) are decoded. In a
+    decoded pseudo-map of the image's size, each of the image's ``points``
+    must lie on its class or on ignore (:func:`points_off_class`: pixel
+    ``(floor(y), floor(x))`` holds ``label + 1`` or 255); a point on
+    background (0) or on another class is a warning
+    (:func:`off_class_warnings`: the first :data:`MAX_LISTED_POINTS` of the
+    dataset listed, the rest counted). Missing maps are an error of their
+    own, with no point check.
 
     Args:
         data_list (Sequence[dict]): ``img_path``, ``img_id``,
-            ``height``, ``width`` and ``seg_map_path`` per image.
+            ``height``, ``width`` and ``seg_map_path`` per image, and
+            optionally ``points``, the image's training points
+            (:func:`~.data_checks.point_records`).
         source (str): The json, for messages.
         num_classes (int, optional): Foreground classes of the maps.
         check_seg (bool): Check the pseudo-maps.
@@ -299,12 +446,14 @@ def check_data_files(data_list: Sequence[dict],
         backend_args (dict, optional): File backend. Defaults to None.
         loader (str, optional): Type of the pipeline's image loader (see
             :func:`check_image_file`). Defaults to None (unknown).
+        classes (Sequence[str], optional): Class names in label order, for
+            the messages of points off their class. Defaults to None.
 
     Returns:
         list[DataProblem]: Every problem found.
     """
     decoded = set(sample_indices(len(data_list), max_decode))
-    problems = []
+    problems, off_class = [], []
     for i, info in enumerate(data_list):
         where = (f'{source}: image id {info["img_id"]} '
                  f'({info["img_path"]})')
@@ -313,8 +462,15 @@ def check_data_files(data_list: Sequence[dict],
             decode=i in decoded, backend_args=backend_args, loader=loader)
         problems += img_problems
         if check_seg and info.get('seg_map_path'):
-            problems += check_seg_map_file(
+            seg_problems, seg_map = _check_seg_map(
                 info['seg_map_path'], file_hw or
                 (info['height'], info['width']), num_classes, where,
-                decode=i in decoded, backend_args=backend_args)
-    return problems
+                i in decoded, backend_args)
+            problems += seg_problems
+            if seg_map is not None and info.get('points'):
+                off_class += [
+                    (where, info['seg_map_path'], record, value)
+                    for record, value in points_off_class(
+                        seg_map, info['points'], num_classes)
+                ]
+    return problems + off_class_warnings(off_class, source, classes)

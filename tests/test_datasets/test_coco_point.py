@@ -209,3 +209,21 @@ def test_dataset_configs_build_their_transforms(name, num_classes):
             TRANSFORMS.build(t)
     assert cfg.train_dataloader.dataset.data_prefix.get('seg')
     assert 'seg' not in cfg.val_dataloader.dataset.data_prefix
+
+
+def test_train_scale_is_checked_for_training_only(tmp_path, monkeypatch):
+    """Images far below the train resize scale are a warning when a
+    training dataset is built; test_mode datasets are not resized for
+    training and get none."""
+    logged = []
+    monkeypatch.setattr(coco_point, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    ann_file = write_json(tmp_path)
+    pipeline = [dict(type='mmdet.PointRandomResize', scale=(512, 512),
+                     ratio_range=(0.7, 1.3), keep_ratio=True)]
+    build_dataset(tmp_path, ann_file, test_mode=True, pipeline=pipeline)
+    assert logged == []
+    build_dataset(tmp_path, ann_file, pipeline=pipeline)
+    [warning] = [m for m in logged if 'resize scale' in m]
+    assert warning.startswith(f'{ann_file}: 3 of 3 images are much smaller')
+    assert 'x51.2' in warning  # 512 / 10, a.jpg's longer side

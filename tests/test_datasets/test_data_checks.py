@@ -6,6 +6,7 @@ import json
 import pytest
 
 from p2seg_mm.datasets.data_checks import (check_point_categories,
+                                           point_records,
                                            segmentation_problem)
 from tests.test_datasets.point_json import (CLASSES, build_dataset,
                                             point_anns, point_images,
@@ -142,3 +143,19 @@ def test_segmentation_problem(segmentation, reason):
         assert got is None
     else:
         assert reason in got
+
+
+def test_point_records_keep_the_points_training_uses():
+    """The points the pseudo-map check reads: not ignored, not crowd, a
+    valid point of a class category; labels in classes order."""
+    anns = point_anns() + [
+        dict(id=15, image_id=1, category_id=3, point=[10.0, 1.0]),  # out
+        dict(id=16, image_id=1, category_id=0, point=[1.0, 1.0]),  # no class
+        dict(id=17, image_id=1, category_id=3),  # no point
+        dict(id=18, image_id=1, category_id=3, point=[2, 6]),
+    ]
+    assert point_records(anns, {3: 0, 7: 1}, 8, 10) == [
+        dict(ann_id=11, point=(0.5, 7.5), label=1),
+        dict(ann_id=13, point=(2.0, 3.0), label=0),
+        dict(ann_id=18, point=(2.0, 6.0), label=0),
+    ]

@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 from p2seg_mm.datasets import coco_point
-from p2seg_mm.datasets.file_checks import (check_seg_map_file,
-                                           image_loader_of, sample_indices)
+from p2seg_mm.datasets.file_checks import (check_data_files,
+                                           check_seg_map_file,
+                                           image_loader_of, points_off_class,
+                                           sample_indices)
 from tests.test_datasets.point_json import (build_dataset, write_json,
                                             write_seg_maps)
 
@@ -125,3 +127,48 @@ def test_image_loader_of_and_sample_indices():
     assert sample_indices(5, None) == sample_indices(5, 9) == [0, 1, 2, 3, 4]
     assert sample_indices(100, 3) == [0, 49, 99]
     assert sample_indices(5, 0) == []
+
+
+def test_points_off_class():
+    """Pixel (floor(y), floor(x)) must hold the point's class (label + 1)
+    or 255; background or another class is reported with its value;
+    pixels outside the map and values that are no class are skipped."""
+    seg = np.zeros((4, 6), np.uint8)
+    seg[1, 2], seg[2, 3], seg[3, 5], seg[0, 5] = 1, 2, 255, 38
+    records = [
+        dict(ann_id=1, point=(2.9, 1.0), label=0),  # on its class
+        dict(ann_id=2, point=(2.0, 1.9), label=1),  # on class 0 ('cat')
+        dict(ann_id=3, point=(0.5, 0.5), label=0),  # on background
+        dict(ann_id=4, point=(5.5, 3.5), label=1),  # on ignore
+        dict(ann_id=5, point=(5.5, 0.5), label=1),  # on a bad value
+        dict(ann_id=6, point=(6.5, 0.5), label=1),  # outside the map
+    ]
+    found = points_off_class(seg, records, 2)
+    assert [(r['ann_id'], v) for r, v in found] == [(2, 1), (3, 0)]
+    # without a class count every value below 255 is a class
+    assert [r['ann_id'] for r, _ in points_off_class(seg, records, None)
+            ] == [2, 3, 5]
+
+
+def test_points_are_read_on_the_upright_pseudo_map(tmp_path):
+    """A map stored with EXIF Orientation=6 is loaded upright; points (in
+    the upright frame) are looked up there, as training reads it."""
+    upright = np.zeros((6, 4), np.uint8)  # H x W upright
+    upright[1, 2] = 1
+    tags = Image.Exif()
+    tags[0x0112] = 6  # rotate 90 clockwise to show
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(
+        tmp_path / 'm.png', exif=tags)
+    Image.fromarray(np.zeros((6, 4, 3), np.uint8)).save(tmp_path / 'i.png')
+    info = dict(img_id=1, img_path=str(tmp_path / 'i.png'), height=6,
+                width=4, seg_map_path=str(tmp_path / 'm.png'),
+                points=[dict(ann_id=1, point=(2.5, 1.5), label=0),
+                        dict(ann_id=2, point=(2.5, 1.5), label=1)])
+    problems = check_data_files([info], 'j.json', 2, check_seg=True,
+                                classes=('cat', 'dog'))
+    assert [p.level for p in problems] == ['warning']
+    assert "annotation id 2: point (2.5, 1.5) of class 'dog' lies on a " \
+        "pixel of value 1 (class 'cat')" in problems[0].message
+    # not decoded: not checked
+    assert check_data_files([info], 'j.json', 2, check_seg=True,
+                            max_decode=0) == []

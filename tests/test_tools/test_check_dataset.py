@@ -53,13 +53,17 @@ test_evaluator = dict(type='CocoMetric', ann_file={gt!r}, metric='segm')
 '''
 
 
-def _write_config(tmp_path, train, gt, loader='LoadImageFromFile'):
+def _write_config(tmp_path, train, gt, loader='LoadImageFromFile', steps=''):
+    """The config, whose train pipeline ends with ``steps`` (config text of
+    dicts) if given."""
     (tmp_path / 'train.json').write_text(json.dumps(train))
     (tmp_path / 'gt.json').write_text(json.dumps(gt))
     cfg = tmp_path / 'cfg.py'
-    cfg.write_text(
-        CONFIG.format(root=str(tmp_path), gt=str(tmp_path / 'gt.json'),
-                      loader=loader))
+    text = CONFIG.format(root=str(tmp_path), gt=str(tmp_path / 'gt.json'),
+                         loader=loader)
+    if steps:
+        text = text.replace('with_seg=True)]', f'with_seg=True), {steps}]')
+    cfg.write_text(text)
     return str(cfg)
 
 
@@ -347,3 +351,199 @@ def test_point_of_a_category_outside_the_classes_is_reported(
     train['annotations'][1]['ignore'] = 1
     cfg = _write_config(tmp_path, train, gt)
     assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 0
+
+
+def test_clean_dataset_gets_no_warning(tmp_path, capsys):
+    """Points on their own class (or ignore) and images at the resize
+    scale of the train pipeline: no point or scale warning, in the tool
+    and at the dataset build of training."""
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    # ignore under the point of image 2: fine
+    _save(tmp_path / 'sem' / '2.png', np.full((16, 20), 255, np.uint8))
+    # a crowd point on background gets no target: not checked
+    train['annotations'].append(dict(id=3, image_id=1, category_id=2,
+                                     point=[0.5, 0.5], iscrowd=1))
+    cfg = _write_config(tmp_path, train, gt,
+                        steps=_resize_steps(scale=(20, 20), crop=(16, 16)))
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 0
+    out = capsys.readouterr().out
+    assert not _messages(out, 'WARNING'), out
+    assert '0 error(s), 0 warning(s)' in out
+    assert _build_warnings(tmp_path, cfg) == []
+
+
+def _resize_steps(scale, crop, ratio_range=(0.7, 1.3)):
+    """The demo's train resize and crop (configs/_base_/datasets/
+    demo_cells_point.py), at another scale."""
+    return (f"dict(type='PointRandomResize', scale={scale!r}, "
+            f'ratio_range={ratio_range!r}, keep_ratio=True), '
+            f"dict(type='PointRandomCrop', crop_size={crop!r}, min_points=1)")
+
+
+def _build_warnings(tmp_path, cfg):
+    """The warnings logged when training builds the train dataset."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmdet.registry import DATASETS
+    from p2seg_mm.datasets import coco_point
+    logged = []
+    original = coco_point.print_log
+    coco_point.print_log = lambda msg, **kw: logged.append(msg)
+    try:
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            DATASETS.build(Config.fromfile(cfg).train_dataloader.dataset)
+    finally:
+        coco_point.print_log = original
+    return logged
+
+
+def test_point_on_another_class_of_its_pseudo_map_is_a_warning(
+        tmp_path, capsys):
+    """New-user trial: a HeLa point on background (0) or on the E. coli
+    label of the pseudo-map passed every check; its object gets no pixel
+    of its class, so the point gets the fallback square / no mask. Now a
+    warning per point names the json, ids, point, class, map value and
+    its meaning and the fix, in the tool and at the training build."""
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    train['annotations'][0]['point'] = [1.5, 2.5]  # cat on background
+    sem = np.zeros((16, 20), np.uint8)
+    sem[4:8, 4:8] = 1  # image 2: its dog point lies on 'cat'
+    _save(tmp_path / 'sem' / '2.png', sem)
+    cfg = _write_config(tmp_path, train, gt)
+    tool = _load_tool('analysis_tools', 'check_dataset.py')
+    assert tool.main([cfg]) == 0  # warnings only
+    warnings = _messages(capsys.readouterr().out, 'WARNING')
+    assert len(warnings) == 2, warnings
+    train_json = str(tmp_path / 'train.json')
+    sem_dir = str(tmp_path / 'sem')
+    assert warnings[0].startswith(
+        f'WARNING: {train_json}: image id 1 ({tmp_path / "img" / "1.png"}),'
+        " annotation id 1: point (1.5, 2.5) of class 'cat' lies on a pixel "
+        f'of value 0 (background) in the semantic pseudo-map {sem_dir}/'
+        '1.png, not 1 (its class) or 255 (ignore): the pseudo-map gives '
+        "this object's pixel to background")
+    assert 'fallback square / no mask' in warnings[0]
+    assert 'Fix the point (onto its object) or the map.' in warnings[0]
+    assert ("image id 2 (" in warnings[1] and 'annotation id 2: point (5.5,'
+            " 5.5) of class 'dog' lies on a pixel of value 1 (class 'cat')"
+            in warnings[1])
+    # training builds the dataset with the same warnings
+    assert _build_warnings(tmp_path, cfg) == [
+        w[len('WARNING: '):] for w in warnings]
+
+
+def test_many_points_off_class_are_summarised(tmp_path, capsys):
+    """The first points are listed one by one, the rest counted."""
+    from p2seg_mm.datasets.file_checks import MAX_LISTED_POINTS
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    extra = MAX_LISTED_POINTS + 3
+    for k in range(extra):  # on background, row 12
+        train['annotations'].append(dict(
+            id=100 + k, image_id=1, category_id=1,
+            point=[float(k) + 0.5, 12.5], iscrowd=0))
+    cfg = _write_config(tmp_path, train, gt)
+    assert _load_tool('analysis_tools', 'check_dataset.py').main(
+        [cfg, '--splits', 'train']) == 0
+    warnings = _messages(capsys.readouterr().out, 'WARNING')
+    assert len(warnings) == MAX_LISTED_POINTS + 1, warnings
+    assert all('annotation id 10' in w for w in warnings[:-1])
+    summary = warnings[-1]
+    assert (f'3 more point(s) lie on a semantic pseudo-map pixel that is '
+            f'neither their class nor 255 (ignore), {extra} in all '
+            f'(annotation ids {[100 + k for k in range(10, extra)]})'
+            in summary)
+    assert 'Fix the points or the maps.' in summary
+
+
+def test_points_on_missing_pseudo_maps_are_not_checked(tmp_path, capsys):
+    """A missing map is the error of its own check, nothing more."""
+    train = _good_dataset(tmp_path)
+    gt = _gt(train)
+    train['annotations'][0]['point'] = [1.5, 2.5]
+    cfg = _write_config(tmp_path, train, gt)
+    (tmp_path / 'sem' / '1.png').unlink()
+    assert _load_tool('analysis_tools', 'check_dataset.py').main(
+        [cfg, '--splits', 'train']) == 1
+    out = capsys.readouterr().out
+    assert not _messages(out, 'WARNING'), out
+    [err] = _messages(out, 'ERROR')
+    assert '1.png does not exist' in err
+
+
+def test_images_much_smaller_than_the_train_scale_are_a_warning(
+        tmp_path, capsys):
+    """New-user trial: 16 x 20 images with the demo's scale 512 are
+    upsampled ~25 times in training and tested at their own size; one
+    warning per dataset names how many, the first files, the factor and
+    the fix, in the tool and at the training build."""
+    train = _good_dataset(tmp_path)
+    cfg = _write_config(tmp_path, train, _gt(train),
+                        steps=_resize_steps(scale=(512, 512),
+                                            crop=(256, 256)))
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 0
+    warnings = _messages(capsys.readouterr().out, 'WARNING')
+    assert len(warnings) == 1, warnings  # once for the dataset
+    img = tmp_path / 'img'
+    assert warnings[0] == (
+        f'WARNING: {tmp_path / "train.json"}: 2 of 2 images are much smaller'
+        ' than the resize scale of the train pipeline, PointRandomResize('
+        'scale=(512, 512), ratio_range=(0.7, 1.3), keep_ratio=True): '
+        f'{img / "1.png"} (16 x 20, x25.6), {img / "2.png"} (16 x 20, '
+        'x25.6) (H x W, factor). Training upsamples them x25.6 (x17.9 to '
+        'x33.3 over the random ratio), so the model learns their objects '
+        'that much larger than inference at full resolution shows them, '
+        "and from blurred pixels. Fix: set the scale to the data's size, "
+        "e.g. scale=(20, 20) for the dataset's median longer side of 20 px,"
+        ' and PointRandomCrop(crop_size=(256, 256)) (and the pad size) no '
+        'larger than that; if the upsampling is intended, ignore this '
+        'warning.')
+    assert _build_warnings(tmp_path, cfg) == [warnings[0][len('WARNING: '):]]
+    # the longer side at half the scale is not "much smaller"
+    cfg = _write_config(tmp_path, train, _gt(train),
+                        steps=_resize_steps(scale=(40, 40), crop=(16, 16)))
+    assert _load_tool('analysis_tools', 'check_dataset.py').main([cfg]) == 0
+    assert not _messages(capsys.readouterr().out, 'WARNING')
+
+
+def test_train_scale_lists_the_first_images_only():
+    """Many small images: the count and the first few names."""
+    from p2seg_mm.datasets.config_checks import (MAX_LISTED_IMAGES,
+                                                 check_train_scale)
+    data_list = [dict(img_path=f'{i}.png', height=100, width=50)
+                 for i in range(MAX_LISTED_IMAGES + 4)]
+    data_list.append(dict(img_path='big.png', height=600, width=500))
+    pipeline = [dict(type='PointResize', scale=(512, 512), keep_ratio=True)]
+    [problem] = check_train_scale(data_list, pipeline, 'j.json')
+    assert problem.level == 'warning'
+    assert f'{MAX_LISTED_IMAGES + 4} of {MAX_LISTED_IMAGES + 5} images' in \
+        problem.message
+    assert f'{MAX_LISTED_IMAGES - 1}.png (100 x 50, x5.1) and 4 more' in \
+        problem.message
+    assert f'{MAX_LISTED_IMAGES}.png' not in problem.message
+    assert 'big.png' not in problem.message
+    assert 'upsamples them x5.1, so' in problem.message
+    # no resize step, a scale_factor resize: nothing to compare
+    assert check_train_scale(data_list, [], 'j.json') == []
+    assert check_train_scale(
+        data_list, [dict(type='PointResize', scale_factor=2.0)], 'j') == []
+
+
+def test_resize_factor_follows_mmdet_resize():
+    """keep_ratio: the longer side fits max(scale), the shorter min(scale)
+    (mmcv rescale_size); otherwise the smaller axis factor; the factors
+    are those of mmdet's Resize on an image of that size."""
+    from mmdet.datasets.transforms import Resize
+    from p2seg_mm.datasets.config_checks import resize_factor
+    for (height, width), scale, keep in [((100, 50), (512, 512), True),
+                                         ((300, 400), (1333, 800), True),
+                                         ((100, 50), (200, 300), False)]:
+        out = Resize(scale=scale, keep_ratio=keep)(
+            dict(img=np.zeros((height, width, 3), np.uint8)))
+        new_h, new_w = out['img_shape']
+        expected = min(new_h / height, new_w / width)
+        assert resize_factor(height, width, scale, keep) == pytest.approx(
+            expected, abs=0.02)

@@ -367,6 +367,9 @@ def test_infer_checks_a_test_cfg_mode_override(tmp_path, monkeypatch):
                      "'point' mode and an image without points in 'center' "
                      'mode. To decode an image point-free, give no points '
                      'for it.', logging.WARNING)]
+    logs.clear()
+    infer.main(argv + ['model.test_cfg.mode=point'])
+    assert logs == []  # the mode used: nothing to warn about
 
 
 def test_infer_warns_when_point_free_decoding_finds_nothing(

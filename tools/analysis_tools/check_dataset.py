@@ -18,6 +18,13 @@ height; more than 8 bits with a loader other than ``LoadP2SegImageFromFile``,
 which stretches them per image) and semantic pseudo-maps (present,
 single-channel index PNG, upright image size, values ``0..C`` and 255),
 masks of the metrics' jsons (decodable by pycocotools).
+Warnings (training runs, the data is suspicious): a training point whose
+pseudo-map pixel ``(floor(y), floor(x))`` is neither its class
+(``label + 1``) nor ignore (255), i.e. background (0) or another class,
+checked on the decoded pseudo-maps that exist (the first ones listed, the
+rest counted); training images much smaller than the resize scale of the
+train pipeline (upsampled more than 2x; once per dataset, with the count,
+the first files and the factor).
 Each problem names the file, image id and annotation id and the fix. Exit
 status 1 if any error was found, 0 otherwise (warnings only).
 """
