@@ -28,9 +28,9 @@ random orders of the ties). Rows:
 Learned rows train ``--config`` (default: the ladder MDM
 ``configs/p2seg/p2seg_r18_stride8-300it_demo-cells.py``, the demo's network
 at CPU-cheap settings; with ``--iters 1000`` the training
-``p2seg_aux_gmw``, that config plus the row's switches, is the demo's
+``p2seg_aux2_gmw``, that config plus the row's switches, is the demo's
 ``p2seg_r18_demo-cells.py``, whose decoding of new images is row
-``p2seg_aux_gmw_pamr``) for ``--iters`` (default: the config's
+``p2seg_aux2_gmw_pamr_geo``) for ``--iters`` (default: the config's
 ``train_cfg.max_iters``) with ``randomness.seed = s`` for each seed, one
 torch thread per process, ``--jobs`` processes side by side. A row decodes
 with the config's test_cfg, except the keys rows vary (``mode``,
@@ -97,6 +97,14 @@ TRAININGS = {
         dis_group=False),
     'dis_group': dict(
         model=dict(train_cfg=dict(use_i2s=False, use_inst_affinity=False))),
+    # mdm_base with its semantic CE counted twice (+ the same CE on the
+    # unrefined logits at weight 1): the control of p2seg_aux2_gmw, whose
+    # unrefined CE has weight 2 (does I2S help, or the weight?)
+    'mdm_base_sem2': dict(
+        model=dict(
+            train_cfg=dict(use_i2s=False, use_inst_affinity=False,
+                           unrefined_sem_loss_weight=1.0)),
+        dis_group=False),
     'i2s_t1': dict(model=dict(train_cfg=dict(use_inst_affinity=False))),
     'p2seg': dict(),
     'k2': dict(model=dict(train_cfg=dict(num_stages=2))),
@@ -143,6 +151,17 @@ TRAININGS = {
             affinity_head=dict(affinity='gaussian', pool=1),
             train_cfg=dict(
                 unrefined_sem_loss_weight=1.0, aff_membership='majority',
+                i2s_window=(128, 128)))),
+    # p2seg_aux_gmw with the unrefined CE at weight 2: trained with the I2S
+    # terms, the semantic head's E. coli probability on the held-out (denser)
+    # colonies is lower than without them, and seed 3 of p2seg_aux_gmw lost
+    # held-out E. coli (AP50 59.1, 23 % fallback squares; docs/method.md
+    # §4.6, "Session 12")
+    'p2seg_aux2_gmw': dict(
+        model=dict(
+            affinity_head=dict(affinity='gaussian', pool=1),
+            train_cfg=dict(
+                unrefined_sem_loss_weight=2.0, aff_membership='majority',
                 i2s_window=(128, 128)))),
     # + static offset targets that split touching objects by the geodesic
     # path avoiding image edges instead of Euclidean distance (not in the
@@ -267,6 +286,17 @@ ROWS = {
     'k2_aux_gmw_pamr_geo': ('k2_aux_gmw',
                             dict(use_i2s=True, pamr=dict(),
                                  grouping='geodesic'), ('train', 'val')),
+    'mdm_base_sem2_pamr_geo': ('mdm_base_sem2',
+                               dict(use_i2s=False, pamr=dict(),
+                                    grouping='geodesic'), ('train', 'val')),
+    # p2seg_aux_gmw_pamr_geo trained with the unrefined CE at weight 2
+    'p2seg_aux2_gmw_pamr_geo': ('p2seg_aux2_gmw',
+                                dict(use_i2s=True, pamr=dict(),
+                                     grouping='geodesic'), ('train', 'val')),
+    'p2seg_aux2_gmw_no_test_i2s_pamr_geo': ('p2seg_aux2_gmw',
+                                            dict(use_i2s=False, pamr=dict(),
+                                                 grouping='geodesic'),
+                                            ('train', 'val')),
     # the demo's checkpoint decoded as the demo decodes but without the
     # walk at test: what the test-time I2S adds to that decoding
     'p2seg_aux_gmw_no_test_i2s_pamr_geo': ('p2seg_aux_gmw',

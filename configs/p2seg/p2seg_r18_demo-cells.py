@@ -55,14 +55,18 @@ model = dict(
     #   spread at stride 4, so it is not shown to be needed;
     # - a CE on the unrefined logits: with the refined CE alone the semantic
     #   head learns neither class (p2seg_gm: HeLa AP50 14.2 vs 84.6, earlier
-    #   demo images);
+    #   demo images); at weight 2, not 1: with the I2S terms the head's
+    #   E. coli probability on the held-out (denser) colonies drops, and at
+    #   weight 1 one training in 5 lost held-out E. coli (seed 3: AP50 59.1,
+    #   23 % of its points on fallback squares; none in 5 at weight 2,
+    #   p2seg_aux2_gmw_pamr_geo, benchmarks/results/aux2);
     # - the I2S terms of each batch on one random 128 x 128 window
     #   (i2s_window): 1/16 of the N^2 pairs, 0.40-0.51 s per iteration
     #   instead of 0.8-1.1 s, so that 1000 iterations fit the demo's budget.
     affinity_head=dict(
         in_channels=32, embed_dims=32, pool=1, affinity='gaussian'),
     train_cfg=dict(
-        unrefined_sem_loss_weight=1.0,
+        unrefined_sem_loss_weight=2.0,
         aff_membership='majority',
         i2s_window=(128, 128)),
     # Every image (the training frames of stage B, the held-out frames in

@@ -26,6 +26,11 @@ def test_each_paper_row_differs_by_its_switch(bench):
     assert opts['p2seg'] - opts['i2s_t1'] == {
         'model.train_cfg.use_inst_affinity=True'}
     assert opts['k2'] - opts['p2seg'] == {'model.train_cfg.num_stages=2'}
+    # the unrefined CE's weight and its control without I2S
+    assert opts['p2seg_aux2_gmw'] - opts['p2seg_aux_gmw'] == {
+        'model.train_cfg.unrefined_sem_loss_weight=2.0'}
+    assert opts['mdm_base_sem2'] - opts['mdm_base'] == {
+        'model.train_cfg.unrefined_sem_loss_weight=1.0'}
     # decoding builds the model the row trained (K walks for k2)
     assert 'model.train_cfg.num_stages=2' in bench.model_options('k2', [])
 
