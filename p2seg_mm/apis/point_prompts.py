@@ -103,11 +103,15 @@ def points_from_coco(coco: dict, path: str) -> PointsByImage:
             raise ValueError(f'{where} has no "point" [x, y]. Fix: make the '
                              'json with tools/dataset_converters/'
                              'import_points.py or masks_to_points.py.')
-        if ann.get('image_id') not in files or ann.get(
-                'category_id') not in names:
-            raise ValueError(f'{where}: unknown image_id '
-                             f'{ann.get("image_id")!r} or category_id '
-                             f'{ann.get("category_id")!r}.')
+        if ann.get('image_id') not in files:
+            raise ValueError(f'{where}: image_id {ann.get("image_id")!r} is '
+                             'not in "images". Fix the image_id or add the '
+                             'image entry.')
+        if ann.get('category_id') not in names:
+            raise ValueError(f'{where}: category_id '
+                             f'{ann.get("category_id")!r} is not in '
+                             f'"categories" {list(names)}. Fix the '
+                             'category_id or add the category.')
         out[files[ann['image_id']]].append(
             (_number(point[0], where), _number(point[1], where),
              names[ann['category_id']]))

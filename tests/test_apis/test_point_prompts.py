@@ -169,3 +169,20 @@ def test_match_images(tmp_path):
         prompts.match_images(str(tmp_path / 'nothing.png'), {'x': []})
     with pytest.raises(ValueError, match='no points'):
         prompts.match_images(single, {})
+
+
+@pytest.mark.parametrize('ann, match', [
+    (dict(image_id=9, category_id=1), r'annotation id 1: image_id 9 is not '
+     r'in "images"\. Fix'),
+    (dict(image_id=1, category_id=7), r'annotation id 1: category_id 7 is '
+     r'not in "categories" \[1\]\. Fix the category_id')])
+def test_coco_points_name_the_unknown_id(tmp_path, ann, match):
+    """New-user trial: "unknown image_id 1 or category_id 7" although the
+    image existed, and no fix; each id is named on its own."""
+    import json
+    coco = dict(images=[dict(id=1, file_name='a.png', height=8, width=8)],
+                categories=[dict(id=1, name='ecoli')],
+                annotations=[dict(id=1, point=[1.5, 1.5], iscrowd=0, **ann)])
+    path = write(tmp_path / 'coco.json', json.dumps(coco))
+    with pytest.raises(ValueError, match=match):
+        prompts.load_points(path)

@@ -101,3 +101,20 @@ def test_wrong_ground_truth_json_stops_with_the_mismatched_files(tmp_path):
             f'{wrong_file}') in msg
     assert "image id 5: '5.jpg'" in msg and 'image id 6' not in msg
     assert '... and 2 more' in msg and 'Fix: give the ground truth' in msg
+
+
+def test_points_json_given_for_the_masks_says_so(tmp_path):
+    """New-user trial: a points json passed as the pseudo-masks listed one
+    "has no segmentation" error per annotation with a fix that did not
+    apply; it is one message naming the mistake."""
+    pseudo_file, gt_file, _, pseudo = _jsons(tmp_path, [])
+    points = tmp_path / 'points.json'
+    points.write_text(json.dumps(dict(pseudo, annotations=[
+        dict(id=1, image_id=1, category_id=1, point=[1.5, 1.5], iscrowd=0)
+    ])))
+    with pytest.raises(ValueError) as err:
+        _tool().main([str(points), gt_file])
+    assert str(err.value).startswith(
+        f'{points}: none of its 1 annotations has a "segmentation": it '
+        'looks like a points json, not masks.')
+    _tool().main([pseudo_file, gt_file])  # masks: scored

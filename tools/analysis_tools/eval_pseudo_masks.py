@@ -71,11 +71,21 @@ def load_checked(path: str) -> dict:
         FileNotFoundError: ``path`` does not exist.
         DataCheckError: Repeated ids, dangling references, or masks
             pycocotools cannot decode (empty or < 3-point polygons ...).
+        ValueError: No annotation has a mask (a points json given).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist.')
     with open(path, encoding='utf-8') as f:
         coco = json.load(f)
+    anns = coco.get('annotations') or []
+    if anns and not any('segmentation' in ann for ann in anns):
+        raise ValueError(
+            f'{path}: none of its {len(anns)} annotations has a '
+            '"segmentation": it looks like a points json, not masks. Fix: '
+            'give the pseudo-mask export of stage B (e.g. work_dirs/'
+            'pipeline_*/pseudo/train_p2seg.json, tools/'
+            'export_pseudo_masks.py) and the ground-truth masks of the same '
+            'split.')
     problems = check_coco_structure(coco, path)
     if not errors_of(problems):
         problems += check_segmentations(coco, path)

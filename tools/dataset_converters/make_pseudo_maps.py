@@ -226,6 +226,17 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         print(f'{out}: {"bright" if stats["polarity"] > 0 else "dark"} '
               f'objects, k={stats["k"]:.2f}, points on their class '
               f'{100 * stats["point_coverage"]:.0f} %')
+        if len(points[info['id']][0]) and \
+                stats['point_coverage'] < LOW_COVERAGE:
+            print(f'WARNING: {out}: only '
+                  f'{100 * stats["point_coverage"]:.0f} % of the '
+                  f'{len(points[info["id"]][0])} points of image id '
+                  f'{info["id"]} ({info["file_name"]}) lie on their class in '
+                  'this map: a point off its object (e.g. on the background) '
+                  'can flip the bright/dark choice and empty the map. Fix: '
+                  'check the points (tools/analysis_tools/check_dataset.py '
+                  'lists each point off its class with its annotation id) '
+                  'or the image.')
     if gt_file:
         ious = foreground_ious(gt_file, maps, classes)
         if not ious:
@@ -237,6 +248,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             print(f'foreground IoU vs {gt_file}: {name} {100 * iou:.1f} %')
             rows.append(dict(gt_class=name, foreground_iou=iou))
     return rows
+
+
+#: share of an image's points on their class below which the tool warns
+LOW_COVERAGE = 0.5
 
 
 if __name__ == '__main__':

@@ -199,14 +199,24 @@ def points_by_image(
         DataCheckError: (a ``ValueError``) Listing every used annotation
             whose point is missing, malformed or outside its image, whose
             image id is not in ``"images"`` or whose image has no valid
-            size; each names ``source``, the image id, the annotation id
-            and the fix.
+            size, or whose ``category_id`` is not in ``"categories"`` (it
+            would vanish from the map silently); each names ``source``, the
+            image id, the annotation id and the fix.
     """
     label_of = category_to_label(coco['categories'], classes, source)
     sizes = image_sizes(coco)
     out: Dict[int, list] = {im['id']: [] for im in coco['images']}
     problems = []
+    json_cats = [cat.get('id') for cat in coco['categories']]
     for ann in coco['annotations']:
+        if ann.get('category_id') not in json_cats:
+            problems.append(
+                error(f'{source}: image id {ann.get("image_id")}, annotation '
+                      f'id {ann.get("id")}: category_id '
+                      f'{ann.get("category_id")!r} is not in "categories" '
+                      f'{json_cats}. Fix the category_id or add the '
+                      'category.'))
+            continue
         if ann.get('category_id') not in label_of:
             continue
         img_id = ann.get('image_id')

@@ -285,6 +285,67 @@ def test_cli_refuses_a_point_outside_its_image_before_any_map(
     assert not (tmp_path / 'maps').exists()  # not even image 1's map
 
 
+def test_cli_refuses_a_category_not_in_the_json(tmp_path):
+    """New-user trial: a point of category_id 7 (not in "categories")
+    vanished from the map with exit 0; it is an error naming the json, the
+    image id, the annotation id and the fix."""
+    tool = _load_tool()
+    image, _ = _scene()
+    (tmp_path / 'imgs').mkdir()
+    cv2.imwrite(str(tmp_path / 'imgs' / 'f1.png'), image)
+    coco = dict(
+        images=[dict(id=1, file_name='f1.png', height=H, width=W)],
+        categories=[dict(id=1, name='a')],
+        annotations=[
+            dict(id=1, image_id=1, category_id=1, point=[10.5, 10.5],
+                 iscrowd=0),
+            dict(id=2, image_id=1, category_id=7, point=[20.5, 10.5],
+                 iscrowd=0)
+        ])
+    points = tmp_path / 'p.json'
+    points.write_text(json.dumps(coco))
+    with pytest.raises(ValueError) as err:
+        tool.main([str(points), '--img-dir', str(tmp_path / 'imgs'),
+                   '--out-dir', str(tmp_path / 'maps')])
+    assert f'{points}: image id 1, annotation id 2: category_id 7 is not ' \
+        'in "categories" [1]. Fix the category_id or add the category.' \
+        in str(err.value)
+    assert not (tmp_path / 'maps').exists()
+
+
+def test_cli_warns_when_few_points_lie_on_their_class(tmp_path, capsys):
+    """New-user trial: one of an image's two points moved onto the
+    background flipped the bright/dark choice and emptied the map, with
+    exit 0 and no word; the tool now warns naming the image."""
+    tool = _load_tool()
+    image, _ = _scene()
+    (tmp_path / 'imgs').mkdir()
+    cv2.imwrite(str(tmp_path / 'imgs' / 'f1.png'), image)
+    good = _points_json(tmp_path, [[10.5, 10.5]])
+    tool.main([str(good), '--img-dir', str(tmp_path / 'imgs'),
+               '--out-dir', str(tmp_path / 'ok')])
+    assert 'WARNING' not in capsys.readouterr().out
+    bad = _points_json(tmp_path, [[10.5, 10.5], [0.5, 0.5], [1.5, 0.5]])
+    rows = tool.main([str(bad), '--img-dir', str(tmp_path / 'imgs'),
+                      '--out-dir', str(tmp_path / 'bad')])
+    assert rows[0]['point_coverage'] < tool.LOW_COVERAGE
+    out = capsys.readouterr().out
+    assert 'WARNING: ' in out and 'of the 3 points of image id 1 ' \
+        '(f1.png) lie on their class' in out
+
+
+def _points_json(tmp_path, xys):
+    coco = dict(
+        images=[dict(id=1, file_name='f1.png', height=H, width=W)],
+        categories=[dict(id=1, name='a')],
+        annotations=[
+            dict(id=k + 1, image_id=1, category_id=1, point=xy, iscrowd=0)
+            for k, xy in enumerate(xys)])
+    path = tmp_path / f'p{len(xys)}.json'
+    path.write_text(json.dumps(coco))
+    return path
+
+
 def test_make_pseudo_map_refuses_points_outside_the_image():
     """The library function itself: no IndexError, no silent clipping."""
     image, _ = _scene()
